@@ -1,0 +1,778 @@
+"""Integration-test harness of the call-signalling service (in the spirit of Mosquitto's mosq_test.py).
+
+Every test runs against a real Mosquitto and the real `callsignal` binary, both started here on
+free loopback ports in a temporary directory. A test file is a list of `test_*` functions taking one
+argument, the `Env`; it ends with `harness.main()`, which runs them in order, prints one line per
+test and exits non-zero when any failed. Tests of one file share one broker+service by default
+(use unique user ids via `env.uid()`); a test decorated with `@harness.options(...)` gets its own.
+
+Environment: CALLSIGNAL_BIN (the service binary, passed by CTest), MOSQUITTO_BIN (default
+/usr/sbin/mosquitto), KEEP_TMP=1 keeps the temporary directories, VERBOSE=1 prints logs always.
+When the service is built with sanitizers, any "ERROR: AddressSanitizer" / "runtime error:" in its
+stderr fails the test that was running.
+
+Only the Python standard library and paho-mqtt 1.6 are used (Debian's /usr/bin/python3).
+"""
+
+import http.client
+import inspect
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+
+import paho.mqtt.client as mqtt
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+class HarnessError(AssertionError):
+    """A failure of the environment (broker/service did not start, crashed, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# small utilities
+
+def free_port():
+    """A currently free loopback TCP port (bound once with port 0 and released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02, what="condition"):
+    """Poll predicate() until it returns a truthy value (returned); AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def port_accepts(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path, lines=40):
+    try:
+        with open(path, "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no %s)" % path
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# assertions
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(actual, expected, what="value"):
+    if actual != expected:
+        raise AssertionError("%s: expected %r, got %r" % (what, expected, actual))
+
+
+def expect_error(resp, status, code, message=None):
+    """Assert an error response: HTTP status, JSON {"error": code, "message": message}."""
+    check(resp.status == status and isinstance(resp.json, dict) and resp.json.get("error") == code
+          and (message is None or resp.json.get("message") == message),
+          "expected %d %s%s, got %d %s" % (status, code, "" if message is None else " %r" % message,
+                                           resp.status, resp.body[:300]))
+    check(isinstance(resp.json.get("message"), str) and resp.json["message"],
+          "error body without a message: %r" % resp.json)
+    ctype = resp.headers.get("Content-Type", "")
+    check(ctype.startswith("application/json"), "error Content-Type %r" % ctype)
+    return resp.json
+
+
+def expect_ok(resp, status=200):
+    check(resp.status == status, "expected %d, got %d %s" % (status, resp.status, resp.body[:300]))
+    return resp.json
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+class Response:
+    """status (int), headers (case-insensitive http.client.HTTPMessage), body (bytes), json."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body.decode("utf-8")) if body else None
+        except (ValueError, UnicodeDecodeError):
+            self.json = None
+
+    def __repr__(self):
+        return "<Response %d %r>" % (self.status, self.body[:200])
+
+
+def http_request(port, method, path, json_body=None, form=None, body=None, headers=None,
+                 host="127.0.0.1", timeout=10.0, content_type=None):
+    """One HTTP/1.1 request. json_body -> JSON; form (dict) -> urlencoded; body -> raw bytes/str.
+    content_type overrides the Content-Type header (None = the natural one, "" = send none)."""
+    hdrs = dict(headers or {})
+    data = None
+    natural_type = None
+    if json_body is not None:
+        data = json.dumps(json_body).encode("utf-8")
+        natural_type = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode("utf-8")
+        natural_type = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+    ctype = natural_type if content_type is None else content_type
+    if ctype:
+        hdrs.setdefault("Content-Type", ctype)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        return Response(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Mosquitto
+
+DEFAULT_BROKER_CONF = """\
+per_listener_settings false
+allow_anonymous true
+persistence {persistence}
+persistence_location {dir}/
+log_dest file {dir}/mosquitto.log
+log_type all
+log_timestamp_format %H:%M:%S
+listener {port} 127.0.0.1
+listener {wsport} 127.0.0.1
+protocol websockets
+"""
+
+
+class Broker:
+    """A Mosquitto on free loopback ports: .port (MQTT/TCP) and .wsport (WebSockets).
+
+    conf: replacement config text (str.format fields: port, wsport, dir, persistence, plus any in
+    conf_vars); extra_conf: lines appended (e.g. a plugin, TLS listeners on env ports)."""
+
+    def __init__(self, tmpdir, extra_conf=(), conf=None, persistence=False, conf_vars=None):
+        self.dir = tmpdir
+        self.port = free_port()
+        self.wsport = free_port()
+        self.conf_path = os.path.join(tmpdir, "mosquitto.conf")
+        self.log_path = os.path.join(tmpdir, "mosquitto.log")
+        self.stderr_path = os.path.join(tmpdir, "mosquitto.stderr")
+        self.bin = os.environ.get("MOSQUITTO_BIN") or "/usr/sbin/mosquitto"
+        text = (conf if conf is not None else DEFAULT_BROKER_CONF).format(
+            port=self.port, wsport=self.wsport, dir=tmpdir,
+            persistence="true" if persistence else "false", **(conf_vars or {}))
+        if os.geteuid() == 0 and "\nuser " not in "\n" + text:
+            text = "user root\n" + text  # else Mosquitto drops to user "mosquitto" and can't log here
+        text += "".join(line + "\n" for line in extra_conf)
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        self.proc = None
+
+    @property
+    def url(self):
+        return "tcp://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=5.0):
+        check(self.proc is None, "broker already running")
+        err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([self.bin, "-c", self.conf_path], stdout=err, stderr=err,
+                                     stdin=subprocess.DEVNULL)
+        err.close()
+        deadline = time.monotonic() + timeout
+        while not (port_accepts(self.port) and port_accepts(self.wsport)):
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise HarnessError("mosquitto exited with %s at start:\n%s\n%s" % (
+                    code, tail(self.stderr_path), tail(self.log_path)))
+            if time.monotonic() > deadline:
+                raise HarnessError("mosquitto did not accept on %d/%d" % (self.port, self.wsport))
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        # Mosquitto has closed its sockets once it exited; nothing else to wait for.
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self, lines=40):
+        return tail(self.log_path, lines) + "\n" + tail(self.stderr_path, 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# the service
+
+class Service:
+    """The callsignal binary: .port (HTTP). env: extra environment; args: extra argv.
+
+    wait: "health" (GET /health == 200, i.e. broker connected), "listening" (any HTTP answer),
+    or None (don't wait)."""
+
+    def __init__(self, tmpdir, broker_url, env=None, args=(), binary=None, name="callsignal"):
+        self.bin = binary or os.environ.get("CALLSIGNAL_BIN")
+        if not self.bin:
+            raise HarnessError("CALLSIGNAL_BIN is not set (path of the callsignal binary)")
+        self.port = free_port()
+        self.env = {"PORT": str(self.port), "MQTT_URL": broker_url, "LOG_LEVEL": "debug"}
+        self.env.update({k: str(v) for k, v in (env or {}).items()})
+        self.args = list(args)
+        self.stderr_path = os.path.join(tmpdir, name + ".stderr")
+        self.proc = None
+        self.exit_codes = []
+
+    def start(self, wait="health", timeout=10.0):
+        check(self.proc is None, "service already running")
+        env = dict(os.environ)
+        # Inherited settings must not leak into the test (e.g. a developer's LIVEKIT_* exports).
+        for key in list(env):
+            if key in CONFIG_ENV_VARS:
+                del env[key]
+        env.update(self.env)
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([self.bin] + self.args, env=env, stdout=err, stderr=err,
+                                     stdin=subprocess.DEVNULL)
+        err.close()
+        if wait is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                self.exit_codes.append(code)
+                raise HarnessError("callsignal exited with %s at start:\n%s" % (
+                    code, tail(self.stderr_path)))
+            try:
+                r = http_request(self.port, "GET", "/health", timeout=1.0)
+                if wait == "listening" or r.status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError("callsignal not ready (%s) after %.0fs:\n%s" % (
+                    wait, timeout, tail(self.stderr_path)))
+            time.sleep(0.02)
+
+    def stop(self, sig=signal.SIGTERM, expect_code=0, timeout=10.0):
+        """Signal the service and wait; assert its exit code (None = don't check). Returns it."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            raise AssertionError("callsignal did not exit within %.0fs of signal %d" % (timeout, sig))
+        self.proc = None
+        self.exit_codes.append(code)
+        if expect_code is not None:
+            check(code == expect_code, "callsignal exited with %s after signal %d, expected %s" % (
+                code, sig, expect_code))
+        self.check_sanitizers()
+        return code
+
+    def restart(self, wait="health"):
+        self.stop()
+        self.start(wait=wait)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            code = self.proc.returncode
+            self.proc = None
+            self.exit_codes.append(code)
+            raise AssertionError("callsignal died unexpectedly with exit code %s" % code)
+
+    def stderr(self):
+        return read_text(self.stderr_path)
+
+    def check_sanitizers(self):
+        text = self.stderr()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                i = text.index(marker)
+                raise AssertionError("sanitizer report in callsignal stderr:\n" + text[max(0, i - 200):i + 3000])
+
+    def log(self, lines=40):
+        return tail(self.stderr_path, lines)
+
+
+# Every configuration env var of the spec (also used to scrub the inherited environment).
+CONFIG_ENV_VARS = [
+    "PORT", "HTTP_HOST", "MQTT_URL", "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_CA_FILE", "MQTT_WS_URL",
+    "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_URL", "TOKEN_TTL_S", "RING_TIMEOUT_S",
+    "OFFLINE_GRACE_S", "CALL_RETENTION_S", "WEB_ROOT", "CORS_ORIGIN", "LOG_LEVEL", "AUTH_MODE",
+    "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY_FILE", "START_RATE_PER_MIN",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# MQTT client (a device of a user)
+
+class Client:
+    """One device: connects with a Last Will (empty retained on its presence topic), publishes its
+    presence (retained User JSON), subscribes to users/{id}/events and queues the events received.
+
+    transport: "tcp" or "websockets". user: the presence payload (dict or raw str/bytes) instead of
+    {"id", "name", "location"}. presence=False: connect without publishing presence."""
+
+    def __init__(self, broker, user_id, name=None, location="", client_id=None, transport="tcp",
+                 user=None, presence=True, subscribe=True, will=True, username=None,
+                 password=None, port=None, tls_ca=None, connect=True, timeout=5.0):
+        self.broker = broker
+        self.user_id = user_id
+        self.client_id = client_id or "dev-" + secrets.token_hex(4)
+        self.name = name if name is not None else "Name of " + user_id
+        self.location = location
+        self.transport = transport
+        self.payload = user if user is not None else {
+            "id": user_id, "name": self.name, "location": location}
+        self.want_presence = presence
+        self.want_subscribe = subscribe
+        self.will = will
+        self.username = username
+        self.password = password
+        self.port = port
+        self.tls_ca = tls_ca
+        self.timeout = timeout
+        self.events = queue.Queue()
+        self.messages = queue.Queue()  # (topic, payload bytes, retain) of every message received
+        self.mqtt = None
+        self.connect_rc = None
+        if connect:
+            self.connect()
+
+    @property
+    def presence_topic(self):
+        return "users/%s/presence/%s" % (self.user_id, self.client_id)
+
+    @property
+    def events_topic(self):
+        return "users/%s/events" % self.user_id
+
+    def _encode(self, payload):
+        if isinstance(payload, (dict, list)):
+            return json.dumps(payload).encode("utf-8")
+        return payload.encode("utf-8") if isinstance(payload, str) else payload
+
+    def connect(self):
+        """(Re)connect, subscribe to the events topic, publish presence (as configured)."""
+        if self.mqtt is not None:
+            self._shutdown_loop()
+        connected = threading.Event()
+        subscribed = threading.Event()
+        c = mqtt.Client(client_id=self.client_id, clean_session=True, transport=self.transport,
+                        reconnect_on_failure=False)
+        if self.username is not None:
+            c.username_pw_set(self.username, self.password)
+        if self.tls_ca:
+            c.tls_set(ca_certs=self.tls_ca)
+        if self.will:
+            c.will_set(self.presence_topic, b"", qos=1, retain=True)
+
+        def on_connect(_c, _u, _flags, rc):
+            self.connect_rc = rc
+            connected.set()
+
+        def on_subscribe(_c, _u, _mid, granted):
+            self.granted = granted
+            subscribed.set()
+
+        def on_message(_c, _u, msg):
+            self.messages.put((msg.topic, msg.payload, msg.retain))
+            if msg.topic == self.events_topic:
+                try:
+                    self.events.put(json.loads(msg.payload.decode("utf-8")))
+                except (ValueError, UnicodeDecodeError):
+                    self.events.put({"type": "<unparseable>", "raw": msg.payload})
+
+        c.on_connect = on_connect
+        c.on_subscribe = on_subscribe
+        c.on_message = on_message
+        self.connect_rc = None
+        port = self.port or (self.broker.wsport if self.transport == "websockets" else self.broker.port)
+        c.connect("127.0.0.1", port, keepalive=30)
+        c.loop_start()
+        self.mqtt = c
+        if not connected.wait(self.timeout):
+            raise HarnessError("MQTT client %s: no CONNACK" % self.client_id)
+        if self.connect_rc != 0:
+            raise HarnessError("MQTT client %s: connection refused rc=%s" % (self.client_id, self.connect_rc))
+        if self.want_subscribe:
+            c.subscribe(self.events_topic, qos=1)
+            if not subscribed.wait(self.timeout):
+                raise HarnessError("MQTT client %s: no SUBACK" % self.client_id)
+        if self.want_presence:
+            self.publish_presence()
+        return self
+
+    def publish(self, topic, payload, qos=1, retain=False):
+        info = self.mqtt.publish(topic, self._encode(payload), qos=qos, retain=retain)
+        info.wait_for_publish(self.timeout)
+        check(info.is_published(), "publish to %s not acknowledged" % topic)
+
+    def publish_presence(self, payload=None):
+        """Publish (retained) the presence payload (default: this device's User)."""
+        if payload is not None:
+            self.payload = payload
+        self.publish(self.presence_topic, self.payload, retain=True)
+
+    def clear_presence(self):
+        self.publish(self.presence_topic, b"", retain=True)
+
+    def disconnect(self):
+        """Clean disconnect: clear the presence first, then DISCONNECT (the Will is discarded)."""
+        if self.mqtt is None:
+            return
+        try:
+            if self.want_presence:
+                self.clear_presence()
+            self.mqtt.disconnect()
+        finally:
+            self._shutdown_loop()
+
+    def drop(self):
+        """Abrupt disconnect: close the socket without DISCONNECT, so the broker fires the Will."""
+        if self.mqtt is None:
+            return
+        c = self.mqtt
+        c.loop_stop()
+        sock = c.socket()
+        if sock is not None:
+            try:
+                raw = getattr(sock, "_socket", sock)  # paho's WebsocketWrapper keeps the TCP socket
+                raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self.mqtt = None
+
+    def _shutdown_loop(self):
+        c, self.mqtt = self.mqtt, None
+        if c is None:
+            return
+        try:
+            c.disconnect()
+        except Exception:
+            pass
+        c.loop_stop()
+
+    close = _shutdown_loop
+
+    # events -----------------------------------------------------------------------------------
+
+    def expect_event(self, type_, timeout=5.0, call_id=None):
+        """The next event received (within timeout) must be of this type (and this call id)."""
+        try:
+            ev = self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("%s (%s): no %s event within %.1fs" % (
+                self.user_id, self.client_id, type_, timeout))
+        check(isinstance(ev, dict) and ev.get("type") == type_,
+              "%s (%s): expected %s event, got %r" % (self.user_id, self.client_id, type_, ev))
+        check(isinstance(ev.get("call"), dict), "event without a call object: %r" % ev)
+        if call_id is not None:
+            eq(ev["call"].get("id"), call_id, "%s event call id" % type_)
+        return ev
+
+    def expect_no_event(self, timeout=0.5):
+        try:
+            ev = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        raise AssertionError("%s (%s): unexpected event %r" % (self.user_id, self.client_id, ev))
+
+
+# ---------------------------------------------------------------------------------------------
+# one test environment: a temp dir, a broker and a service
+
+class Env:
+    """broker_opts: kwargs of Broker; service_env/service_args: the service's; start_service=False
+    for tests that start binaries themselves; wait: see Service.start."""
+
+    def __init__(self, name="env", service_env=None, service_args=(), broker_opts=None,
+                 start_broker=True, start_service=True, wait="health"):
+        self.tmp = tempfile.mkdtemp(prefix="callsignal-it-%s-" % name[:40])
+        self.clients = []
+        self._uid = 0
+        self.broker = Broker(self.tmp, **(broker_opts or {}))
+        self.service = Service(self.tmp, self.broker.url, env=service_env, args=service_args)
+        self.extra_services = []
+        try:
+            if start_broker:
+                self.broker.start()
+            if start_service:
+                self.service.start(wait=wait)
+        except BaseException:
+            self.close(check_exit=False)
+            raise
+
+    # ids, clients, requests --------------------------------------------------------------------
+
+    def uid(self, prefix="u"):
+        """A user id unique within this environment."""
+        self._uid += 1
+        return "%s%d-%s" % (prefix, self._uid, secrets.token_hex(3))
+
+    def client(self, user_id=None, **kw):
+        """A connected device (see Client); closed with the environment."""
+        c = Client(self.broker, user_id or self.uid(), **kw)
+        self.clients.append(c)
+        return c
+
+    def user(self, prefix="u", **kw):
+        """A new online user (one device); waits until GET /users lists it."""
+        c = self.client(self.uid(prefix), **kw)
+        if kw.get("presence", True) and self.service.running:
+            self.wait_online(c.user_id)
+        return c
+
+    def http(self, method, path, **kw):
+        return http_request(self.service.port, method, path, **kw)
+
+    def get(self, path, **kw):
+        return self.http("GET", path, **kw)
+
+    def post(self, path, json_body=None, **kw):
+        return self.http("POST", path, json_body=json_body, **kw)
+
+    def users(self):
+        r = self.get("/users")
+        eq(r.status, 200, "GET /users status")
+        check(isinstance(r.json, list), "GET /users is not an array: %r" % r.body[:200])
+        return r.json
+
+    def user_ids(self):
+        return sorted(u.get("id") for u in self.users())
+
+    def wait_online(self, user_id, timeout=5.0):
+        return wait_until(lambda: user_id in self.user_ids(), timeout, what="%s online" % user_id)
+
+    def wait_offline(self, user_id, timeout=5.0):
+        return wait_until(lambda: user_id not in self.user_ids(), timeout, what="%s offline" % user_id)
+
+    def start_call(self, caller, receiver):
+        """POST /calls/start between two Clients (or ids); asserts 200 DIALLING; returns the Call."""
+        a = getattr(caller, "user_id", caller)
+        b = getattr(receiver, "user_id", receiver)
+        r = self.post("/calls/start", {"callerId": a, "receiverId": b})
+        check(r.status == 200, "start %s -> %s: %d %s" % (a, b, r.status, r.body[:300]))
+        eq(r.json.get("status"), "DIALLING", "started call status")
+        return r.json
+
+    def answer(self, call_id, answer):
+        return self.post("/calls/answer", {"callId": call_id, "answer": answer})
+
+    def end(self, call_id, user_id):
+        return self.post("/calls/end", {"callId": call_id, "userId": getattr(user_id, "user_id", user_id)})
+
+    def raw_publish(self, topic, payload, retain=True, qos=1):
+        """Publish one message from a throwaway client without presence/will."""
+        c = Client(self.broker, "publisher", client_id="pub-" + secrets.token_hex(4), presence=False,
+                   subscribe=False, will=False)
+        try:
+            c.publish(topic, payload, qos=qos, retain=retain)
+        finally:
+            c.close()
+
+    def spawn_service(self, env=None, args=(), wait="health", name=None):
+        """A further service process (own port, same broker), stopped with the environment."""
+        s = Service(self.tmp, self.broker.url, env=env, args=args,
+                    name=name or "callsignal-%d" % (len(self.extra_services) + 2))
+        self.extra_services.append(s)
+        s.start(wait=wait)
+        return s
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def check_health(self):
+        """Between tests of a shared environment: the service must still run and be clean."""
+        self.service.check_alive()
+        self.service.check_sanitizers()
+
+    def close_clients(self):
+        for c in self.clients:
+            try:
+                c.close()
+            except Exception:
+                pass
+        self.clients = []
+
+    def close(self, check_exit=True):
+        """Stop everything; with check_exit, the service must exit 0 on SIGTERM and be clean."""
+        errors = []
+        self.close_clients()
+        for s in self.extra_services + [self.service]:
+            try:
+                s.stop(expect_code=0 if check_exit else None)
+            except AssertionError as e:
+                errors.append(str(e))
+        self.broker.stop()
+        if check_exit:
+            for s in self.extra_services + [self.service]:
+                try:
+                    s.check_sanitizers()
+                except AssertionError as e:
+                    errors.append(str(e))
+        return errors
+
+    def remove(self):
+        if os.environ.get("KEEP_TMP"):
+            print("    (kept %s)" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def logs(self):
+        out = ["---- callsignal stderr (tail) ----", self.service.log(60)]
+        for s in self.extra_services:
+            out += ["---- %s stderr (tail) ----" % os.path.basename(s.stderr_path), s.log(30)]
+        out += ["---- mosquitto log (tail) ----", self.broker.log(30)]
+        return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner
+
+def options(**opts):
+    """Decorator: this test gets its own Env(**opts) instead of the file's shared one."""
+    def deco(fn):
+        fn.harness_options = opts
+        return fn
+    return deco
+
+
+def _pretty(name):
+    return name[len("test_"):].replace("_", " ") if name.startswith("test_") else name
+
+
+def main(shared=True, **shared_opts):
+    """Run the caller module's test_* functions in definition order; exit 1 when any failed.
+
+    shared: tests without @options share one Env(**shared_opts). argv: optional substrings to select
+    tests by name."""
+    module = sys.modules["__main__"]
+    tests = [fn for name, fn in vars(module).items()
+             if name.startswith("test_") and inspect.isfunction(fn)]
+    tests.sort(key=lambda fn: fn.__code__.co_firstlineno)
+    wanted = sys.argv[1:]
+    if wanted:
+        tests = [fn for fn in tests if any(w in fn.__name__ for w in wanted)]
+    file_name = os.path.basename(module.__file__)
+    shared_env = None
+    failed = []
+    t_file = time.monotonic()
+    print("== %s: %d tests" % (file_name, len(tests)), flush=True)
+
+    for fn in tests:
+        own = hasattr(fn, "harness_options") or not shared
+        env = None
+        t0 = time.monotonic()
+        err = None
+        try:
+            if own:
+                env = Env(name=fn.__name__, **getattr(fn, "harness_options", shared_opts))
+            else:
+                if shared_env is None:
+                    shared_env = Env(name=file_name.split(".")[0], **shared_opts)
+                env = shared_env
+            fn(env)
+            if own:
+                problems = env.close(check_exit=True)
+                if problems:
+                    raise AssertionError("; ".join(problems))
+            else:
+                env.close_clients()
+                env.check_health()
+        except BaseException as e:  # noqa: B902 - a test may fail in any way; report it
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            err = e
+        dt = time.monotonic() - t0
+        if err is None:
+            print("PASS %-70s %.2fs" % (_pretty(fn.__name__), dt), flush=True)
+            if env is not None and os.environ.get("VERBOSE"):
+                print(env.logs())
+        else:
+            failed.append(fn.__name__)
+            print("FAIL %-70s %.2fs" % (_pretty(fn.__name__), dt), flush=True)
+            print("".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip())
+            if env is not None:
+                print(env.logs(), flush=True)
+        if own and env is not None:
+            env.close(check_exit=False)
+            env.remove()
+        elif err is not None and shared_env is not None:
+            # A failure may leave the shared environment in any state: start a fresh one.
+            shared_env.close(check_exit=False)
+            shared_env.remove()
+            shared_env = None
+
+    if shared_env is not None:
+        problems = shared_env.close(check_exit=True)
+        if problems:
+            failed.append("shutdown of the shared service")
+            print("FAIL shutdown of the shared service: " + "; ".join(problems))
+            print(shared_env.logs())
+        shared_env.remove()
+
+    print("== %s: %d passed, %d failed (%.1fs)%s" % (
+        file_name, len(tests) - len(failed), len(failed), time.monotonic() - t_file,
+        "" if not failed else ": " + ", ".join(failed)), flush=True)
+    sys.exit(1 if failed else 0)
