@@ -1,0 +1,232 @@
+/*
+ * config.c - see config.h. One table lists every setting: its environment
+ * variable, its flag, its kind and its help line; --help prints the table.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "util.h"
+
+enum kind { K_STR, K_PORT, K_SECONDS, K_COUNT, K_AUTH, K_LEVEL, K_FLAG };
+
+static const struct option {
+	const char *env;
+	const char *flag;
+	enum kind kind;
+	size_t offset;
+	const char *def;
+	const char *help;
+} options[] = {
+	{ "PORT", "--port", K_PORT, offsetof(struct config, port), "4002", "HTTP port" },
+	{ "HTTP_HOST", "--http-host", K_STR, offsetof(struct config, http_host), "127.0.0.1",
+	  "address the HTTP API binds to" },
+	{ "MQTT_URL", "--mqtt-url", K_STR, offsetof(struct config, mqtt_url), "tcp://127.0.0.1:1883",
+	  "broker URL (tcp://, ssl://, mqtts://)" },
+	{ "MQTT_USERNAME", "--mqtt-username", K_STR, offsetof(struct config, mqtt_username), NULL,
+	  "the service's broker login (jwt mode)" },
+	{ "MQTT_PASSWORD", "--mqtt-password", K_STR, offsetof(struct config, mqtt_password), NULL,
+	  "the service's broker password (jwt mode)" },
+	{ "MQTT_CA_FILE", "--mqtt-ca-file", K_STR, offsetof(struct config, mqtt_ca_file), NULL,
+	  "CA certificate for TLS broker URLs" },
+	{ "MQTT_WS_URL", "--mqtt-ws-url", K_STR, offsetof(struct config, mqtt_ws_url), NULL,
+	  "broker WebSocket URL told to browsers (default ws://<page host>:9001)" },
+	{ "LIVEKIT_API_KEY", "--livekit-api-key", K_STR, offsetof(struct config, livekit_api_key), NULL,
+	  "LiveKit API key (token issuer)" },
+	{ "LIVEKIT_API_SECRET", "--livekit-api-secret", K_STR, offsetof(struct config, livekit_api_secret),
+	  NULL, "LiveKit API secret (token signing key)" },
+	{ "LIVEKIT_URL", "--livekit-url", K_STR, offsetof(struct config, livekit_url), NULL,
+	  "LiveKit server URL told to clients" },
+	{ "TOKEN_TTL_S", "--token-ttl-s", K_SECONDS, offsetof(struct config, token_ttl_s), "3600",
+	  "LiveKit token lifetime, seconds" },
+	{ "RING_TIMEOUT_S", "--ring-timeout-s", K_SECONDS, offsetof(struct config, ring_timeout_s), "30",
+	  "seconds a call may ring before it is MISSED" },
+	{ "OFFLINE_GRACE_S", "--offline-grace-s", K_SECONDS, offsetof(struct config, offline_grace_s), "15",
+	  "seconds a party of a live call may be offline before it ends in ERROR" },
+	{ "CALL_RETENTION_S", "--call-retention-s", K_SECONDS, offsetof(struct config, call_retention_s),
+	  "600", "seconds a finished call is remembered" },
+	{ "WEB_ROOT", "--web-root", K_STR, offsetof(struct config, web_root), NULL,
+	  "directory of the web client served at / (unset: none)" },
+	{ "CORS_ORIGIN", "--cors-origin", K_STR, offsetof(struct config, cors_origin), "*",
+	  "Access-Control-Allow-Origin value" },
+	{ "LOG_LEVEL", "--log-level", K_LEVEL, offsetof(struct config, log_level), "info",
+	  "debug, info, warn or error" },
+	{ "AUTH_MODE", "--auth-mode", K_AUTH, offsetof(struct config, auth_mode), "open",
+	  "open (no credentials, loopback only) or jwt (user tokens)" },
+	{ "AUTH_JWT_SECRET", "--auth-jwt-secret", K_STR, offsetof(struct config, auth_jwt_secret), NULL,
+	  "HS256 secret of user tokens (jwt mode)" },
+	{ "AUTH_JWT_PUBLIC_KEY_FILE", "--auth-jwt-public-key-file", K_STR,
+	  offsetof(struct config, auth_jwt_public_key_file), NULL,
+	  "PEM public key of RS256 user tokens (jwt mode)" },
+	{ "START_RATE_PER_MIN", "--start-rate-per-min", K_COUNT, offsetof(struct config, start_rate_per_min),
+	  "60", "call starts per user per minute (0: no limit)" },
+	{ NULL, "--insecure-public", K_FLAG, offsetof(struct config, insecure_public), NULL,
+	  "allow a non-loopback HTTP_HOST in open mode" },
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out, "Usage: %s [options]\n\nCall-signalling service for 1:1 LiveKit calls.\n"
+		     "Every option is also an environment variable; options win.\n\n",
+		prog);
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct option *o = &options[i];
+		char left[64];
+		snprintf(left, sizeof(left), "%s%s%s", o->flag, o->kind == K_FLAG ? "" : " ",
+			 o->kind == K_FLAG ? "" : (o->env ? o->env : ""));
+		fprintf(out, "  %-42s %s", left, o->help);
+		if (o->def)
+			fprintf(out, " (default %s)", o->def);
+		fputc('\n', out);
+	}
+	fprintf(out, "  %-42s %s\n  %-42s %s\n", "--help", "show this help", "--version", "show the version");
+}
+
+static int set_value(struct config *cfg, const struct option *o, const char *v, const char *source)
+{
+	void *field = (char *)cfg + o->offset;
+	char *end;
+	errno = 0;
+	switch (o->kind) {
+	case K_STR:
+	case K_LEVEL: {
+		char **s = field;
+		if (o->kind == K_LEVEL) {
+			enum log_level l;
+			if (log_level_parse(v, &l) != 0)
+				goto bad;
+		}
+		free(*s);
+		*s = *v ? xstrdup(v) : NULL;
+		return 0;
+	}
+	case K_PORT:
+	case K_COUNT: {
+		long n = strtol(v, &end, 10);
+		if (errno || end == v || *end || n < 0 || n > (o->kind == K_PORT ? 65535 : 1000000000))
+			goto bad;
+		*(int *)field = (int)n;
+		return 0;
+	}
+	case K_SECONDS: {
+		double d = strtod(v, &end);
+		if (errno || end == v || *end || !isfinite(d) || d < 0 || d > 1e7)
+			goto bad;
+		*(double *)field = d;
+		return 0;
+	}
+	case K_AUTH:
+		if (strcasecmp(v, "open") == 0)
+			*(enum auth_mode *)field = AUTH_OPEN;
+		else if (strcasecmp(v, "jwt") == 0)
+			*(enum auth_mode *)field = AUTH_JWT;
+		else
+			goto bad;
+		return 0;
+	case K_FLAG:
+		*(int *)field = 1;
+		return 0;
+	}
+bad:
+	fprintf(stderr, "error: bad value '%s' for %s\n", v, source);
+	return -1;
+}
+
+static const struct option *find_flag(const char *arg, size_t len)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (strlen(options[i].flag) == len && strncmp(options[i].flag, arg, len) == 0)
+			return &options[i];
+	return NULL;
+}
+
+static int check(const struct config *cfg)
+{
+	if (cfg->auth_mode == AUTH_JWT && !cfg->auth_jwt_secret && !cfg->auth_jwt_public_key_file) {
+		fprintf(stderr, "error: AUTH_MODE=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY_FILE\n");
+		return -1;
+	}
+	if (cfg->auth_mode == AUTH_JWT && cfg->auth_jwt_secret && cfg->auth_jwt_public_key_file) {
+		fprintf(stderr, "error: set only one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY_FILE\n");
+		return -1;
+	}
+	if (cfg->auth_mode == AUTH_OPEN && !cfg->insecure_public && !config_host_is_loopback(cfg->http_host)) {
+		fprintf(stderr,
+			"error: refusing to serve the open (unauthenticated) mode on '%s': use AUTH_MODE=jwt, "
+			"a loopback HTTP_HOST, or --insecure-public\n",
+			cfg->http_host);
+		return -1;
+	}
+	return 0;
+}
+
+int config_load(struct config *cfg, int argc, char **argv)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (options[i].def && set_value(cfg, &options[i], options[i].def, "default") != 0)
+			return 2;
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const char *v = options[i].env ? getenv(options[i].env) : NULL;
+		if (v && set_value(cfg, &options[i], v, options[i].env) != 0)
+			return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			usage(stdout, argv[0]);
+			return -1;
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("callsignal " CALLSIGNAL_VERSION "\n");
+			return -1;
+		}
+		const char *eq = strchr(arg, '=');
+		const struct option *o = find_flag(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+		if (!o) {
+			fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
+			return 2;
+		}
+		const char *v = eq ? eq + 1 : NULL;
+		if (o->kind == K_FLAG) {
+			if (v) {
+				fprintf(stderr, "error: %s takes no value\n", o->flag);
+				return 2;
+			}
+			v = "1";
+		} else if (!v) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "error: %s needs a value\n", o->flag);
+				return 2;
+			}
+			v = argv[++i];
+		}
+		if (set_value(cfg, o, v, o->flag) != 0)
+			return 2;
+	}
+	return check(cfg) == 0 ? 0 : 2;
+}
+
+void config_release(struct config *cfg)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (options[i].kind == K_STR || options[i].kind == K_LEVEL) {
+			char **s = (char **)((char *)cfg + options[i].offset);
+			free(*s);
+			*s = NULL;
+		}
+}
+
+int config_host_is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 || strncmp(host, "127.", 4) == 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * config.h - the service's settings, from the environment and argv.
+ *
+ * Every setting is an environment variable and a flag of the same name
+ * (PORT and --port); flags win. config_load fills one struct that the rest
+ * of the program treats as read-only.
+ */
+#ifndef CALLSIGNAL_CONFIG_H
+#define CALLSIGNAL_CONFIG_H
+
+enum auth_mode { AUTH_OPEN, AUTH_JWT };
+
+struct config {
+	int port;
+	char *http_host;
+	char *mqtt_url;
+	char *mqtt_username;
+	char *mqtt_password;
+	char *mqtt_ca_file;
+	char *mqtt_ws_url;
+	char *livekit_api_key;
+	char *livekit_api_secret;
+	char *livekit_url;
+	double token_ttl_s;
+	double ring_timeout_s;
+	double offline_grace_s;
+	double call_retention_s;
+	char *web_root;
+	char *cors_origin;
+	char *log_level;
+	enum auth_mode auth_mode;
+	char *auth_jwt_secret;
+	char *auth_jwt_public_key_file;
+	int start_rate_per_min;
+	int insecure_public;
+};
+
+/*
+ * Loads defaults, then the environment, then argv. Returns 0 when the
+ * service should run, -1 after --help or --version (exit 0), or 2 after a
+ * bad setting (explained on stderr; exit 2).
+ */
+int config_load(struct config *cfg, int argc, char **argv);
+void config_release(struct config *cfg);
+
+/* 1 when host names a loopback address (127.0.0.0/8, ::1, localhost). */
+int config_host_is_loopback(const char *host);
+
+#endif

@@ -1,0 +1,380 @@
+/*
+ * http_api.c - see http_api.h.
+ */
+#include "http_api.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "form.h"
+#include "json_io.h"
+#include "log.h"
+#include "static_files.h"
+#include "token.h"
+#include "topics.h"
+#include "util.h"
+
+struct http_api {
+	const struct config *cfg;
+	struct core *core;
+	struct token_verifier *verifier; /* jwt mode only */
+	char *web_root; /* resolved absolute path, or NULL */
+};
+
+/* What a handler gets besides the request: the authenticated user in jwt mode. */
+struct ctx {
+	struct http_api *api;
+	const struct http_request *req;
+	struct http_response *res;
+	const char *user; /* NULL in open mode, else points at user_buf */
+	char user_buf[ID_MAX_LEN + 1];
+};
+
+typedef void (*route_fn)(struct ctx *c);
+
+static void reply_json(struct http_response *res, int status, char *body, size_t len)
+{
+	res->status = status;
+	res->body = body;
+	res->len = len;
+	res->content_type = "application/json";
+}
+
+/* An error reply; message NULL means the default one of e. */
+static void reply_error(struct http_response *res, enum err e, const char *message)
+{
+	size_t len;
+	char *body = json_io_error(message ? message : err_message(e), err_code(e), NULL, &len);
+	reply_json(res, err_http_status(e), body, len);
+	if (e == ERR_UNAUTHORIZED)
+		http_response_header(res, "WWW-Authenticate", "Bearer");
+}
+
+/* The reply of a core operation: its body, or its error. */
+static void reply_core(struct http_response *res, enum err e, struct core_reply *r)
+{
+	if (e == ERR_OK)
+		reply_json(res, 200, r->body, r->len);
+	else if (r->body)
+		reply_json(res, err_http_status(e), r->body, r->len);
+	else
+		reply_error(res, e, NULL);
+	if (e == ERR_RATE_LIMITED) {
+		char secs[24];
+		snprintf(secs, sizeof(secs), "%lld", (long long)(r->retry_after_s > 0 ? r->retry_after_s : 1));
+		http_response_header(res, "Retry-After", secs);
+	}
+}
+
+/*
+ * Reads the named string fields of a JSON or form body. Returns 0, or -1
+ * with the error reply filled in. Values are new strings: free_fields.
+ */
+static int parse_body(struct ctx *c, struct req_field *fields, size_t n)
+{
+	const char *ctype = http_request_header(c->req, "Content-Type");
+	const char *bad = NULL;
+	enum err e;
+	int form = ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0;
+	/* `curl -d '{...}'` labels JSON as a form: a form never starts with '{'. */
+	if (form && c->req->body_len && c->req->body[0] == '{')
+		form = 0;
+	if (!form && (!ctype || strncasecmp(ctype, "application/json", 16) == 0 ||
+		      strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)) {
+		e = json_io_parse_fields(c->req->body, c->req->body_len, fields, n, &bad);
+	} else if (form) {
+		e = form_parse_fields(c->req->body, c->req->body_len, fields, n, &bad);
+	} else {
+		reply_error(c->res, ERR_UNSUPPORTED_MEDIA_TYPE, NULL);
+		return -1;
+	}
+	if (e == ERR_OK)
+		return 0;
+	char msg[96];
+	if (e == ERR_INVALID_FIELD) {
+		snprintf(msg, sizeof(msg), "%s must be a string", bad);
+		reply_error(c->res, e, msg);
+	} else {
+		reply_error(c->res, e, NULL);
+	}
+	return -1;
+}
+
+static void free_fields(struct req_field *fields, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(fields[i].value);
+}
+
+/*
+ * Checks that both named values are present and valid ids. Returns 0, or
+ * -1 with the error reply filled in.
+ */
+static int require_ids(struct ctx *c, const char *name1, const char *v1, const char *name2, const char *v2)
+{
+	char msg[96];
+	if (!v1 || !v2 || !*v1 || !*v2) {
+		snprintf(msg, sizeof(msg), "%s and %s are required", name1, name2);
+		reply_error(c->res, ERR_MISSING_FIELD, msg);
+		return -1;
+	}
+	const char *bad = !id_is_valid(v1, strlen(v1)) ? name1 : !id_is_valid(v2, strlen(v2)) ? name2 : NULL;
+	if (bad) {
+		snprintf(msg, sizeof(msg), "%s is not a valid id (1-%d bytes, no '/', '+', '#' or control characters)",
+			 bad, ID_MAX_LEN);
+		reply_error(c->res, ERR_INVALID_ID, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* In jwt mode the acting user must be the token's user. */
+static int require_self(struct ctx *c, const char *user_id)
+{
+	if (!c->user || strcmp(c->user, user_id) == 0)
+		return 0;
+	reply_error(c->res, ERR_FORBIDDEN, NULL);
+	return -1;
+}
+
+static void get_users(struct ctx *c)
+{
+	struct core_reply r = { 0 };
+	reply_core(c->res, core_users(c->api->core, &r), &r);
+}
+
+static void post_start(struct ctx *c)
+{
+	struct req_field f[] = { { "callerId", NULL }, { "receiverId", NULL } };
+	if (parse_body(c, f, 2) != 0)
+		return;
+	if (require_ids(c, "callerId", f[0].value, "receiverId", f[1].value) == 0 && require_self(c, f[0].value) == 0) {
+		struct core_reply r = { 0 };
+		reply_core(c->res, core_call_start(c->api->core, f[0].value, f[1].value, &r), &r);
+	}
+	free_fields(f, 2);
+}
+
+static void post_answer(struct ctx *c)
+{
+	struct req_field f[] = { { "callId", NULL }, { "answer", NULL } };
+	if (parse_body(c, f, 2) != 0)
+		return;
+	const char *answer = f[1].value;
+	if (!f[0].value || !answer || !*f[0].value || !*answer) {
+		reply_error(c->res, ERR_MISSING_FIELD, "callId and answer are required");
+	} else if (strcmp(answer, "ACCEPT") != 0 && strcmp(answer, "DECLINE") != 0) {
+		reply_error(c->res, ERR_INVALID_ANSWER, NULL);
+	} else if (!id_is_valid(f[0].value, strlen(f[0].value))) {
+		reply_error(c->res, ERR_CALL_NOT_FOUND, NULL);
+	} else {
+		struct core_reply r = { 0 };
+		enum err e = core_call_answer(c->api->core, f[0].value, strcmp(answer, "ACCEPT") == 0, c->user, &r);
+		reply_core(c->res, e, &r);
+	}
+	free_fields(f, 2);
+}
+
+static void post_end(struct ctx *c)
+{
+	struct req_field f[] = { { "callId", NULL }, { "userId", NULL } };
+	if (parse_body(c, f, 2) != 0)
+		return;
+	if (require_ids(c, "callId", f[0].value, "userId", f[1].value) == 0 && require_self(c, f[1].value) == 0) {
+		struct core_reply r = { 0 };
+		reply_core(c->res, core_call_end(c->api->core, f[0].value, f[1].value, &r), &r);
+	}
+	free_fields(f, 2);
+}
+
+static void get_token(struct ctx *c)
+{
+	const char *room = http_request_query(c->req, "room");
+	const char *id = http_request_query(c->req, "id");
+	if (require_ids(c, "room", room, "id", id) != 0 || require_self(c, id) != 0)
+		return;
+	struct core_reply r = { 0 };
+	reply_core(c->res, core_token(c->api->core, room, id, &r), &r);
+}
+
+static void get_health(struct ctx *c)
+{
+	struct core_reply r = { 0 };
+	reply_core(c->res, core_health(c->api->core, &r), &r);
+}
+
+static void get_config(struct ctx *c)
+{
+	const struct config *cfg = c->api->cfg;
+	size_t len;
+	char *body = json_io_object(&len, "mqttWsUrl", cfg->mqtt_ws_url, "livekitUrl", cfg->livekit_url, "authMode",
+				    cfg->auth_mode == AUTH_JWT ? "jwt" : "open", NULL);
+	reply_json(c->res, 200, body, len);
+}
+
+static const struct route {
+	const char *method;
+	const char *path;
+	route_fn fn;
+	int needs_user; /* jwt mode: a valid user token is required */
+} routes[] = {
+	{ "GET", "/users", get_users, 1 },
+	{ "POST", "/calls/start", post_start, 1 },
+	{ "POST", "/calls/answer", post_answer, 1 },
+	{ "POST", "/calls/end", post_end, 1 },
+	{ "GET", "/token", get_token, 1 },
+	{ "GET", "/health", get_health, 0 },
+	{ "GET", "/config", get_config, 0 },
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Sets c->user from "Authorization: Bearer <token>"; -1 with a 401 reply when it is not valid. */
+static int authenticate(struct ctx *c)
+{
+	const char *auth = http_request_header(c->req, "Authorization");
+	const char *why = "missing Authorization: Bearer header";
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+		const char *token = auth + 7;
+		while (*token == ' ')
+			token++;
+		if (token_verify_user(c->api->verifier, token, (int64_t)time(NULL), c->user_buf, &why) == 0) {
+			c->user = c->user_buf;
+			return 0;
+		}
+	}
+	char msg[128];
+	snprintf(msg, sizeof(msg), "A valid user token is required (%s)", why);
+	reply_error(c->res, ERR_UNAUTHORIZED, msg);
+	return -1;
+}
+
+static void preflight(struct ctx *c)
+{
+	c->res->status = 204;
+	http_response_header(c->res, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+	http_response_header(c->res, "Access-Control-Allow-Headers", "Content-Type, Authorization");
+	http_response_header(c->res, "Access-Control-Max-Age", "600");
+}
+
+static void serve_static(struct ctx *c)
+{
+	char *body;
+	size_t len;
+	const char *type;
+	if (c->api->web_root && static_files_read(c->api->web_root, c->req->path, &body, &len, &type) == 0) {
+		c->res->status = 200;
+		c->res->body = body;
+		c->res->len = len;
+		c->res->content_type = type;
+		http_response_header(c->res, "Cache-Control", "no-cache");
+		return;
+	}
+	char msg[128];
+	snprintf(msg, sizeof(msg), "No route %s %.80s", c->req->method, c->req->path);
+	reply_error(c->res, ERR_NOT_FOUND, msg);
+}
+
+static void dispatch(struct ctx *c)
+{
+	const char *method = strcmp(c->req->method, "HEAD") == 0 ? "GET" : c->req->method;
+	char path[256];
+	snprintf(path, sizeof(path), "%s", c->req->path);
+	size_t n = strlen(path);
+	if (n > 1 && path[n - 1] == '/')
+		path[n - 1] = '\0';
+
+	if (strcmp(method, "OPTIONS") == 0) {
+		preflight(c);
+		return;
+	}
+	if (c->req->body_too_large) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "Request body over %d bytes", HTTP_BODY_LIMIT);
+		reply_error(c->res, ERR_BODY_TOO_LARGE, msg);
+		return;
+	}
+	const struct route *match = NULL;
+	char allow[64] = "";
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (strcmp(routes[i].path, path) != 0)
+			continue;
+		if (strcmp(routes[i].method, method) == 0)
+			match = &routes[i];
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", *allow ? ", " : "",
+			 routes[i].method);
+	}
+	if (!match && *allow) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "%s is not allowed on %s (allowed: %s)", c->req->method, path, allow);
+		reply_error(c->res, ERR_METHOD_NOT_ALLOWED, msg);
+		http_response_header(c->res, "Allow", allow);
+		return;
+	}
+	if (!match) {
+		if (strcmp(method, "GET") == 0) {
+			serve_static(c);
+		} else {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "No route %s %.80s", c->req->method, c->req->path);
+			reply_error(c->res, ERR_NOT_FOUND, msg);
+		}
+		return;
+	}
+	if (match->needs_user && c->api->verifier && authenticate(c) != 0)
+		return;
+	match->fn(c);
+}
+
+void http_api_handle(void *arg, const struct http_request *req, struct http_response *res)
+{
+	struct http_api *api = arg;
+	struct ctx c = { .api = api, .req = req, .res = res, .user = NULL };
+	dispatch(&c);
+	http_response_header(res, "Access-Control-Allow-Origin", api->cfg->cors_origin);
+	if (strcmp(api->cfg->cors_origin, "*") != 0)
+		http_response_header(res, "Vary", "Origin");
+	http_response_header(res, "X-Content-Type-Options", "nosniff");
+	if (res->content_type && strcmp(res->content_type, "application/json") == 0)
+		http_response_header(res, "Cache-Control", "no-store");
+	if (res->status >= 500 || log_enabled(LOG_DEBUG))
+		log_msg(res->status >= 500 ? LOG_WARN : LOG_DEBUG, "%s %.100s -> %d", req->method, req->path,
+			res->status);
+}
+
+struct http_api *http_api_new(const struct config *cfg, struct core *core)
+{
+	struct http_api *api = xcalloc(1, sizeof(*api));
+	api->cfg = cfg;
+	api->core = core;
+	if (cfg->web_root) {
+		char real[PATH_MAX];
+		if (!realpath(cfg->web_root, real)) {
+			log_error("cannot use the web root '%s': no such directory", cfg->web_root);
+			goto fail;
+		}
+		api->web_root = xstrdup(real);
+	}
+	if (cfg->auth_mode == AUTH_JWT) {
+		api->verifier = token_verifier_new(cfg->auth_jwt_secret, cfg->auth_jwt_public_key_file);
+		if (!api->verifier)
+			goto fail;
+	}
+	return api;
+fail:
+	http_api_free(api);
+	return NULL;
+}
+
+void http_api_free(struct http_api *api)
+{
+	if (!api)
+		return;
+	token_verifier_free(api->verifier);
+	free(api->web_root);
+	free(api);
+}

@@ -1,0 +1,238 @@
+/*
+ * json_io.c - see json_io.h. Input goes through jansson (strict: UTF-8
+ * checked, no NUL in strings); output is written directly into a buffer,
+ * which is several times faster than building jansson trees for replies.
+ */
+#include "json_io.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topics.h"
+
+void json_io_init(void)
+{
+	json_set_alloc_funcs(xmalloc, free);
+}
+
+static int text_ok(const char *s, size_t max)
+{
+	return strlen(s) <= max;
+}
+
+int json_io_parse_user(const char *payload, size_t len, struct user_info *out, const char **why)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	int rc = -1;
+	if (!root) {
+		*why = "not valid JSON";
+		return -1;
+	}
+	json_t *id = json_object_get(root, "id");
+	json_t *name = json_object_get(root, "name");
+	json_t *location = json_object_get(root, "location");
+	if (!json_is_object(root)) {
+		*why = "not a JSON object";
+	} else if (!json_is_string(id) || !id_is_valid(json_string_value(id), json_string_length(id))) {
+		*why = "id missing or not a valid id";
+	} else if (!json_is_string(name) || !text_ok(json_string_value(name), USER_TEXT_MAX)) {
+		*why = "name missing, not a string or too long";
+	} else if (location && !json_is_null(location) &&
+		   (!json_is_string(location) || !text_ok(json_string_value(location), USER_TEXT_MAX))) {
+		*why = "location not a string or too long";
+	} else {
+		out->id = xstrdup(json_string_value(id));
+		out->name = xstrdup(json_string_value(name));
+		out->location = xstrdup(json_is_string(location) ? json_string_value(location) : "");
+		rc = 0;
+	}
+	json_decref(root);
+	return rc;
+}
+
+enum err json_io_parse_fields(const char *body, size_t len, struct req_field *fields, size_t n,
+			      const char **bad_field)
+{
+	json_error_t jerr;
+	for (size_t i = 0; i < n; i++)
+		fields[i].value = NULL;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root || !json_is_object(root)) {
+		json_decref(root);
+		return ERR_BAD_JSON;
+	}
+	enum err e = ERR_OK;
+	for (size_t i = 0; i < n && e == ERR_OK; i++) {
+		json_t *v = json_object_get(root, fields[i].name);
+		if (!v || json_is_null(v))
+			continue;
+		if (!json_is_string(v)) {
+			*bad_field = fields[i].name;
+			e = ERR_INVALID_FIELD;
+			break;
+		}
+		fields[i].value = xstrndup(json_string_value(v), json_string_length(v));
+	}
+	if (e != ERR_OK)
+		for (size_t i = 0; i < n; i++) {
+			free(fields[i].value);
+			fields[i].value = NULL;
+		}
+	json_decref(root);
+	return e;
+}
+
+void json_io_add_string(struct sbuf *sb, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	sbuf_addc(sb, '"');
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sbuf_add(sb, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"': sbuf_add(sb, "\\\"", 2); break;
+		case '\\': sbuf_add(sb, "\\\\", 2); break;
+		case '\n': sbuf_add(sb, "\\n", 2); break;
+		case '\r': sbuf_add(sb, "\\r", 2); break;
+		case '\t': sbuf_add(sb, "\\t", 2); break;
+		default: {
+			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			sbuf_add(sb, u, 6);
+		}
+		}
+	}
+	sbuf_add(sb, run, (size_t)(s - run));
+	sbuf_addc(sb, '"');
+}
+
+static void add_user(struct sbuf *sb, const struct user_info *u)
+{
+	sbuf_adds(sb, "{\"id\":");
+	json_io_add_string(sb, u->id);
+	sbuf_adds(sb, ",\"name\":");
+	json_io_add_string(sb, u->name);
+	sbuf_adds(sb, ",\"location\":");
+	json_io_add_string(sb, u->location);
+	sbuf_addc(sb, '}');
+}
+
+static void add_time(struct sbuf *sb, const char *name, int64_t ms)
+{
+	if (!ms)
+		return;
+	char when[ISO_TIME_LEN];
+	iso_time_format(ms, when);
+	sbuf_addf(sb, ",\"%s\":\"%s\"", name, when);
+}
+
+static void add_call(struct sbuf *sb, const struct call *call)
+{
+	sbuf_adds(sb, "{\"id\":");
+	json_io_add_string(sb, call->id);
+	sbuf_adds(sb, ",\"caller\":");
+	add_user(sb, &call->party[PARTY_CALLER]);
+	sbuf_adds(sb, ",\"receiver\":");
+	add_user(sb, &call->party[PARTY_RECEIVER]);
+	sbuf_addf(sb, ",\"status\":\"%s\"", call_status_name(call->status));
+	if (call->err_msg) {
+		sbuf_adds(sb, ",\"errMsg\":");
+		json_io_add_string(sb, call->err_msg);
+	}
+	add_time(sb, "createdAt", call->created_at);
+	add_time(sb, "answeredAt", call->answered_at);
+	add_time(sb, "endedAt", call->ended_at);
+	sbuf_addc(sb, '}');
+}
+
+char *json_io_call(const struct call *call, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 512);
+	add_call(&sb, call);
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_event(enum event_type type, const struct call *call, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 560);
+	sbuf_addf(&sb, "{\"type\":\"%s\",\"call\":", event_type_name(type));
+	add_call(&sb, call);
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_users(const struct presence *p, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 64 + presence_count(p) * 64);
+	sbuf_addc(&sb, '[');
+	for (const struct presence_user *u = p->head; u; u = u->next) {
+		if (u != p->head)
+			sbuf_addc(&sb, ',');
+		add_user(&sb, &u->info);
+	}
+	sbuf_addc(&sb, ']');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_error(const char *message, const char *code, const struct call *call, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 128);
+	sbuf_adds(&sb, "{\"message\":");
+	json_io_add_string(&sb, message);
+	sbuf_adds(&sb, ",\"error\":");
+	json_io_add_string(&sb, code);
+	if (call) {
+		sbuf_adds(&sb, ",\"call\":");
+		add_call(&sb, call);
+	}
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox,
+		     size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 160);
+	sbuf_addf(&sb,
+		  "{\"status\":\"%s\",\"broker\":\"%s\",\"users\":%zu,\"calls\":%zu,\"liveCalls\":%zu,"
+		  "\"outbox\":%zu}",
+		  broker_up ? "ok" : "degraded", broker_up ? "connected" : "disconnected", users, calls, live_calls,
+		  outbox);
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_object(size_t *len, const char *name, const char *value, ...)
+{
+	struct sbuf sb;
+	va_list ap;
+	sbuf_init(&sb, 128);
+	sbuf_addc(&sb, '{');
+	va_start(ap, value);
+	for (int first = 1; name; first = 0) {
+		if (!first)
+			sbuf_addc(&sb, ',');
+		json_io_add_string(&sb, name);
+		sbuf_addc(&sb, ':');
+		if (value)
+			json_io_add_string(&sb, value);
+		else
+			sbuf_adds(&sb, "null");
+		name = va_arg(ap, const char *);
+		if (name)
+			value = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}

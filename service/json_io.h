@@ -1,0 +1,57 @@
+/*
+ * json_io.h - PURE mapping between JSON text and the service's structs.
+ *
+ * The only file that includes jansson.h. Parsing validates completely
+ * (UTF-8, types, lengths) so nothing malformed gets past the edge.
+ * Renderers return a new NUL-terminated string that the caller frees,
+ * and its length in *len.
+ */
+#ifndef CALLSIGNAL_JSON_IO_H
+#define CALLSIGNAL_JSON_IO_H
+
+#include <stddef.h>
+
+#include "errors.h"
+#include "model.h"
+#include "presence.h"
+#include "util.h"
+
+/* Points jansson at the aborting allocator. Call once at start-up. */
+void json_io_init(void);
+
+/*
+ * Parses a presence payload into *out (strings owned by the caller, to be
+ * released with user_info_release). Returns 0, or -1 with *why set to a
+ * static description of what is wrong.
+ */
+int json_io_parse_user(const char *payload, size_t len, struct user_info *out, const char **why);
+
+struct req_field {
+	const char *name; /* borrowed, set by the caller */
+	char *value; /* set on return: new string (caller frees), or NULL when absent */
+};
+
+/*
+ * Parses a request body that must be a JSON object and picks the named
+ * fields, each of which must be a string when present. Returns ERR_OK,
+ * ERR_BAD_JSON, or ERR_INVALID_FIELD with *bad_field naming the field.
+ */
+enum err json_io_parse_fields(const char *body, size_t len, struct req_field *fields, size_t n,
+			      const char **bad_field);
+
+/* Appends s as a JSON string literal (with quotes). */
+void json_io_add_string(struct sbuf *sb, const char *s);
+
+char *json_io_call(const struct call *call, size_t *len);
+char *json_io_event(enum event_type type, const struct call *call, size_t *len);
+/* The array of online Users, in the order they came online. */
+char *json_io_users(const struct presence *p, size_t *len);
+/* {"message": ..., "error": ..., "call"?: ...}; call may be NULL. */
+char *json_io_error(const char *message, const char *code, const struct call *call, size_t *len);
+/* GET /health: broker state and counters. */
+char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox,
+		     size_t *len);
+/* An object of string members from NULL-terminated name/value pairs; a NULL value renders null. */
+char *json_io_object(size_t *len, const char *name, const char *value, ...);
+
+#endif

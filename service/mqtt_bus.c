@@ -1,0 +1,401 @@
+/*
+ * mqtt_bus.c - see mqtt_bus.h.
+ *
+ * States: DOWN (waiting for the next attempt) -> CONNECTING -> CONNECTED
+ * (sending, not yet subscribed) -> UP (subscribed). The bus thread owns
+ * connecting and sending; Paho's callbacks only change the state and wake
+ * it. The mutex guards state and outbox and is never held across a Paho call.
+ */
+#include "mqtt_bus.h"
+
+#include <MQTTAsync.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+#define OUTBOX_MAX 200000 /* beyond this the oldest waiting event is dropped */
+#define SEND_BATCH 256
+
+enum bus_state { BUS_DOWN, BUS_CONNECTING, BUS_CONNECTED, BUS_UP };
+
+struct msg {
+	struct msg *next;
+	size_t topic_len, payload_len;
+	char data[]; /* topic, NUL, payload */
+};
+
+struct mqtt_bus {
+	struct mqtt_bus_config cfg;
+	struct mqtt_bus_callbacks cb;
+	MQTTAsync client;
+	pthread_t thread;
+
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	enum bus_state state;
+	int running;
+	int64_t next_attempt_ms;
+	int64_t backoff_ms;
+	struct msg *head, *tail;
+	size_t queued;
+	uint64_t published, dropped;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Called with bus->mu held. */
+static void schedule_retry(struct mqtt_bus *bus)
+{
+	bus->state = BUS_DOWN;
+	bus->next_attempt_ms = mono_ms() + bus->backoff_ms;
+	bus->backoff_ms = bus->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : bus->backoff_ms * 2;
+	pthread_cond_signal(&bus->wake);
+}
+
+static void on_subscribed(void *ctx, MQTTAsync_successData *resp)
+{
+	struct mqtt_bus *bus = ctx;
+	(void)resp;
+	pthread_mutex_lock(&bus->mu);
+	if (bus->state == BUS_CONNECTED) {
+		bus->state = BUS_UP;
+		bus->backoff_ms = BACKOFF_MIN_MS;
+	}
+	pthread_mutex_unlock(&bus->mu);
+	log_info("subscribed to '%s' on %s", bus->cfg.subscription, bus->cfg.url);
+}
+
+static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *resp)
+{
+	struct mqtt_bus *bus = ctx;
+	log_error("subscribing to '%s' failed (code %d); reconnecting", bus->cfg.subscription,
+		  resp ? resp->code : 0);
+	/* Without the subscription presence is blind: start over. */
+	MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
+	opts.timeout = 0;
+	MQTTAsync_disconnect(bus->client, &opts);
+	pthread_mutex_lock(&bus->mu);
+	schedule_retry(bus);
+	pthread_mutex_unlock(&bus->mu);
+}
+
+static void on_connect(void *ctx, MQTTAsync_successData *resp)
+{
+	struct mqtt_bus *bus = ctx;
+	(void)resp;
+	log_info("connected to the broker at %s", bus->cfg.url);
+	pthread_mutex_lock(&bus->mu);
+	bus->state = BUS_CONNECTED;
+	pthread_cond_signal(&bus->wake);
+	pthread_mutex_unlock(&bus->mu);
+	bus->cb.on_connected(bus->cb.ctx);
+
+	MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+	opts.onSuccess = on_subscribed;
+	opts.onFailure = on_subscribe_failed;
+	opts.context = bus;
+	int rc = MQTTAsync_subscribe(bus->client, bus->cfg.subscription, 1, &opts);
+	if (rc != MQTTASYNC_SUCCESS)
+		on_subscribe_failed(bus, NULL);
+}
+
+static void on_connect_failed(void *ctx, MQTTAsync_failureData *resp)
+{
+	struct mqtt_bus *bus = ctx;
+	pthread_mutex_lock(&bus->mu);
+	log_warn("connecting to the broker at %s failed (%s); retrying in %lld ms", bus->cfg.url,
+		 resp && resp->message ? resp->message : "no answer", (long long)bus->backoff_ms);
+	schedule_retry(bus);
+	pthread_mutex_unlock(&bus->mu);
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+	struct mqtt_bus *bus = ctx;
+	log_warn("lost the broker connection to %s (%s)", bus->cfg.url, cause ? cause : "no reason given");
+	pthread_mutex_lock(&bus->mu);
+	bus->backoff_ms = BACKOFF_MIN_MS;
+	schedule_retry(bus);
+	pthread_mutex_unlock(&bus->mu);
+	bus->cb.on_lost(bus->cb.ctx);
+}
+
+static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	struct mqtt_bus *bus = ctx;
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload, (size_t)m->payloadlen);
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+static void start_connect(struct mqtt_bus *bus)
+{
+	MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	opts.keepAliveInterval = 20;
+	opts.cleansession = 1;
+	opts.connectTimeout = 5;
+	opts.onSuccess = on_connect;
+	opts.onFailure = on_connect_failed;
+	opts.context = bus;
+	opts.username = bus->cfg.username;
+	opts.password = bus->cfg.password;
+	if (strncmp(bus->cfg.url, "ssl://", 6) == 0 || strncmp(bus->cfg.url, "mqtts://", 8) == 0 ||
+	    strncmp(bus->cfg.url, "wss://", 6) == 0) {
+		ssl.trustStore = bus->cfg.ca_file;
+		ssl.enableServerCertAuth = 1;
+		ssl.verify = 1;
+		opts.ssl = &ssl;
+	}
+	int rc = MQTTAsync_connect(bus->client, &opts);
+	if (rc != MQTTASYNC_SUCCESS) {
+		pthread_mutex_lock(&bus->mu);
+		log_warn("cannot start connecting to %s (code %d)", bus->cfg.url, rc);
+		schedule_retry(bus);
+		pthread_mutex_unlock(&bus->mu);
+	}
+}
+
+/* Puts messages that could not be sent back at the head, keeping their order. */
+static void requeue_front(struct mqtt_bus *bus, struct msg *first, struct msg *last, size_t n)
+{
+	last->next = bus->head;
+	bus->head = first;
+	if (!bus->tail)
+		bus->tail = last;
+	bus->queued += n;
+}
+
+static void send_batch(struct mqtt_bus *bus, struct msg *batch)
+{
+	size_t sent = 0;
+	while (batch) {
+		MQTTAsync_message m = MQTTAsync_message_initializer;
+		m.payload = batch->data + batch->topic_len + 1;
+		m.payloadlen = (int)batch->payload_len;
+		m.qos = 1;
+		m.retained = 0;
+		int rc = MQTTAsync_sendMessage(bus->client, batch->data, &m, NULL);
+		if (rc != MQTTASYNC_SUCCESS) {
+			struct msg *last = batch;
+			size_t n = 1;
+			while (last->next) {
+				last = last->next;
+				n++;
+			}
+			pthread_mutex_lock(&bus->mu);
+			requeue_front(bus, batch, last, n);
+			bus->published += sent;
+			/* Paho's window is full or the link just dropped: let it drain. */
+			if (bus->state == BUS_CONNECTED || bus->state == BUS_UP) {
+				struct timespec ts = { 0, 5 * 1000000 };
+				pthread_mutex_unlock(&bus->mu);
+				nanosleep(&ts, NULL);
+				return;
+			}
+			pthread_mutex_unlock(&bus->mu);
+			return;
+		}
+		struct msg *next = batch->next;
+		free(batch);
+		batch = next;
+		sent++;
+	}
+	pthread_mutex_lock(&bus->mu);
+	bus->published += sent;
+	pthread_mutex_unlock(&bus->mu);
+}
+
+static void *bus_thread(void *arg)
+{
+	struct mqtt_bus *bus = arg;
+	pthread_mutex_lock(&bus->mu);
+	while (bus->running || ((bus->state == BUS_CONNECTED || bus->state == BUS_UP) && bus->head)) {
+		int64_t now = mono_ms();
+		if (bus->running && bus->state == BUS_DOWN && now >= bus->next_attempt_ms) {
+			bus->state = BUS_CONNECTING;
+			pthread_mutex_unlock(&bus->mu);
+			start_connect(bus);
+			pthread_mutex_lock(&bus->mu);
+			continue;
+		}
+		if ((bus->state == BUS_CONNECTED || bus->state == BUS_UP) && bus->head) {
+			struct msg *batch = bus->head, *last = bus->head;
+			size_t n = 1;
+			while (n < SEND_BATCH && last->next) {
+				last = last->next;
+				n++;
+			}
+			bus->head = last->next;
+			if (!bus->head)
+				bus->tail = NULL;
+			last->next = NULL;
+			bus->queued -= n;
+			pthread_mutex_unlock(&bus->mu);
+			send_batch(bus, batch);
+			pthread_mutex_lock(&bus->mu);
+			continue;
+		}
+		if (!bus->running)
+			break;
+		int64_t wait_ms = bus->state == BUS_DOWN ? bus->next_attempt_ms - now : 1000;
+		if (wait_ms > 1000)
+			wait_ms = 1000;
+		if (wait_ms < 1)
+			wait_ms = 1;
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += wait_ms / 1000;
+		until.tv_nsec += (wait_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&bus->wake, &bus->mu, &until);
+	}
+	pthread_mutex_unlock(&bus->mu);
+	return NULL;
+}
+
+struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct mqtt_bus_callbacks *cb)
+{
+	struct mqtt_bus *bus = xcalloc(1, sizeof(*bus));
+	bus->cfg = *cfg;
+	bus->cb = *cb;
+	bus->backoff_ms = BACKOFF_MIN_MS;
+	bus->running = 1;
+
+	unsigned char rnd[4];
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0, sizeof(rnd));
+	char client_id[32];
+	snprintf(client_id, sizeof(client_id), "callsignal-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+
+	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
+	int rc = MQTTAsync_createWithOptions(&bus->client, cfg->url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL,
+					     &copts);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_error("cannot use the broker URL '%s' (code %d)", cfg->url, rc);
+		free(bus);
+		return NULL;
+	}
+	MQTTAsync_setCallbacks(bus->client, bus, on_connection_lost, on_message, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&bus->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&bus->mu, NULL);
+	if (pthread_create(&bus->thread, NULL, bus_thread, bus) != 0) {
+		log_error("cannot start the broker thread");
+		MQTTAsync_destroy(&bus->client);
+		free(bus);
+		return NULL;
+	}
+	return bus;
+}
+
+void mqtt_bus_stop(struct mqtt_bus *bus)
+{
+	if (!bus)
+		return;
+	/* Give the outbox up to 2 s to drain, then stop the thread. */
+	for (int i = 0; i < 200; i++) {
+		pthread_mutex_lock(&bus->mu);
+		int pending = bus->head != NULL && (bus->state == BUS_CONNECTED || bus->state == BUS_UP);
+		pthread_mutex_unlock(&bus->mu);
+		if (!pending)
+			break;
+		struct timespec ts = { 0, 10 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&bus->mu);
+	bus->running = 0;
+	pthread_cond_signal(&bus->wake);
+	pthread_mutex_unlock(&bus->mu);
+	pthread_join(bus->thread, NULL);
+
+	if (MQTTAsync_isConnected(bus->client)) {
+		MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
+		opts.timeout = 1000; /* lets in-flight QoS 1 messages finish */
+		if (MQTTAsync_disconnect(bus->client, &opts) == MQTTASYNC_SUCCESS)
+			for (int i = 0; i < 120 && MQTTAsync_isConnected(bus->client); i++) {
+				struct timespec ts = { 0, 10 * 1000000 };
+				nanosleep(&ts, NULL);
+			}
+	}
+	MQTTAsync_destroy(&bus->client);
+	struct msg *m = bus->head;
+	while (m) {
+		struct msg *next = m->next;
+		free(m);
+		m = next;
+	}
+	pthread_mutex_destroy(&bus->mu);
+	pthread_cond_destroy(&bus->wake);
+	free(bus);
+}
+
+void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
+{
+	size_t tlen = strlen(topic);
+	struct msg *m = xmalloc(sizeof(*m) + tlen + 1 + len);
+	m->next = NULL;
+	m->topic_len = tlen;
+	m->payload_len = len;
+	memcpy(m->data, topic, tlen + 1);
+	memcpy(m->data + tlen + 1, payload, len);
+
+	pthread_mutex_lock(&bus->mu);
+	if (bus->queued >= OUTBOX_MAX) {
+		struct msg *old = bus->head;
+		bus->head = old->next;
+		if (!bus->head)
+			bus->tail = NULL;
+		bus->queued--;
+		bus->dropped++;
+		free(old);
+		if (bus->dropped % 1000 == 1)
+			log_error("outbox full (%d events waiting for the broker): dropped the oldest", OUTBOX_MAX);
+	}
+	if (bus->tail)
+		bus->tail->next = m;
+	else
+		bus->head = m;
+	bus->tail = m;
+	bus->queued++;
+	pthread_cond_signal(&bus->wake);
+	pthread_mutex_unlock(&bus->mu);
+}
+
+int mqtt_bus_is_up(struct mqtt_bus *bus)
+{
+	pthread_mutex_lock(&bus->mu);
+	int up = bus->state == BUS_UP;
+	pthread_mutex_unlock(&bus->mu);
+	return up;
+}
+
+void mqtt_bus_stats(struct mqtt_bus *bus, struct mqtt_bus_stats *out)
+{
+	pthread_mutex_lock(&bus->mu);
+	out->published = bus->published;
+	out->dropped = bus->dropped;
+	out->queued = bus->queued;
+	pthread_mutex_unlock(&bus->mu);
+}

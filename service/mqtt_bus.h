@@ -1,0 +1,58 @@
+/*
+ * mqtt_bus.h - the service's one connection to the broker (the only
+ * includer of MQTTAsync.h).
+ *
+ * Connects, reconnects with backoff (1 s doubling to 30 s), subscribes to
+ * the presence topics after every connect, and publishes events as QoS 1.
+ * Publishing never blocks and never calls Paho: mqtt_bus_publish copies the
+ * message into an outbox (under a leaf mutex, so it may be called while the
+ * caller holds its own lock) and the bus thread sends it in order. Messages
+ * wait in the outbox while the broker is away.
+ *
+ * Callbacks run on Paho's thread, which holds Paho's own lock meanwhile:
+ * they must not call back into the bus.
+ */
+#ifndef CALLSIGNAL_MQTT_BUS_H
+#define CALLSIGNAL_MQTT_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mqtt_bus;
+
+struct mqtt_bus_config {
+	const char *url; /* borrowed for the life of the bus, like the others */
+	const char *username; /* NULL: anonymous */
+	const char *password;
+	const char *ca_file; /* for ssl:// and mqtts:// URLs */
+	const char *subscription; /* topic filter subscribed after every connect */
+};
+
+struct mqtt_bus_callbacks {
+	void *ctx;
+	/* A message arrived on the subscription. All pointers borrowed for the call. */
+	void (*on_message)(void *ctx, const char *topic, size_t topic_len, const char *payload, size_t len);
+	/* Connected, before subscribing: the retained replay follows. */
+	void (*on_connected)(void *ctx);
+	/* The connection is gone. */
+	void (*on_lost)(void *ctx);
+};
+
+/* Starts connecting in the background. Returns NULL when the URL is unusable. */
+struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct mqtt_bus_callbacks *cb);
+/* Sends what the outbox holds (for up to 2 s), disconnects and frees the bus. */
+void mqtt_bus_stop(struct mqtt_bus *bus);
+
+/* Queues a QoS 1, non-retained message; topic and payload are copied. */
+void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
+/* 1 while connected and subscribed. */
+int mqtt_bus_is_up(struct mqtt_bus *bus);
+
+struct mqtt_bus_stats {
+	uint64_t published;
+	uint64_t dropped;
+	size_t queued;
+};
+void mqtt_bus_stats(struct mqtt_bus *bus, struct mqtt_bus_stats *out);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * token.c - see token.h. libjwt 1.x does the signing and checking; the
+ * claims are checked here, because libjwt 1.x checks none of them.
+ */
+#include "token.h"
+
+#include <errno.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_io.h"
+#include "log.h"
+#include "util.h"
+
+#define CLOCK_LEEWAY_S 60
+
+char *token_livekit(const char *api_key, const char *api_secret, const char *user_id, const char *name,
+		    const char *room, int64_t now_s, int64_t ttl_s)
+{
+	jwt_t *jwt = NULL;
+	char *out = NULL;
+	struct sbuf video;
+	sbuf_init(&video, 128);
+	sbuf_adds(&video, "{\"video\":{\"room\":");
+	json_io_add_string(&video, room);
+	sbuf_adds(&video, ",\"roomJoin\":true,\"canPublish\":true,\"canSubscribe\":true}}");
+
+	if (jwt_new(&jwt) != 0)
+		goto out;
+	if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)api_secret, (int)strlen(api_secret)) ||
+	    jwt_add_grant(jwt, "iss", api_key) || jwt_add_grant(jwt, "sub", user_id) ||
+	    jwt_add_grant(jwt, "name", name) || jwt_add_grant_int(jwt, "nbf", (long)now_s) ||
+	    jwt_add_grant_int(jwt, "iat", (long)now_s) || jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) ||
+	    jwt_add_grants_json(jwt, video.buf))
+		goto out;
+	out = jwt_encode_str(jwt);
+out:
+	if (!out)
+		log_error("minting a LiveKit token for '%s' failed", user_id);
+	jwt_free(jwt);
+	sbuf_release(&video);
+	return out;
+}
+
+struct token_verifier {
+	jwt_alg_t alg;
+	unsigned char *key;
+	int key_len;
+};
+
+struct token_verifier *token_verifier_new(const char *hs256_secret, const char *rs256_pem_file)
+{
+	struct token_verifier *v = xcalloc(1, sizeof(*v));
+	if (hs256_secret) {
+		v->alg = JWT_ALG_HS256;
+		v->key = (unsigned char *)xstrdup(hs256_secret);
+		v->key_len = (int)strlen(hs256_secret);
+		return v;
+	}
+	FILE *f = fopen(rs256_pem_file, "rb");
+	if (!f) {
+		log_error("cannot open the user-token public key '%s'", rs256_pem_file);
+		free(v);
+		return NULL;
+	}
+	struct sbuf pem;
+	sbuf_init(&pem, 1024);
+	char chunk[1024];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		sbuf_add(&pem, chunk, n);
+	fclose(f);
+	if (!strstr(pem.buf, "-----BEGIN PUBLIC KEY-----")) {
+		log_error("'%s' holds no PEM public key", rs256_pem_file);
+		sbuf_release(&pem);
+		free(v);
+		return NULL;
+	}
+	v->alg = JWT_ALG_RS256;
+	size_t len;
+	v->key = (unsigned char *)sbuf_detach(&pem, &len);
+	v->key_len = (int)len;
+	return v;
+}
+
+void token_verifier_free(struct token_verifier *v)
+{
+	if (!v)
+		return;
+	free(v->key);
+	free(v);
+}
+
+int token_verify_user(const struct token_verifier *v, const char *token, int64_t now_s,
+		      char user_id[ID_MAX_LEN + 1], const char **why)
+{
+	jwt_t *jwt = NULL;
+	int rc = -1;
+	if (!*token) {
+		*why = "empty token";
+		return -1;
+	}
+	if (jwt_decode(&jwt, token, v->key, v->key_len) != 0 || !jwt) {
+		*why = "bad signature or malformed token";
+		goto out;
+	}
+	/* libjwt accepts whatever "alg" the token names; only ours may pass. */
+	if (jwt_get_alg(jwt) != v->alg) {
+		*why = "wrong algorithm";
+		goto out;
+	}
+	errno = 0;
+	long exp = jwt_get_grant_int(jwt, "exp");
+	if (errno == ENOENT || exp <= 0) {
+		*why = "exp missing";
+		goto out;
+	}
+	if (now_s > exp + CLOCK_LEEWAY_S) {
+		*why = "expired";
+		goto out;
+	}
+	errno = 0;
+	long nbf = jwt_get_grant_int(jwt, "nbf");
+	if (errno != ENOENT && now_s + CLOCK_LEEWAY_S < nbf) {
+		*why = "not yet valid";
+		goto out;
+	}
+	const char *sub = jwt_get_grant(jwt, "sub");
+	if (!sub || !id_is_valid(sub, strlen(sub))) {
+		*why = "sub missing or not a valid user id";
+		goto out;
+	}
+	memcpy(user_id, sub, strlen(sub) + 1);
+	rc = 0;
+out:
+	jwt_free(jwt);
+	return rc;
+}

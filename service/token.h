@@ -1,0 +1,40 @@
+/*
+ * token.h - the JWTs of the service (the only includer of jwt.h).
+ *
+ * Mints LiveKit access tokens for a party of a live call, and in jwt mode
+ * verifies the user tokens that an app's backend issues to its users.
+ */
+#ifndef CALLSIGNAL_TOKEN_H
+#define CALLSIGNAL_TOKEN_H
+
+#include <stdint.h>
+
+#include "topics.h"
+
+/*
+ * A LiveKit token for user (id, name) to join room, valid from now_s for
+ * ttl_s seconds. Returns a new string (caller frees), or NULL on failure.
+ */
+char *token_livekit(const char *api_key, const char *api_secret, const char *user_id, const char *name,
+		    const char *room, int64_t now_s, int64_t ttl_s);
+
+struct token_verifier;
+
+/*
+ * A verifier of user tokens: HS256 with hs256_secret, or RS256 with the PEM
+ * public key in rs256_pem_file (exactly one non-NULL). Returns NULL and logs
+ * why when the key cannot be read. Free with token_verifier_free.
+ */
+struct token_verifier *token_verifier_new(const char *hs256_secret, const char *rs256_pem_file);
+void token_verifier_free(struct token_verifier *v);
+
+/*
+ * Checks a user token: signature with the configured algorithm (any other
+ * "alg", "none" included, is refused), exp required and not passed, nbf
+ * honoured, sub a valid id. Returns 0 and copies sub into user_id, or -1
+ * with *why set to a static reason.
+ */
+int token_verify_user(const struct token_verifier *v, const char *jwt, int64_t now_s,
+		      char user_id[ID_MAX_LEN + 1], const char **why);
+
+#endif

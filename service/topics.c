@@ -1,0 +1,93 @@
+/*
+ * topics.c - see topics.h. No I/O, no state.
+ */
+#include "topics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char TOPIC_PRESENCE_ALL[] = "users/+/presence/+";
+static const char EVENTS_FORMAT[] = "users/%s/events";
+
+int utf8_is_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		unsigned int cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (i + n >= len)
+			return 0; /* truncated sequence */
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* overlong forms, surrogates and values past U+10FFFF */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+int id_is_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > ID_MAX_LEN)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#')
+			return 0;
+	}
+	return utf8_is_valid(s, len);
+}
+
+static int take_id(const char *start, size_t len, char out[ID_MAX_LEN + 1])
+{
+	if (!id_is_valid(start, len))
+		return -1;
+	memcpy(out, start, len);
+	out[len] = '\0';
+	return 0;
+}
+
+int topic_parse_presence(const char *topic, size_t len, struct presence_topic *out)
+{
+	static const char prefix[] = "users/";
+	static const char middle[] = "/presence/";
+	if (len < sizeof(prefix) - 1 || memcmp(topic, prefix, sizeof(prefix) - 1) != 0)
+		return -1;
+	const char *user = topic + sizeof(prefix) - 1;
+	const char *end = topic + len;
+	const char *slash = memchr(user, '/', (size_t)(end - user));
+	if (!slash || (size_t)(end - slash) < sizeof(middle) - 1 ||
+	    memcmp(slash, middle, sizeof(middle) - 1) != 0)
+		return -1;
+	const char *client = slash + sizeof(middle) - 1;
+	if (take_id(user, (size_t)(slash - user), out->user_id) != 0)
+		return -1;
+	return take_id(client, (size_t)(end - client), out->client_id);
+}
+
+void topic_events(const char *user_id, char out[TOPIC_MAX_LEN])
+{
+	snprintf(out, TOPIC_MAX_LEN, EVENTS_FORMAT, user_id);
+}

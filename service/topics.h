@@ -1,0 +1,34 @@
+/*
+ * topics.h - PURE grammar of ids and MQTT topic names.
+ *
+ * User ids and client ids end up in topic names, so one rule decides what
+ * an id may be, for REST and MQTT alike: 1..ID_MAX_LEN bytes of valid UTF-8
+ * without '/', '+', '#' or control characters.
+ */
+#ifndef CALLSIGNAL_TOPICS_H
+#define CALLSIGNAL_TOPICS_H
+
+#include <stddef.h>
+
+#define ID_MAX_LEN 128
+/* Longest topic this module formats: "users/" id "/events" and a NUL. */
+#define TOPIC_MAX_LEN (ID_MAX_LEN * 2 + 32)
+
+extern const char TOPIC_PRESENCE_ALL[]; /* subscription of the service */
+
+int utf8_is_valid(const char *s, size_t len);
+int id_is_valid(const char *s, size_t len);
+
+struct presence_topic {
+	char user_id[ID_MAX_LEN + 1];
+	char client_id[ID_MAX_LEN + 1];
+};
+
+/* Parses "users/{userId}/presence/{clientId}" with both ids valid.
+ * Returns 0 on success, -1 otherwise (out is then unspecified). */
+int topic_parse_presence(const char *topic, size_t len, struct presence_topic *out);
+
+/* Writes "users/{userId}/events" into out (TOPIC_MAX_LEN bytes); user_id must be valid. */
+void topic_events(const char *user_id, char out[TOPIC_MAX_LEN]);
+
+#endif
