@@ -19,6 +19,7 @@ import inspect
 import json
 import os
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -111,6 +112,42 @@ def expect_error(resp, status, code, message=None):
     ctype = resp.headers.get("Content-Type", "")
     check(ctype.startswith("application/json"), "error Content-Type %r" % ctype)
     return resp.json
+
+
+UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+STATUSES = ("DIALLING", "ONGOING", "ENDED", "DECLINED", "MISSED", "ERROR")
+
+
+def user_of(client):
+    """The User a Client announces (what the service should report for it)."""
+    return {"id": client.user_id, "name": client.name, "location": client.location}
+
+
+def check_call(call, status=None, caller=None, receiver=None):
+    """Assert the shape of a Call (UUID v4 id, Users, status, ISO-8601 ms timestamps); optionally
+    its status and parties (Clients or User dicts). Returns the call."""
+    check(isinstance(call, dict), "not a Call object: %r" % (call,))
+    check(isinstance(call.get("id"), str) and UUID4_RE.match(call["id"]),
+          "call id is not a lowercase UUID v4: %r" % call.get("id"))
+    check(call.get("status") in STATUSES, "bad call status %r" % call.get("status"))
+    for key in ("caller", "receiver"):
+        u = call.get(key)
+        check(isinstance(u, dict) and all(isinstance(u.get(k), str) for k in ("id", "name", "location")),
+              "call.%s is not a User: %r" % (key, u))
+    check(isinstance(call.get("createdAt"), str) and ISO_RE.match(call["createdAt"]),
+          "createdAt not ISO-8601 UTC with ms: %r" % call.get("createdAt"))
+    for key in ("answeredAt", "endedAt"):
+        if key in call:
+            check(isinstance(call[key], str) and ISO_RE.match(call[key]),
+                  "%s not ISO-8601 UTC with ms: %r" % (key, call[key]))
+    if status is not None:
+        eq(call["status"], status, "call status")
+    for key, who in (("caller", caller), ("receiver", receiver)):
+        if who is not None:
+            want = who if isinstance(who, dict) else user_of(who)
+            eq({k: call[key].get(k) for k in ("id", "name", "location")}, want, "call." + key)
+    return call
 
 
 def expect_ok(resp, status=200):
@@ -631,6 +668,18 @@ class Env:
             c.publish(topic, payload, qos=qos, retain=retain)
         finally:
             c.close()
+
+    def sync(self):
+        """Barrier: a marker user published after earlier presence messages is seen by the service,
+        so those earlier messages have been processed too (one subscription, in-order delivery)."""
+        marker = Client(self.broker, self.uid("sync"), client_id="sync-" + secrets.token_hex(4),
+                        subscribe=False, will=False)
+        try:
+            self.wait_online(marker.user_id)
+            marker.clear_presence()
+            self.wait_offline(marker.user_id)
+        finally:
+            marker.close()
 
     def spawn_service(self, env=None, args=(), wait="health", name=None):
         """A further service process (own port, same broker), stopped with the environment."""

@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""HTTP surface: /health, /config, CORS (preflight and headers on every response), routing (404,
+405 with Allow), and bad input of every kind (malformed JSON, non-UTF-8, wrong types, non-object
+bodies, 413, 415, form bodies, invalid ids); after all of it the service still serves a call."""
+
+import http.client
+import json
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import check, eq, expect_error  # noqa: E402
+
+LIMIT = 16 * 1024
+
+
+def acao(r):
+    return r.headers.get("Access-Control-Allow-Origin")
+
+
+# ---- /health, /config -------------------------------------------------------------------------
+
+def test_health_reports_ok_and_counts(env):
+    r = env.get("/health")
+    eq(r.status, 200, "status")
+    check(r.headers.get("Content-Type", "").startswith("application/json"), "Content-Type")
+    eq(r.json.get("status"), "ok", "status field")
+    eq(r.json.get("broker"), "connected", "broker field")
+    for key in ("users", "calls"):
+        check(isinstance(r.json.get(key), int) and not isinstance(r.json.get(key), bool)
+              and r.json[key] >= 0, "%s is not a count: %r" % (key, r.json))
+
+
+def test_config_defaults(env):
+    r = env.get("/config")
+    eq(r.status, 200, "status")
+    eq(r.json, {"mqttWsUrl": None, "livekitUrl": None, "authMode": "open"}, "config")
+
+
+@h.options(service_env={"MQTT_WS_URL": "ws://127.0.0.1:19001", "LIVEKIT_URL": "wss://lk.example.test"})
+def test_config_reports_urls(env):
+    r = env.get("/config")
+    eq(r.status, 200, "status")
+    eq(r.json, {"mqttWsUrl": "ws://127.0.0.1:19001", "livekitUrl": "wss://lk.example.test",
+                "authMode": "open"}, "config")
+
+
+# ---- CORS -------------------------------------------------------------------------------------
+
+def test_cors_preflight(env):
+    for path in ("/calls/start", "/users", "/token", "/nowhere"):
+        r = env.http("OPTIONS", path, headers={"Origin": "http://app.test",
+                                               "Access-Control-Request-Method": "POST",
+                                               "Access-Control-Request-Headers": "content-type"})
+        eq(r.status, 204, "preflight status of " + path)
+        eq(acao(r), "*", "Access-Control-Allow-Origin")
+        eq(r.headers.get("Access-Control-Allow-Methods"), "GET, POST, OPTIONS", "Allow-Methods")
+        eq(r.headers.get("Access-Control-Allow-Headers"), "Content-Type, Authorization", "Allow-Headers")
+        eq(r.headers.get("Access-Control-Max-Age"), "600", "Max-Age")
+        eq(r.body, b"", "preflight body")
+
+
+def test_every_response_carries_allow_origin(env):
+    a, b = env.user("a"), env.user("b")
+    responses = {
+        "200 users": env.get("/users"),
+        "200 health": env.get("/health"),
+        "200 start": env.post("/calls/start", {"callerId": a.user_id, "receiverId": b.user_id}),
+        "400": env.post("/calls/start", {}),
+        "404 offline": env.post("/calls/start", {"callerId": env.uid(), "receiverId": b.user_id}),
+        "404 route": env.get("/nope"),
+        "405": env.get("/calls/start"),
+        "413": env.post("/calls/start", body=b"{" + b" " * (LIMIT + 10) + b"}",
+                        content_type="application/json"),
+        "415": env.post("/calls/start", body=b"x", content_type="text/plain"),
+        "400 bad json": env.post("/calls/start", body=b"{", content_type="application/json"),
+    }
+    missing = [k for k, r in responses.items() if acao(r) != "*"]
+    check(not missing, "responses without Access-Control-Allow-Origin: *: %s" % missing)
+
+
+@h.options(service_env={"CORS_ORIGIN": "https://app.example.test"})
+def test_cors_origin_is_configurable(env):
+    eq(acao(env.get("/health")), "https://app.example.test", "ACAO on GET")
+    eq(acao(env.http("OPTIONS", "/calls/end")), "https://app.example.test", "ACAO on OPTIONS")
+    eq(acao(env.get("/missing")), "https://app.example.test", "ACAO on 404")
+
+
+# ---- routing ----------------------------------------------------------------------------------
+
+def test_unknown_route_is_404(env):
+    expect_error(env.get("/x"), 404, "NOT_FOUND", "No route GET /x")
+    expect_error(env.post("/calls/nope", {}), 404, "NOT_FOUND", "No route POST /calls/nope")
+
+
+def test_root_without_web_root_is_404(env):
+    expect_error(env.get("/"), 404, "NOT_FOUND")
+
+
+def test_query_string_does_not_change_the_route(env):
+    eq(env.get("/health?verbose=1").status, 200, "GET /health?verbose=1")
+    eq(env.get("/users?x=y").status, 200, "GET /users?x=y")
+
+
+def test_wrong_method_is_405_with_allow(env):
+    for method, path, allowed in [("GET", "/calls/start", "POST"), ("GET", "/calls/answer", "POST"),
+                                  ("PUT", "/calls/end", "POST"), ("POST", "/users", "GET"),
+                                  ("DELETE", "/health", "GET"), ("POST", "/token", "GET"),
+                                  ("POST", "/config", "GET")]:
+        r = env.http(method, path)
+        expect_error(r, 405, "METHOD_NOT_ALLOWED")
+        allow = r.headers.get("Allow") or ""
+        check(allowed in [m.strip() for m in allow.split(",")],
+              "%s %s: Allow header %r lacks %s" % (method, path, allow, allowed))
+
+
+# ---- bad bodies -------------------------------------------------------------------------------
+
+def test_malformed_json_is_bad_json(env):
+    for body in (b"{", b"{\"callerId\": }", b"not json", b"{'callerId': 'a'}", b"{\"a\":1}}",
+                 b"{\"a\":1,}", b"\x00"):
+        expect_error(env.post("/calls/start", body=body, content_type="application/json"), 400, "BAD_JSON")
+
+
+def test_non_utf8_body_is_bad_json(env):
+    a, b = env.user("a"), env.user("b")
+    body = b'{"callerId": "' + a.user_id.encode() + b'\xff\xfe", "receiverId": "' + b.user_id.encode() + b'"}'
+    expect_error(env.post("/calls/start", body=body, content_type="application/json"), 400, "BAD_JSON")
+    latin1 = '{"callerId": "caf\u00e9", "receiverId": "x"}'.encode("latin-1")
+    expect_error(env.post("/calls/start", body=latin1, content_type="application/json"), 400, "BAD_JSON")
+
+
+def test_body_that_is_not_an_object_is_bad_json(env):
+    for body in (b"[]", b"[{\"callerId\": \"a\", \"receiverId\": \"b\"}]", b"\"text\"", b"42", b"null", b"true"):
+        for path in ("/calls/start", "/calls/answer", "/calls/end"):
+            expect_error(env.post(path, body=body, content_type="application/json"), 400, "BAD_JSON")
+
+
+def test_missing_content_type_is_tried_as_json(env):
+    a, b = env.user("a"), env.user("b")
+    body = json.dumps({"callerId": a.user_id, "receiverId": b.user_id})
+    r = env.post("/calls/start", body=body, content_type="")
+    eq(r.status, 200, "start without Content-Type")
+    b.expect_event("INCOMING_CALL", call_id=r.json["id"])
+
+
+def test_json_with_charset_parameter_is_accepted(env):
+    a, b = env.user("a"), env.user("b")
+    body = json.dumps({"callerId": a.user_id, "receiverId": b.user_id})
+    r = env.post("/calls/start", body=body, content_type="application/json; charset=utf-8")
+    eq(r.status, 200, "start with application/json; charset=utf-8")
+
+
+def test_unsupported_content_type_is_415(env):
+    for ctype in ("text/plain", "application/xml", "multipart/form-data; boundary=x", "image/png"):
+        expect_error(env.post("/calls/start", body=b'{"callerId":"a","receiverId":"b"}', content_type=ctype),
+                     415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_body_over_16_kib_is_413(env):
+    body = b'{"callerId": "a", "receiverId": "b", "pad": "' + b"x" * LIMIT + b'"}'
+    expect_error(env.post("/calls/start", body=body, content_type="application/json"), 413, "BODY_TOO_LARGE")
+
+
+def test_body_of_exactly_16_kib_is_accepted(env):
+    a, b = env.user("a"), env.user("b")
+    head = json.dumps({"callerId": a.user_id, "receiverId": b.user_id})[:-1] + ', "pad": "'
+    body = (head + "x" * (LIMIT - len(head) - 2) + '"}').encode()
+    eq(len(body), LIMIT, "body length")
+    r = env.post("/calls/start", body=body, content_type="application/json")
+    eq(r.status, 200, "status of a 16384-byte body (%s)" % r.body[:200])
+
+
+def test_chunked_body_over_16_kib_is_413(env):
+    conn = http.client.HTTPConnection("127.0.0.1", env.service.port, timeout=10)
+    try:
+        chunks = [b'{"callerId": "a", "pad": "'] + [b"y" * 4096] * 5 + [b'"}']
+        conn.request("POST", "/calls/start", body=iter(chunks), encode_chunked=True,
+                     headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        r = conn.getresponse()
+        resp = h.Response(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+    expect_error(resp, 413, "BODY_TOO_LARGE")
+
+
+def test_huge_declared_content_length_is_413(env):
+    with socket.create_connection(("127.0.0.1", env.service.port), timeout=5) as s:
+        s.sendall(b"POST /calls/start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000000000\r\n\r\n{\"callerId\":")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    check(data.startswith(b"HTTP/1.1 413") or data.startswith(b"HTTP/1.0 413"),
+          "reply to a 1 GB Content-Length: %r" % data[:100])
+
+
+def test_form_urlencoded_start_answer_end(env):
+    a, b = env.user("a"), env.user("b")
+    r = env.post("/calls/start", form={"callerId": a.user_id, "receiverId": b.user_id})
+    eq(r.status, 200, "form start")
+    call_id = r.json["id"]
+    r = env.post("/calls/answer", form={"callId": call_id, "answer": "ACCEPT"})
+    eq(r.status, 200, "form answer")
+    r = env.post("/calls/end", form={"callId": call_id, "userId": b.user_id})
+    eq(r.status, 200, "form end")
+    eq(r.json["status"], "ENDED", "status")
+
+
+def test_form_urlencoded_missing_field(env):
+    expect_error(env.post("/calls/start", form={"callerId": "someone"}), 400, "MISSING_FIELD",
+                 "callerId and receiverId are required")
+
+
+def test_form_urlencoded_decodes_percent_escapes(env):
+    a = env.user("a", name="A")
+    uid = env.uid("sp") + " x&y=z\u00e9"
+    b = env.client(uid)
+    env.wait_online(uid)
+    r = env.post("/calls/start", form={"callerId": a.user_id, "receiverId": uid})
+    eq(r.status, 200, "start with an escaped receiver id (%s)" % r.body[:200])
+    eq(r.json["receiver"]["id"], uid, "decoded receiver id")
+    b.expect_event("INCOMING_CALL")
+
+
+def test_form_urlencoded_non_utf8_is_refused(env):
+    r = env.post("/calls/start", body=b"callerId=%FF%FE&receiverId=b",
+                 content_type="application/x-www-form-urlencoded")
+    check(r.status == 400 and r.json and r.json.get("error") in ("BAD_JSON", "INVALID_ID"),
+          "non-UTF-8 form value: %d %s" % (r.status, r.body[:200]))
+
+
+# ---- ids --------------------------------------------------------------------------------------
+
+BAD_IDS = {
+    "slash": "a/b", "plus": "a+b", "hash": "a#b", "only plus": "+", "only hash": "#",
+    "NUL": "a\x00b", "newline": "a\nb", "tab": "a\tb", "escape": "a\x1bb", "DEL": "a\x7fb",
+    "129 bytes": "i" * 129, "129 bytes multibyte": "\u20ac" * 43,
+}
+
+
+def test_invalid_caller_ids_are_400_invalid_id(env):
+    b = env.user("b")
+    for label, bad in BAD_IDS.items():
+        r = env.post("/calls/start", {"callerId": bad, "receiverId": b.user_id})
+        check(r.status == 400 and r.json and r.json.get("error") == "INVALID_ID"
+              and r.json.get("message") == "callerId is not a valid id",
+              "callerId %s: %d %s" % (label, r.status, r.body[:200]))
+    b.expect_no_event(0.2)
+
+
+def test_invalid_receiver_ids_are_400_invalid_id(env):
+    a = env.user("a")
+    for label, bad in BAD_IDS.items():
+        r = env.post("/calls/start", {"callerId": a.user_id, "receiverId": bad})
+        check(r.status == 400 and r.json and r.json.get("error") == "INVALID_ID"
+              and r.json.get("message") == "receiverId is not a valid id",
+              "receiverId %s: %d %s" % (label, r.status, r.body[:200]))
+
+
+def test_invalid_ids_in_form_bodies_are_400_invalid_id(env):
+    b = env.user("b")
+    for label in ("slash", "plus", "hash", "NUL", "newline", "DEL", "129 bytes"):
+        r = env.post("/calls/start", form={"callerId": BAD_IDS[label], "receiverId": b.user_id})
+        check(r.status == 400 and r.json and r.json.get("error") == "INVALID_ID",
+              "form callerId %s: %d %s" % (label, r.status, r.body[:200]))
+
+
+def test_longest_valid_ids_pass_validation(env):
+    b = env.user("b")
+    for uid in ("v" * 128, "\u20ac" * 42 + "vv"):
+        eq(len(uid.encode()), 128, "test id length")
+        expect_error(env.post("/calls/start", {"callerId": uid, "receiverId": b.user_id}), 404,
+                     "CALLER_OFFLINE", "Caller is offline")
+
+
+def test_invalid_id_in_end_is_refused(env):
+    a, b = env.user("a"), env.user("b")
+    call = env.start_call(a, b)
+    for bad in ("a/b", "x" * 129, "a\x01"):
+        r = env.end(call["id"], bad)
+        check(r.status in (400, 403) and r.json and r.json.get("error") in ("INVALID_ID", "NOT_A_PARTY"),
+              "end with userId %r: %d %s" % (bad, r.status, r.body[:200]))
+    eq(env.answer(call["id"], "ACCEPT").json["status"], "ONGOING", "call untouched")
+
+
+def test_garbage_call_ids_are_not_found_or_invalid(env):
+    for bad in ("not-a-uuid", "../../etc/passwd", "a" * 500, "\u00e9\u00e9"):
+        r = env.answer(bad, "ACCEPT")
+        check(r.status == 400 and r.json and r.json.get("error") in ("CALL_NOT_FOUND", "INVALID_ID"),
+              "answer callId %r: %d %s" % (bad[:20], r.status, r.body[:200]))
+
+
+def test_path_traversal_and_odd_paths_are_404(env):
+    for path in ("/../etc/passwd", "/users/../../x", "/%00", "/calls", "/calls/"):
+        r = env.get(path)
+        check(r.status in (404, 405) and r.json and r.json.get("error") in ("NOT_FOUND", "METHOD_NOT_ALLOWED"),
+              "GET %s: %d %s" % (path, r.status, r.body[:200]))
+
+
+def test_garbage_request_line_does_not_kill_the_service(env):
+    for raw in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40, b"GARBAGE\r\n\r\n",
+                b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                b"POST /calls/start HTTP/1.1\r\n" + b"X-Long: " + b"h" * 20000 + b"\r\n\r\n"):
+        try:
+            with socket.create_connection(("127.0.0.1", env.service.port), timeout=3) as s:
+                s.sendall(raw)
+                s.shutdown(socket.SHUT_WR)
+                s.recv(4096)
+        except OSError:
+            pass
+    eq(env.get("/health").status, 200, "health after garbage connections")
+
+
+def test_still_serves_a_full_call_after_all_the_bad_input(env):
+    a, b = env.user("a"), env.user("b")
+    call = env.start_call(a, b)
+    b.expect_event("INCOMING_CALL", call_id=call["id"])
+    eq(env.answer(call["id"], "ACCEPT").status, 200, "accept")
+    a.expect_event("ACCEPT_CALL")
+    r = env.end(call["id"], b)
+    eq(r.status, 200, "end")
+    a.expect_event("END_CALL")
+    b.expect_event("ACCEPT_CALL")
+    b.expect_event("END_CALL")
+
+
+if __name__ == "__main__":
+    h.main()

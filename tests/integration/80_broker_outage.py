@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""Broker outage: /health 503 and call control 503 while Mosquitto is down, /users still 200; the
+service reconnects (backoff 1 s doubling), resubscribes, and rebuilds presence from the retained
+replay (clients republish their presence after reconnecting, simulated here); live calls get the
+offline grace. Each test has its own broker and service."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import check, eq, expect_error  # noqa: E402
+
+RECOVERY_S = 12  # first retries at +1 s, +2 s, +4 s after the loss
+
+
+def health_status(env):
+    try:
+        return env.get("/health", timeout=3).status
+    except OSError:
+        return None
+
+
+def wait_health(env, status, timeout):
+    h.wait_until(lambda: health_status(env) == status, timeout, interval=0.1,
+                 what="GET /health == %d" % status)
+
+
+def test_health_503_and_calls_503_while_broker_down_users_still_served(env):
+    a, b, c = env.user("a"), env.user("b"), env.user("c")
+    ringing = env.start_call(a, b)
+    env.broker.stop()
+    wait_health(env, 503, 5)
+    expect_error(env.get("/health"), 503, "BROKER_UNAVAILABLE")
+    r = env.get("/users")
+    eq(r.status, 200, "GET /users while the broker is down")
+    check(isinstance(r.json, list), "GET /users body %r" % r.body[:100])
+    expect_error(env.post("/calls/start", {"callerId": c.user_id, "receiverId": env.uid()}), 503,
+                 "BROKER_UNAVAILABLE")
+    expect_error(env.answer(ringing["id"], "ACCEPT"), 503, "BROKER_UNAVAILABLE")
+    expect_error(env.end(ringing["id"], a), 503, "BROKER_UNAVAILABLE")
+    eq(env.http("OPTIONS", "/calls/start").status, 204, "preflight while the broker is down")
+
+
+def test_service_recovers_after_broker_restart_and_rebuilds_presence(env):
+    a, b = env.user("a"), env.user("b", transport="websockets")
+    env.broker.stop()
+    wait_health(env, 503, 5)
+    time.sleep(0.3)
+    env.broker.start()
+    t0 = time.monotonic()
+    wait_health(env, 200, RECOVERY_S)
+    print("    service reconnected %.1fs after the broker came back" % (time.monotonic() - t0))
+    body = env.get("/health").json
+    eq(body.get("broker"), "connected", "broker field after recovery")
+    # no persistence and no client back yet: the presence was cleared on reconnect
+    h.wait_until(lambda: a.user_id not in env.user_ids() and b.user_id not in env.user_ids(), 3,
+                 what="stale presence cleared after the reconnect")
+    a.connect()  # clients reconnect and republish their presence
+    b.connect()
+    env.wait_online(a.user_id)
+    env.wait_online(b.user_id)
+    call = env.start_call(a, b)  # publishing works again
+    b.expect_event("INCOMING_CALL", call_id=call["id"])
+    eq(env.answer(call["id"], "ACCEPT").status, 200, "accept after recovery")
+    a.expect_event("ACCEPT_CALL")
+
+
+def test_presence_changes_after_reconnect_are_seen(env):
+    """Resubscription: presence published after the reconnect (not only the replay) reaches it."""
+    env.user("a")
+    env.broker.stop()
+    wait_health(env, 503, 5)
+    env.broker.start()
+    wait_health(env, 200, RECOVERY_S)
+    late = env.user("late")
+    late.drop()
+    env.wait_offline(late.user_id)
+
+
+@h.options(broker_opts={"persistence": True})
+def test_retained_presence_replayed_after_broker_restart(env):
+    # Devices without a Last Will keep their retained presence across a broker restart
+    # (Mosquitto publishes the Wills of connected clients when it shuts down).
+    a = env.user("a", will=False)
+    b = env.user("b", will=False)
+    env.broker.stop()
+    wait_health(env, 503, 5)
+    env.broker.start()
+    wait_health(env, 200, RECOVERY_S)
+    env.wait_online(a.user_id)
+    env.wait_online(b.user_id)
+    c = env.user("c")
+    call = env.start_call(c, a.user_id)
+    eq(call["receiver"]["id"], a.user_id, "receiver known from the replay")
+
+
+@h.options(service_env={"OFFLINE_GRACE_S": "4"})
+def test_live_call_survives_broker_restart_when_parties_come_back(env):
+    a, b = env.user("a"), env.user("b")
+    call = env.start_call(a, b)
+    eq(env.answer(call["id"], "ACCEPT").status, 200, "accept")
+    env.broker.stop()
+    wait_health(env, 503, 5)
+    env.broker.start()
+    a.connect()
+    b.connect()
+    wait_health(env, 200, RECOVERY_S)
+    a.expect_event("ACCEPT_CALL")  # (from before the outage; the new session lost nothing else)
+    a.expect_no_event(4.5)
+    r = env.end(call["id"], a)
+    eq(r.status, 200, "end after the outage")
+    eq(r.json["status"], "ENDED", "the call survived the outage")
+    b.expect_event("END_CALL", call_id=call["id"])
+
+
+@h.options(service_env={"OFFLINE_GRACE_S": "1"})
+def test_live_call_ends_with_error_when_parties_do_not_come_back(env):
+    a, b = env.user("a", name="Ann"), env.user("b", name="Ben")
+    call = env.start_call(a, b)
+    eq(env.answer(call["id"], "ACCEPT").status, 200, "accept")
+    env.broker.stop()
+    wait_health(env, 503, 5)
+    env.broker.start()
+    watch = env.client(a.user_id, presence=False)  # only listens; a itself stays away
+    wait_health(env, 200, RECOVERY_S)
+    ev = watch.expect_event("END_CALL", timeout=6, call_id=call["id"])
+    eq(ev["call"]["status"], "ERROR", "status")
+    check(ev["call"].get("errMsg") in ("Ann went offline", "Ben went offline"),
+          "errMsg %r" % ev["call"].get("errMsg"))
+
+
+@h.options(start_broker=False, wait="listening")
+def test_service_started_before_the_broker_connects_later(env):
+    expect_error(env.get("/health"), 503, "BROKER_UNAVAILABLE")
+    eq(env.get("/users").json, [], "users without a broker")
+    env.broker.start()
+    wait_health(env, 200, RECOVERY_S)
+    a, b = env.user("a"), env.user("b")
+    call = env.start_call(a, b)
+    b.expect_event("INCOMING_CALL", call_id=call["id"])
+
+
+if __name__ == "__main__":
+    h.main(shared=False)
