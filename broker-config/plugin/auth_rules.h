@@ -1,0 +1,60 @@
+/*
+ * auth_rules.h - who may subscribe to, read and write which topic on the
+ * broker in jwt mode.
+ *
+ * Pure: no I/O, no clock, no broker types, so the rules can be unit-tested
+ * (tests/security/auth_rules_test.c) and reviewed in one place. plugin.c maps
+ * Mosquitto's ACL events onto auth_allows().
+ *
+ * The rules (docs/security.md explains why):
+ *   user U on client C:  subscribe/read  users/U/events, users/+/presence/+
+ *                        write           users/U/presence/C   (also its Will)
+ *   service:             subscribe/read  users/+/presence/+
+ *                        write           users/+/events
+ *   anyone:              unsubscribe from anything (it only removes access)
+ * Everything else ($SYS/#, '#', other users' events, ...) is denied.
+ */
+#ifndef CALLSIGNAL_AUTH_RULES_H
+#define CALLSIGNAL_AUTH_RULES_H
+
+#include <stdbool.h>
+
+enum auth_role {
+	AUTH_ROLE_USER,
+	AUTH_ROLE_SERVICE,
+};
+
+enum auth_access {
+	AUTH_ACCESS_SUBSCRIBE,   /* topic is a subscription filter (may hold + and #) */
+	AUTH_ACCESS_UNSUBSCRIBE, /* topic is a subscription filter */
+	AUTH_ACCESS_READ,        /* topic is the concrete topic of a message to deliver */
+	AUTH_ACCESS_WRITE,       /* topic is the concrete topic of a message received */
+};
+
+/* Longest id the rules accept, in bytes (the service's limit too). */
+#define AUTH_ID_MAX 128
+
+/*
+ * True when id is a valid user or client id: 1..AUTH_ID_MAX bytes of valid
+ * UTF-8, without '/', '+', '#' or control characters (< 0x20, 0x7f).
+ */
+bool auth_id_is_valid(const char *id);
+
+/*
+ * True when a client may perform access on topic.
+ * user_id: the authenticated username (the token's subject) for
+ * AUTH_ROLE_USER; ignored for AUTH_ROLE_SERVICE. client_id: the MQTT client id
+ * of the connection (AUTH_ROLE_USER only). All strings are borrowed for the
+ * duration of the call; a NULL string denies.
+ */
+bool auth_allows(enum auth_role role, const char *user_id, const char *client_id,
+		 enum auth_access access, const char *topic);
+
+/*
+ * True when every topic matched by filter is also matched by pattern
+ * (both MQTT subscription filters). A concrete topic is a filter that matches
+ * only itself, so this also answers "does pattern match topic".
+ */
+bool auth_filter_within(const char *filter, const char *pattern);
+
+#endif
