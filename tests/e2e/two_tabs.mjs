@@ -1,0 +1,247 @@
+// End-to-end test of the web client: two people in two browser contexts (two "tabs") use the
+// page served by the real service, with a real Mosquitto behind it. Started by run_e2e.py, which
+// passes the URLs in the environment (E2E_BASE_URL, E2E_MQTT_WS_URL, E2E_LIVEKIT_URL,
+// E2E_RING_TIMEOUT_S). Driven by playwright-core from web/node_modules and the system Chromium.
+//
+// Story: Alice and Bob go online and see each other; Alice calls, Bob's page rings, Bob accepts,
+// both pages are in the call and each fetched a LiveKit token for the call's room (GET /token 200)
+// and says that no LiveKit server is reachable; Alice hangs up and Bob's page shows the call
+// ended. A second call Bob declines (Alice sees "declined"); a third rings out and both show it
+// missed. Bob closes his tab and disappears from Alice's list. Screenshots go to
+// tests/e2e/screenshots/ (E2E_SCREENSHOTS overrides). Exit 0 = pass, 1 = fail.
+
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const require = createRequire(path.join(repo, 'web', 'package.json'));
+const { chromium } = require('playwright-core');
+
+const BASE = process.env.E2E_BASE_URL;
+const LIVEKIT_URL = process.env.E2E_LIVEKIT_URL || '';
+const RING_TIMEOUT_S = Number(process.env.E2E_RING_TIMEOUT_S || '3');
+const SHOTS = process.env.E2E_SCREENSHOTS || path.join(here, 'screenshots');
+const T = 8000; // default wait for anything the UI should show promptly
+
+if (!BASE) {
+  console.error('E2E_BASE_URL is not set (run tests/e2e/run_e2e.py)');
+  process.exit(1);
+}
+mkdirSync(SHOTS, { recursive: true });
+
+const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1) + 's';
+const rand = Math.random().toString(16).slice(2, 8);
+
+class Failure extends Error {}
+function check(cond, msg) {
+  if (!cond) throw new Failure(msg);
+}
+
+function decodeJwt(token) {
+  const part = token.split('.')[1];
+  return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+}
+
+/** One person: a browser context with one page, and what that page saw on the wire. */
+async function person(browser, name, id, location) {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 760 }, colorScheme: 'light' });
+  const page = await context.newPage();
+  const p = { name, id, location, context, page, tokenResponses: [], pageErrors: [], console: [] };
+  page.on('pageerror', (e) => p.pageErrors.push(String(e && e.stack ? e.stack : e)));
+  page.on('console', (m) => p.console.push(`[${m.type()}] ${m.text()}`));
+  page.on('response', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/token') {
+      p.tokenResponses.push({ status: r.status(), room: u.searchParams.get('room'), id: u.searchParams.get('id') });
+    }
+  });
+  return p;
+}
+
+async function goOnline(p) {
+  const { page } = p;
+  await page.goto(BASE + '/');
+  await page.locator('body[data-ready="true"]').waitFor({ timeout: T });
+  await page.getByLabel('Name').fill(p.name);
+  await page.getByLabel('User id').fill(p.id);
+  await page.getByLabel('Location').fill(p.location);
+  await page.getByTestId('connect').click();
+  await page.locator('[data-testid="conn-status"][data-state="online"]').waitFor({ timeout: T });
+}
+
+const userItem = (p, other) => p.page.locator(`[data-testid="user"][data-user-id="${other.id}"]`);
+const recent = (p, callId) => p.page.locator(`[data-testid="recent-call"][data-call-id="${callId}"]`);
+
+async function expectOutcome(p, outcome, textPattern) {
+  const o = p.page.locator(`[data-testid="call-outcome"][data-outcome="${outcome}"]`);
+  await o.waitFor({ timeout: T });
+  if (textPattern) {
+    const text = await o.textContent();
+    check(textPattern.test(text), `${p.name}: outcome text ${JSON.stringify(text)} does not match ${textPattern}`);
+  }
+}
+
+async function expectRecent(p, callId, outcome, labelPattern) {
+  const r = recent(p, callId);
+  await r.waitFor({ timeout: T });
+  const got = await r.getAttribute('data-outcome');
+  check(got === outcome, `${p.name}: recent call ${callId} is "${got}", expected "${outcome}"`);
+  const label = await r.getByTestId('recent-outcome').textContent();
+  check(labelPattern.test(label), `${p.name}: recent call label ${JSON.stringify(label)} does not match ${labelPattern}`);
+}
+
+/** Alice presses Call on Bob; both pages show it; returns the call id. */
+async function placeCall(a, b) {
+  await userItem(a, b).getByTestId('call-button').click();
+  await a.page.getByTestId('calling-view').waitFor({ state: 'visible', timeout: T });
+  const calling = await a.page.getByTestId('calling-name').textContent();
+  check(calling === b.name, `${a.name}'s calling view names ${JSON.stringify(calling)}`);
+  const dialog = b.page.getByTestId('incoming-dialog');
+  await dialog.waitFor({ state: 'visible', timeout: T });
+  const from = await b.page.getByTestId('incoming-name').textContent();
+  check(from === a.name, `${b.name}'s ringing dialog names ${JSON.stringify(from)}`);
+  const callId = await dialog.getAttribute('data-call-id');
+  check(/^[0-9a-f-]{36}$/.test(callId || ''), `ringing dialog has no call id: ${callId}`);
+  return callId;
+}
+
+async function shot(p, name) {
+  await p.page.screenshot({ path: path.join(SHOTS, name + '.png') });
+}
+
+const steps = [];
+async function step(title, fn) {
+  const s = Date.now();
+  await fn();
+  steps.push(title);
+  console.log(`ok   ${title} (${((Date.now() - s) / 1000).toFixed(1)}s)`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync'],
+});
+const alice = await person(browser, 'Alice Martin', `alice-${rand}`, 'Lyon');
+const bob = await person(browser, 'Bob Tanaka', `bob-${rand}`, 'Osaka');
+let failed = false;
+
+try {
+  await step('both go online and see each other', async () => {
+    await goOnline(alice);
+    await goOnline(bob);
+    await userItem(alice, bob).waitFor({ timeout: T });
+    await userItem(bob, alice).waitFor({ timeout: T });
+    const shown = await userItem(alice, bob).getByTestId('user-name').textContent();
+    check(shown === bob.name, `Alice's list shows ${JSON.stringify(shown)} for Bob`);
+    check(await alice.page.locator(`[data-testid="user"][data-user-id="${alice.id}"]`).count() === 0,
+          'Alice is listed as callable by herself');
+  });
+
+  let callId;
+  await step('Alice calls Bob; Bob\'s page rings', async () => {
+    callId = await placeCall(alice, bob);
+    await shot(bob, 'bob-ringing');
+    await shot(alice, 'alice-calling');
+  });
+
+  await step('Bob accepts; both are in the call with a LiveKit token for its room', async () => {
+    await bob.page.getByTestId('accept').click();
+    await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: T });
+    for (const p of [alice, bob]) {
+      const view = p.page.locator(`[data-testid="call-view"][data-call-id="${callId}"]`);
+      await view.waitFor({ state: 'visible', timeout: T });
+      await p.page.locator(`[data-testid="call-view"][data-token-room="${callId}"]`).waitFor({ timeout: T });
+      const token = await p.page.evaluate((id) => window.callsignal.tokens[id], callId);
+      check(typeof token === 'string' && token.split('.').length === 3, `${p.name}: no LiveKit token for the call`);
+      const claims = decodeJwt(token);
+      check(claims.sub === p.id, `${p.name}: token sub ${claims.sub}`);
+      check(claims.video && claims.video.room === callId && claims.video.roomJoin === true,
+            `${p.name}: token grants ${JSON.stringify(claims.video)}`);
+      const ok = p.tokenResponses.filter((r) => r.room === callId && r.id === p.id && r.status === 200);
+      check(ok.length === 1, `${p.name}: GET /token for the call answered ${JSON.stringify(p.tokenResponses)}`);
+      const peer = await p.page.getByTestId('call-peer').textContent();
+      check(peer === (p === alice ? bob.name : alice.name), `${p.name}: in call with ${JSON.stringify(peer)}`);
+    }
+  });
+
+  await step('without a reachable LiveKit server both pages say so clearly', async () => {
+    for (const p of [alice, bob]) {
+      const status = p.page.locator('[data-testid="media-status"][data-state="unreachable"]');
+      await status.waitFor({ timeout: 20000 });
+      const text = await status.textContent();
+      check(text.includes('No LiveKit server reachable') && text.includes(LIVEKIT_URL),
+            `${p.name}: media status ${JSON.stringify(text)}`);
+    }
+    await shot(alice, 'alice-in-call');
+  });
+
+  await step('Alice hangs up; Bob\'s page shows the call ended', async () => {
+    await alice.page.getByTestId('hangup').click();
+    for (const p of [alice, bob]) {
+      await p.page.getByTestId('call-view').waitFor({ state: 'hidden', timeout: T });
+      await expectOutcome(p, 'ended', /ended/);
+      await expectRecent(p, callId, 'ended', /^Ended/);
+    }
+  });
+
+  await step('a second call that Bob declines shows as declined', async () => {
+    const id2 = await placeCall(alice, bob);
+    check(id2 !== callId, 'the second call reused the first call id');
+    await bob.page.getByTestId('decline').click();
+    await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: T });
+    await alice.page.getByTestId('calling-view').waitFor({ state: 'hidden', timeout: T });
+    await expectOutcome(alice, 'declined', /declined/);
+    await expectRecent(alice, id2, 'declined', /Declined/);
+    await expectRecent(bob, id2, 'declined', /Declined/);
+  });
+
+  await step('a third call rings out and shows as missed on both', async () => {
+    const id3 = await placeCall(alice, bob);
+    const rangAt = Date.now();
+    const wait = (RING_TIMEOUT_S + 6) * 1000;
+    await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: wait });
+    check(Date.now() - rangAt >= (RING_TIMEOUT_S - 1) * 1000, 'the ringing stopped before the ring timeout');
+    await alice.page.getByTestId('calling-view').waitFor({ state: 'hidden', timeout: T });
+    for (const p of [alice, bob]) {
+      await expectOutcome(p, 'missed', /Missed/);
+      await expectRecent(p, id3, 'missed', /Missed/);
+    }
+    check(await alice.page.getByTestId('recent-call').count() === 3, 'Alice does not list 3 recent calls');
+    check(await bob.page.getByTestId('recent-call').count() === 3, 'Bob does not list 3 recent calls');
+    await shot(alice, 'alice-recents');
+    await shot(bob, 'bob-recents');
+  });
+
+  await step('Bob closes his tab and leaves Alice\'s list', async () => {
+    await bob.page.close();
+    await userItem(alice, bob).waitFor({ state: 'detached', timeout: T });
+    await alice.page.getByTestId('users-empty').waitFor({ state: 'visible', timeout: T });
+    const n = await alice.page.getByTestId('users-count').textContent();
+    check(n === '0', `Alice's online count is ${n}`);
+  });
+
+  for (const p of [alice, bob]) {
+    check(p.pageErrors.length === 0, `${p.name}'s page threw: ${p.pageErrors.join('\n')}`);
+  }
+} catch (e) {
+  failed = true;
+  console.error(`FAIL after ${steps.length} steps (${secs()}): ${e && e.stack ? e.stack : e}`);
+  for (const p of [alice, bob]) {
+    if (!p.page.isClosed()) {
+      await p.page.screenshot({ path: path.join(SHOTS, `failure-${p.id.split('-')[0]}.png`) }).catch(() => {});
+    }
+    console.error(`---- ${p.name}: /token responses ${JSON.stringify(p.tokenResponses)}`);
+    console.error(`---- ${p.name}: page errors\n${p.pageErrors.join('\n')}`);
+    console.error(`---- ${p.name}: console (last 30)\n${p.console.slice(-30).join('\n')}`);
+  }
+} finally {
+  await browser.close().catch(() => {});
+}
+
+console.log(`two_tabs: ${failed ? 'FAIL' : 'PASS'} (${steps.length} steps, ${secs()})`);
+process.exit(failed ? 1 : 0);
