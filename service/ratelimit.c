@@ -1,6 +1,8 @@
 /*
- * ratelimit.c - see ratelimit.h. Tokens are kept in thousandths so that the
- * refill rate (limit per 60,000 ms) stays an integer computation.
+ * ratelimit.c - see ratelimit.h. The bucket is kept as GCRA's "theoretical
+ * arrival time" (tat): each start moves tat one interval (60 s / limit)
+ * ahead; a start is refused while tat is more than a full bucket ahead of
+ * now. One integer per user, exact in microseconds, no refill arithmetic.
  */
 #include "ratelimit.h"
 
@@ -9,11 +11,10 @@
 
 #include "util.h"
 
-#define WINDOW_MS 60000
+#define WINDOW_US 60000000LL
 
 struct bucket {
-	int64_t milli_tokens; /* 1000 per token */
-	int64_t updated_ms;
+	int64_t tat_us;
 	char user_id[];
 };
 
@@ -33,40 +34,27 @@ void ratelimit_release(struct ratelimit *rl)
 	dict_release(&rl->buckets);
 }
 
-static void refill(const struct ratelimit *rl, struct bucket *b, int64_t now_ms)
-{
-	int64_t full = (int64_t)rl->limit * 1000;
-	int64_t elapsed = now_ms - b->updated_ms;
-	if (elapsed > 0) {
-		/* limit tokens per WINDOW_MS = limit*1000 milli-tokens per WINDOW_MS */
-		int64_t gain = elapsed * rl->limit * 1000 / WINDOW_MS;
-		b->milli_tokens = b->milli_tokens + gain > full ? full : b->milli_tokens + gain;
-		b->updated_ms = now_ms;
-	}
-}
-
 int ratelimit_take(struct ratelimit *rl, const char *user_id, int64_t now_ms, int64_t *retry_after_ms)
 {
 	if (rl->limit <= 0)
 		return 1;
+	int64_t now = now_ms * 1000, interval = WINDOW_US / rl->limit;
+	int64_t burst = interval * (rl->limit - 1);
 	struct bucket *b = dict_get(&rl->buckets, user_id);
 	if (!b) {
 		size_t n = strlen(user_id) + 1;
 		b = xmalloc(sizeof(*b) + n);
 		memcpy(b->user_id, user_id, n);
-		b->milli_tokens = (int64_t)rl->limit * 1000;
-		b->updated_ms = now_ms;
+		b->tat_us = now;
 		dict_put(&rl->buckets, b->user_id, b);
 	}
-	refill(rl, b, now_ms);
-	if (b->milli_tokens >= 1000) {
-		b->milli_tokens -= 1000;
-		return 1;
+	int64_t tat = b->tat_us > now ? b->tat_us : now;
+	if (tat - now > burst) {
+		*retry_after_ms = (tat - now - burst + 999) / 1000;
+		return 0;
 	}
-	int64_t missing = 1000 - b->milli_tokens;
-	int64_t per_ms = (int64_t)rl->limit * 1000; /* milli-tokens per WINDOW_MS */
-	*retry_after_ms = (missing * WINDOW_MS + per_ms - 1) / per_ms;
-	return 0;
+	b->tat_us = tat + interval;
+	return 1;
 }
 
 void ratelimit_prune(struct ratelimit *rl, int64_t now_ms)
@@ -77,14 +65,13 @@ void ratelimit_prune(struct ratelimit *rl, int64_t now_ms)
 	size_t n = 0, cap = 0;
 	dict_iter_init(&it, &rl->buckets);
 	while ((b = dict_iter_next(&it))) {
-		refill(rl, b, now_ms);
-		if (b->milli_tokens >= (int64_t)rl->limit * 1000) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				full = xrealloc(full, cap * sizeof(*full));
-			}
-			full[n++] = b;
+		if (b->tat_us > now_ms * 1000)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			full = xrealloc(full, cap * sizeof(*full));
 		}
+		full[n++] = b;
 	}
 	for (size_t i = 0; i < n; i++) {
 		dict_del(&rl->buckets, full[i]->user_id);

@@ -1,0 +1,198 @@
+/*
+ * test_json_io.c - JSON in and out. Bad-input cases are data: each folder
+ * of cases/presence and cases/request holds an `input` and the `expected`
+ * outcome, so a new case is a new folder, not new code.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "json_io.h"
+#include "util.h"
+
+static char *slurp(const char *dir, const char *name, const char *file, size_t *len)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, name, file);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct sbuf sb;
+	sbuf_init(&sb, 256);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sbuf_add(&sb, buf, n);
+	fclose(f);
+	if (!strcmp(file, "expected") && sb.len && sb.buf[sb.len - 1] == '\n')
+		sb.buf[--sb.len] = '\0';
+	return sbuf_detach(&sb, len);
+}
+
+/* Runs fn on every case folder of dir; fn returns the outcome as text. */
+static void run_cases(const char *dir, char *(*fn)(const char *input, size_t len))
+{
+	DIR *d = opendir(dir);
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	int count = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		size_t len;
+		char *input = slurp(dir, e->d_name, "input", &len);
+		char *expected = slurp(dir, e->d_name, "expected", NULL);
+		CHECK(input && expected);
+		if (input && expected) {
+			char *got = fn(input, len);
+			if (strcmp(got, expected) != 0) {
+				fprintf(stderr, "  case %s/%s: got \"%s\", expected \"%s\"\n", dir, e->d_name, got, expected);
+				check_failures++;
+				check_test_failed = 1;
+			}
+			free(got);
+		}
+		free(input);
+		free(expected);
+		count++;
+	}
+	closedir(d);
+	CHECK(count >= 5);
+}
+
+static char *presence_outcome(const char *input, size_t len)
+{
+	struct user_info u;
+	const char *why;
+	struct sbuf sb;
+	sbuf_init(&sb, 64);
+	if (json_io_parse_user(input, len, &u, &why) == 0) {
+		sbuf_addf(&sb, "ok %s|%s|%s", u.id, u.name, u.location);
+		user_info_release(&u);
+	} else {
+		sbuf_adds(&sb, why);
+	}
+	return sbuf_detach(&sb, NULL);
+}
+
+static char *request_outcome(const char *input, size_t len)
+{
+	struct req_field f[] = { { "callId", NULL }, { "userId", NULL } };
+	const char *bad = NULL;
+	enum err e = json_io_parse_fields(input, len, f, 2, &bad);
+	struct sbuf sb;
+	sbuf_init(&sb, 64);
+	if (e == ERR_OK)
+		sbuf_addf(&sb, "ok %s|%s", f[0].value ? f[0].value : "-", f[1].value ? f[1].value : "-");
+	else if (e == ERR_INVALID_FIELD)
+		sbuf_addf(&sb, "%s %s", err_code(e), bad);
+	else
+		sbuf_adds(&sb, err_code(e));
+	free(f[0].value);
+	free(f[1].value);
+	return sbuf_detach(&sb, NULL);
+}
+
+static const char *cases_dir;
+
+static void presence_payload_cases(void)
+{
+	char dir[1024];
+	snprintf(dir, sizeof(dir), "%s/presence", cases_dir);
+	run_cases(dir, presence_outcome);
+}
+
+static void request_body_cases(void)
+{
+	char dir[1024];
+	snprintf(dir, sizeof(dir), "%s/request", cases_dir);
+	run_cases(dir, request_outcome);
+}
+
+static struct call sample_call(void)
+{
+	struct call c = { 0 };
+	snprintf(c.id, sizeof(c.id), "%s", "0f8fad5b-d9cb-469f-a165-70867728950e");
+	c.party[PARTY_CALLER] = (struct user_info){ "alice", "Alice \"A\"\n", "Paris" };
+	c.party[PARTY_RECEIVER] = (struct user_info){ "bob", "Bob", "" };
+	c.status = CALL_ERROR;
+	c.err_msg = "Bob went offline";
+	c.created_at = 1764041201123; /* 2025-11-25T03:26:41.123Z */
+	c.ended_at = 1764041261000;
+	return c;
+}
+
+static void call_renders_as_the_contract_says(void)
+{
+	struct call c = sample_call();
+	size_t len;
+	char *s = json_io_call(&c, &len);
+	CHECK_STR(s, "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\","
+		     "\"caller\":{\"id\":\"alice\",\"name\":\"Alice \\\"A\\\"\\n\",\"location\":\"Paris\"},"
+		     "\"receiver\":{\"id\":\"bob\",\"name\":\"Bob\",\"location\":\"\"},"
+		     "\"status\":\"ERROR\",\"errMsg\":\"Bob went offline\","
+		     "\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"endedAt\":\"2025-11-25T03:27:41.000Z\"}");
+	CHECK(len == strlen(s));
+	free(s);
+}
+
+static void event_wraps_the_call(void)
+{
+	struct call c = sample_call();
+	char *s = json_io_event(EVENT_END_CALL, &c, NULL);
+	CHECK(strncmp(s, "{\"type\":\"END_CALL\",\"call\":{\"id\":", 32) == 0);
+	free(s);
+}
+
+static void control_characters_are_escaped(void)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 16);
+	json_io_add_string(&sb, "a\x01\tb\\");
+	CHECK_STR(sb.buf, "\"a\\u0001\\tb\\\\\"");
+	sbuf_release(&sb);
+}
+
+static void error_and_object_bodies(void)
+{
+	char *s = json_io_error("Call not found", "CALL_NOT_FOUND", NULL, NULL);
+	CHECK_STR(s, "{\"message\":\"Call not found\",\"error\":\"CALL_NOT_FOUND\"}");
+	free(s);
+	s = json_io_object(NULL, "token", "t", "url", NULL, NULL);
+	CHECK_STR(s, "{\"token\":\"t\",\"url\":null}");
+	free(s);
+}
+
+static void users_list_in_order(void)
+{
+	struct presence p;
+	presence_init(&p);
+	char *s = json_io_users(&p, NULL);
+	CHECK_STR(s, "[]");
+	free(s);
+	struct user_info a = { "a", "A", "x" }, b = { "b", "B", "" };
+	presence_device_up(&p, &a, "1");
+	presence_device_up(&p, &b, "2");
+	s = json_io_users(&p, NULL);
+	CHECK_STR(s, "[{\"id\":\"a\",\"name\":\"A\",\"location\":\"x\"},{\"id\":\"b\",\"name\":\"B\",\"location\":\"\"}]");
+	free(s);
+	presence_release(&p);
+}
+
+int main(int argc, char **argv)
+{
+	json_io_init();
+	cases_dir = argc > 1 ? argv[1] : "cases";
+	RUN(presence_payload_cases);
+	RUN(request_body_cases);
+	RUN(call_renders_as_the_contract_says);
+	RUN(event_wraps_the_call);
+	RUN(control_characters_are_escaped);
+	RUN(error_and_object_bodies);
+	RUN(users_list_in_order);
+	return check_done();
+}

@@ -1,0 +1,75 @@
+/*
+ * test_topics.c - the grammar of ids and topics.
+ */
+#include <string.h>
+
+#include "check.h"
+#include "topics.h"
+
+static int valid(const char *s)
+{
+	return id_is_valid(s, strlen(s));
+}
+
+static void ids_with_topic_syntax_or_control_characters_are_refused(void)
+{
+	CHECK(valid("alice"));
+	CHECK(valid("user-42_x.y@example.com"));
+	CHECK(valid("Zoë"));
+	CHECK(!valid(""));
+	CHECK(!valid("a/b"));
+	CHECK(!valid("a+b"));
+	CHECK(!valid("a#b"));
+	CHECK(!valid("a\tb"));
+	CHECK(!valid("a\nb"));
+	CHECK(!valid("a\x7f"));
+	CHECK(!valid("\xc3"));
+	CHECK(!valid("\xff\xfe"));
+	CHECK(!valid("\xc0\xaf")); /* overlong '/' */
+	CHECK(!valid("\xed\xa0\x80")); /* surrogate */
+	char long_id[ID_MAX_LEN + 2];
+	memset(long_id, 'a', sizeof(long_id));
+	long_id[ID_MAX_LEN] = '\0';
+	CHECK(valid(long_id));
+	long_id[ID_MAX_LEN] = 'a';
+	long_id[ID_MAX_LEN + 1] = '\0';
+	CHECK(!valid(long_id));
+	CHECK(!id_is_valid("ab\0c", 4));
+}
+
+static int parse(const char *topic, struct presence_topic *pt)
+{
+	return topic_parse_presence(topic, strlen(topic), pt);
+}
+
+static void presence_topics_parse_into_user_and_client(void)
+{
+	struct presence_topic pt;
+	CHECK(parse("users/alice/presence/phone-1", &pt) == 0);
+	CHECK_STR(pt.user_id, "alice");
+	CHECK_STR(pt.client_id, "phone-1");
+	CHECK(parse("users/alice/presence/", &pt) != 0);
+	CHECK(parse("users//presence/x", &pt) != 0);
+	CHECK(parse("users/alice/presence/a/b", &pt) != 0);
+	CHECK(parse("users/alice/events", &pt) != 0);
+	CHECK(parse("users/alice/presencex/c", &pt) != 0);
+	CHECK(parse("user/alice/presence/c", &pt) != 0);
+	CHECK(parse("users/alice", &pt) != 0);
+	CHECK(parse("", &pt) != 0);
+}
+
+static void events_topic_names_the_user(void)
+{
+	char t[TOPIC_MAX_LEN];
+	topic_events("bob", t);
+	CHECK_STR(t, "users/bob/events");
+	CHECK_STR(TOPIC_PRESENCE_ALL, "users/+/presence/+");
+}
+
+int main(void)
+{
+	RUN(ids_with_topic_syntax_or_control_characters_are_refused);
+	RUN(presence_topics_parse_into_user_and_client);
+	RUN(events_topic_names_the_user);
+	return check_done();
+}
