@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Broker access control in jwt mode: a user reads only its own events and everyone's presence,
+writes only its own device's presence (and its Last Will there); the service reads presence and
+writes events; nothing else, $SYS included.
+
+Each "yields nothing" check runs next to a permitted subscriber of the same message receiving it,
+so a broker that delivers nothing at all fails the suite too.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import security_support as s  # noqa: E402
+from security_support import h  # noqa: E402
+
+EVENT = b'{"type":"INCOMING_CALL","call":{}}'
+
+
+def presence(uid):
+    return ('{"id":"%s","name":"N","location":""}' % uid).encode()
+
+
+def setup(sc, **kw):
+    b = sc.broker(secret=s.random_secret(), **kw)
+    service = sc.probe(b.port, s.SERVICE_USERNAME, b.service_password, client_id="svc")
+    return b, service
+
+
+def user(sc, b, uid, client_id=None, **kw):
+    return sc.probe(b.port, uid, b.token(uid), client_id=client_id or uid + "-dev", **kw)
+
+
+def test_wildcard_sys_and_foreign_event_subscriptions_yield_nothing(sc):
+    b, service = setup(sc, extra_conf=["sys_interval 1"])
+    bob = user(sc, b, "bob")
+    h.eq(bob.subscribe("users/bob/events"), 1, "bob's SUBACK for his own events")
+    spies = {}
+    for topic in ("#", "$SYS/#", "users/bob/events", "users/+/events", "users/#", "+/+/+",
+                  "users/bob/#", "$SYS/broker/version", "$share/g/users/bob/events"):
+        spy = user(sc, b, "mallory", client_id="mallory-%d" % len(spies))
+        spy.subscribe(topic)
+        spies[topic] = spy
+    bob.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
+    service.publish("users/bob/events", EVENT)
+    bob.expect_message("users/bob/events", EVENT)
+    # $SYS is published every second (sys_interval 1) and mostly retained: give it time.
+    time.sleep(1.2)
+    for topic, spy in spies.items():
+        spy.expect_nothing(timeout=0.01, what="via %r" % topic)
+
+
+def test_service_cannot_read_sys_or_events(sc):
+    b, service = setup(sc, extra_conf=["sys_interval 1"])
+    bob = user(sc, b, "bob")
+    bob.subscribe("users/bob/events")
+    service.subscribe("$SYS/#")
+    service.subscribe("users/+/events")
+    service.publish("users/bob/events", EVENT)
+    bob.expect_message("users/bob/events", EVENT)
+    service.expect_nothing(timeout=1.2, what="$SYS or events")
+
+
+def test_user_reads_own_events_and_everyones_presence(sc):
+    b, service = setup(sc)
+    alice = user(sc, b, "alice")
+    bob = user(sc, b, "bob")
+    h.eq(alice.subscribe("users/alice/events"), 1, "SUBACK users/alice/events")
+    h.eq(alice.subscribe("users/+/presence/+"), 1, "SUBACK users/+/presence/+")
+    bob.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
+    alice.expect_message("users/bob/presence/bob-dev", presence("bob"))
+    service.publish("users/alice/events", EVENT)
+    alice.expect_message("users/alice/events", EVENT)
+
+
+def test_publishing_another_users_presence_is_dropped(sc):
+    b, service = setup(sc)
+    service.subscribe("users/+/presence/+")
+    mallory = user(sc, b, "mallory")
+    mallory.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
+    mallory.publish("users/bob/presence/mallory-dev", presence("bob"), retain=True)
+    mallory.publish("users/mallory/presence/other-dev", presence("mallory"), retain=True)
+    mallory.publish("users/mallory/presence/mallory-dev/x", presence("mallory"), retain=True)
+    mallory.publish("users/mallory/presence/mallory-dev", presence("mallory"), retain=True)
+    # Only the last one is mallory's own device topic; it must arrive, and first.
+    topic, payload, _ = service.messages.get(timeout=3)
+    h.eq(topic, "users/mallory/presence/mallory-dev", "first presence the service sees")
+    service.expect_nothing(timeout=0.3, what="forged presence")
+    # Nor was any forged one retained: a fresh subscriber gets only the real one.
+    late = sc.probe(b.port, s.SERVICE_USERNAME, b.service_password, client_id="svc-late")
+    late.subscribe("users/+/presence/+")
+    h.eq(late.messages.get(timeout=3)[0], "users/mallory/presence/mallory-dev", "retained presence")
+    late.expect_nothing(timeout=0.3, what="a retained forged presence")
+
+
+def test_users_cannot_publish_events(sc):
+    b, service = setup(sc)
+    bob = user(sc, b, "bob")
+    bob.subscribe("users/bob/events")
+    mallory = user(sc, b, "mallory")
+    mallory.subscribe("users/mallory/events")
+    mallory.publish("users/bob/events", EVENT)
+    mallory.publish("users/mallory/events", EVENT)
+    bob.publish("users/bob/events", EVENT)
+    bob.expect_nothing(timeout=0.5, what="an event published by a user")
+    mallory.expect_nothing(timeout=0.1, what="an event published by a user")
+    service.publish("users/bob/events", EVENT)
+    bob.expect_message("users/bob/events", EVENT)
+
+
+def test_users_cannot_publish_anywhere_else(sc):
+    b, service = setup(sc)
+    service.subscribe("users/+/presence/+")
+    watcher = user(sc, b, "watcher")
+    for topic in ("users/watcher/events", "users/+/presence/+"):
+        watcher.subscribe(topic)
+    mallory = user(sc, b, "mallory")
+    for topic in ("other", "users/mallory", "users/mallory/presence", "$SYS/broker/x", "users/watcher/x"):
+        mallory.publish(topic, b"x")
+    watcher.expect_nothing(timeout=0.3)
+    service.expect_nothing(timeout=0.1)
+
+
+def test_last_will_clears_own_presence(sc):
+    b, service = setup(sc)
+    service.subscribe("users/+/presence/+")
+    alice = user(sc, b, "alice", will=("users/alice/presence/alice-dev", b"", True))
+    alice.publish("users/alice/presence/alice-dev", presence("alice"), retain=True)
+    service.expect_message("users/alice/presence/alice-dev", presence("alice"))
+    alice.drop()
+    payload, _ = service.expect_message("users/alice/presence/alice-dev", timeout=5)
+    h.eq(payload, b"", "Last Will payload")
+
+
+def test_last_will_on_another_users_presence_is_dropped(sc):
+    b, service = setup(sc)
+    service.subscribe("users/+/presence/+")
+    bob = user(sc, b, "bob")
+    bob.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
+    service.expect_message("users/bob/presence/bob-dev", presence("bob"))
+    try:
+        mallory = user(sc, b, "mallory", will=("users/bob/presence/bob-dev", b"", True))
+    except AssertionError:
+        mallory = None  # refusing the CONNECT outright is fine too
+    if mallory is not None:
+        mallory.drop()
+    service.expect_nothing(timeout=1.0, what="mallory's Will on bob's presence")
+    late = sc.probe(b.port, s.SERVICE_USERNAME, b.service_password, client_id="svc-late")
+    late.subscribe("users/bob/presence/+")
+    h.eq(late.expect_message("users/bob/presence/bob-dev")[0], presence("bob"), "bob's retained presence")
+
+
+def test_service_publishes_events_and_reads_presence_only(sc):
+    b, service = setup(sc)
+    h.eq(service.subscribe("users/+/presence/+"), 1, "service SUBACK users/+/presence/+")
+    alice = user(sc, b, "alice")
+    alice.subscribe("users/alice/events")
+    alice.subscribe("users/+/presence/+")
+    alice.publish("users/alice/presence/alice-dev", presence("alice"), retain=True)
+    service.expect_message("users/alice/presence/alice-dev", presence("alice"))
+    alice.expect_message("users/alice/presence/alice-dev", presence("alice"))
+    service.publish("users/alice/events", EVENT)
+    alice.expect_message("users/alice/events", EVENT)
+    # The service cannot fake presence either.
+    service.publish("users/alice/presence/svc-dev", presence("alice"), retain=True)
+    service.publish("users/alice/presence/alice-dev", b"", retain=True)
+    alice.expect_nothing(timeout=0.5, what="presence published by the service")
+
+
+def test_websocket_clients_get_the_same_rules(sc):
+    b, service = setup(sc)
+    bob = sc.probe(b.wsport, "bob", b.token("bob"), client_id="bob-ws", transport="websockets")
+    bob.subscribe("users/bob/events")
+    spy = sc.probe(b.wsport, "mallory", b.token("mallory"), client_id="m-ws", transport="websockets")
+    spy.subscribe("#")
+    spy.subscribe("users/bob/events")
+    service.publish("users/bob/events", EVENT)
+    bob.expect_message("users/bob/events", EVENT)
+    spy.expect_nothing(timeout=0.3)
+
+
+if __name__ == "__main__":
+    s.run()
