@@ -530,14 +530,16 @@ class Client:
         if self.mqtt is None:
             return
         c = self.mqtt
-        c.loop_stop()
+        c._thread_terminate = True  # the network thread ends instead of handling the loss
         sock = c.socket()
         if sock is not None:
             try:
                 raw = getattr(sock, "_socket", sock)  # paho's WebsocketWrapper keeps the TCP socket
-                raw.shutdown(socket.SHUT_RDWR)
+                raw.shutdown(socket.SHUT_RDWR)  # wakes the thread's select at once; no DISCONNECT sent
             except OSError:
                 pass
+        c.loop_stop()
+        if sock is not None:
             sock.close()
         self.mqtt = None
 
