@@ -216,7 +216,10 @@
       notify('The MQTT library is missing (web/vendor/mqtt.min.js): run scripts/bootstrap.');
       return;
     }
-    app.mqttUrl = app.config.mqttWsUrl || `ws://${location.hostname}:9001`;
+    // Default: the broker's WebSocket listener on this page's host (wss:// for an https page,
+    // which may not open a plain ws:// socket).
+    app.mqttUrl = app.config.mqttWsUrl ||
+      `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hostname}:9001`;
     const opts = {
       clientId: app.clientId,
       clean: true,
@@ -431,7 +434,7 @@
           el('span', { class: 'recent-peer', text: displayName(r.peer) }),
           el('span', { class: 'recent-outcome', 'data-testid': 'recent-outcome', text: r.label })),
         el('time', { class: 'recent-time muted', dateTime: r.at.toISOString(), text: clock(r.at) }),
-        canCall ? el('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Call ${displayName(r.peer)} back`,
+        canCall ? el('button', { type: 'button', class: 'btn btn-ghost btn-small', 'aria-label': `Call ${displayName(r.peer)} back`,
                                  text: 'Call back', onclick: () => startCall(r.peer) }) : null);
     }));
     $('recents-empty').hidden = app.recents.length > 0;

@@ -11,7 +11,7 @@
 // tests/e2e/screenshots/ (E2E_SCREENSHOTS overrides). Exit 0 = pass, 1 = fail.
 
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +31,7 @@ if (!BASE) {
   process.exit(1);
 }
 mkdirSync(SHOTS, { recursive: true });
+for (const f of readdirSync(SHOTS)) if (f.startsWith('failure-')) rmSync(path.join(SHOTS, f));
 
 const t0 = Date.now();
 const secs = () => ((Date.now() - t0) / 1000).toFixed(1) + 's';
@@ -110,7 +111,20 @@ async function placeCall(a, b) {
 }
 
 async function shot(p, name) {
-  await p.page.screenshot({ path: path.join(SHOTS, name + '.png') });
+  return p.page.screenshot({ path: path.join(SHOTS, name + '.png') });
+}
+
+/** The two tabs side by side in one picture (the README's screenshot is one of these). */
+async function sideBySide(browser, name, left, right) {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 540 } });
+  const img = (png, label) => `<figure><img src="data:image/png;base64,${png.toString('base64')}" alt="">` +
+    `<figcaption>${label}</figcaption></figure>`;
+  await page.setContent(`<style>body{margin:0;padding:14px;display:flex;gap:14px;background:#d9dee7;
+    font:600 15px system-ui,sans-serif;color:#333}figure{margin:0;flex:1}img{width:100%;display:block;
+    border-radius:8px;box-shadow:0 2px 10px rgba(0,0,0,.18)}figcaption{text-align:center;padding-top:8px}
+    </style>${img(left.png, left.label)}${img(right.png, right.label)}`);
+  await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+  await page.close();
 }
 
 const steps = [];
@@ -145,8 +159,10 @@ try {
   let callId;
   await step('Alice calls Bob; Bob\'s page rings', async () => {
     callId = await placeCall(alice, bob);
-    await shot(bob, 'bob-ringing');
-    await shot(alice, 'alice-calling');
+    const ringing = await shot(bob, 'bob-ringing');
+    const calling = await shot(alice, 'alice-calling');
+    await sideBySide(browser, 'two-tabs-ringing', { png: calling, label: 'Tab 1: Alice calls Bob' },
+                     { png: ringing, label: 'Tab 2: Bob\'s page rings' });
   });
 
   await step('Bob accepts; both are in the call with a LiveKit token for its room', async () => {
@@ -213,8 +229,9 @@ try {
     }
     check(await alice.page.getByTestId('recent-call').count() === 3, 'Alice does not list 3 recent calls');
     check(await bob.page.getByTestId('recent-call').count() === 3, 'Bob does not list 3 recent calls');
-    await shot(alice, 'alice-recents');
-    await shot(bob, 'bob-recents');
+    const a = await shot(alice, 'alice-recents');
+    const b = await shot(bob, 'bob-recents');
+    await sideBySide(browser, 'two-tabs-recents', { png: a, label: 'Tab 1: Alice' }, { png: b, label: 'Tab 2: Bob' });
   });
 
   await step('Bob closes his tab and leaves Alice\'s list', async () => {
