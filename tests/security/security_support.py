@@ -397,3 +397,63 @@ def run():
     sys.exit(1 if failed else 0)
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# the service in jwt mode, behind a jwt-mode broker
+
+LIVEKIT_KEY = "APIsecuritytests"
+
+
+class JwtStack:
+    """A jwt-mode broker (plugin loaded) and the service in AUTH_MODE=jwt logged in with its own
+    credential. HS256 with .secret, or RS256 when rsa=True (.private_key signs tokens)."""
+
+    def __init__(self, sc, rsa=False, service_env=None):
+        self.sc = sc
+        self.livekit_secret = random_secret()
+        env = {"AUTH_MODE": "jwt", "MQTT_USERNAME": SERVICE_USERNAME,
+               "LIVEKIT_API_KEY": LIVEKIT_KEY, "LIVEKIT_API_SECRET": self.livekit_secret,
+               "RING_TIMEOUT_S": "20", "OFFLINE_GRACE_S": "20"}
+        if rsa:
+            self.secret = None
+            self.private_key, self.public_key = rsa_keypair(sc.tmp)
+            self.broker = sc.broker(public_key_file=self.public_key)
+            env["AUTH_JWT_PUBLIC_KEY_FILE"] = self.public_key
+        else:
+            self.secret = random_secret()
+            self.broker = sc.broker(secret=self.secret)
+            env["AUTH_JWT_SECRET"] = self.secret
+        env["MQTT_PASSWORD"] = self.broker.service_password
+        env.update(service_env or {})
+        self.service = h.Service(sc.tmp, self.broker.url, env=env)
+        sc.add(self.service, lambda: self.service.stop(expect_code=None))
+        self.service.start(wait="health")
+
+    def token(self, sub, ttl=600, **extra):
+        c = claims(sub, ttl, **extra)
+        return jwt_rs256(c, self.private_key) if self.secret is None else jwt_hs256(c, self.secret)
+
+    def request(self, method, path, token=None, **kw):
+        headers = dict(kw.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        return h.http_request(self.service.port, method, path, headers=headers, **kw)
+
+    def user(self, prefix):
+        """A user online with one device (token login, presence, events subscription)."""
+        uid = "%s-%s" % (prefix, secrets.token_hex(3))
+        c = h.Client(self.broker, uid, username=uid, password=self.token(uid), client_id=uid + "-dev")
+        self.sc.add(c, c.close)
+        h.wait_until(lambda: uid in [u.get("id") for u in (self.request("GET", "/users", self.token(uid)).json
+                                                            or []) if isinstance(u, dict)],
+                     what="%s listed by GET /users" % uid)
+        return c
+
+    def start(self, caller, receiver, token=None):
+        return self.request("POST", "/calls/start", token or self.token(caller.user_id),
+                            json_body={"callerId": caller.user_id, "receiverId": receiver.user_id})
+
+    def check_stopped_cleanly(self):
+        code = self.service.stop(expect_code=None)
+        h.eq(code, 0, "service exit code on SIGTERM")
