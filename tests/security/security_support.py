@@ -168,11 +168,30 @@ class JwtBroker(h.Broker):
     def start(self, timeout=5.0):
         # The shipped config's relative paths are resolved against the working directory.
         cwd = os.getcwd()
+        saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ASAN_OPTIONS")}
+        preload = os.environ.get("BROKER_LD_PRELOAD")
+        if preload:
+            # A sanitized plugin needs the sanitizer runtimes loaded before Mosquitto itself.
+            os.environ["LD_PRELOAD"] = preload
+            os.environ["ASAN_OPTIONS"] = "detect_leaks=0"
         os.chdir(self.dir)
         try:
             super().start(timeout)
         finally:
             os.chdir(cwd)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def check_sanitizers(self):
+        """Fails when a sanitizer reported an error inside the broker (i.e. in the plugin)."""
+        text = h.read_text(self.stderr_path)
+        for marker in h.SANITIZER_MARKERS:
+            if marker in text:
+                i = text.index(marker)
+                raise AssertionError("sanitizer report in mosquitto stderr:\n" + text[max(0, i - 200):i + 3000])
 
     def token(self, sub, ttl=600, **extra):
         return jwt_hs256(claims(sub, ttl, **extra), self.secret)
@@ -320,6 +339,7 @@ class Scratch:
     def __init__(self, name):
         self.tmp = tempfile.mkdtemp(prefix="callsignal-sec-%s-" % name[:40])
         self._closers = []
+        self.brokers = []
 
     def add(self, obj, closer):
         self._closers.append(closer)
@@ -328,6 +348,7 @@ class Scratch:
     def broker(self, **kw):
         b = JwtBroker(self.tmp, **kw)
         self.add(b, b.stop)
+        self.brokers.append(b)
         b.start()
         return b
 
@@ -380,6 +401,11 @@ def run():
                 raise
             err = e
         s.close()
+        for b in s.brokers:
+            try:
+                b.check_sanitizers()
+            except AssertionError as e:
+                err = err or e
         pretty = fn.__name__[len("test_"):].replace("_", " ")
         if err is None:
             print("PASS %-70s %.2fs" % (pretty, time.monotonic() - t0), flush=True)
