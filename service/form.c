@@ -20,8 +20,9 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Decodes s[0..len) ('+' is a space, %XX a byte) into a new string; NULL if malformed. */
-static char *decode(const char *s, size_t len)
+/* Decodes s[0..len) ('+' is a space, %XX a byte) into a new string of
+ * *outlen bytes; NULL if malformed. */
+static char *decode(const char *s, size_t len, size_t *outlen)
 {
 	char *out = xmalloc(len + 1);
 	size_t o = 0;
@@ -31,7 +32,7 @@ static char *decode(const char *s, size_t len)
 		} else if (s[i] == '%') {
 			int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
 			int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			if (hi < 0 || lo < 0) {
 				free(out);
 				return NULL;
 			}
@@ -46,14 +47,17 @@ static char *decode(const char *s, size_t len)
 		free(out);
 		return NULL;
 	}
+	*outlen = o;
 	return out;
 }
 
 enum err form_parse_fields(const char *body, size_t len, struct req_field *fields, size_t n,
 			   const char **bad_field)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		fields[i].value = NULL;
+		fields[i].len = 0;
+	}
 	const char *p = body, *end = body + len;
 	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -65,7 +69,7 @@ enum err form_parse_fields(const char *body, size_t len, struct req_field *field
 			if ((size_t)(key_end - p) != klen || memcmp(p, fields[i].name, klen) != 0 || fields[i].value)
 				continue;
 			const char *v = eq ? eq + 1 : pair_end;
-			fields[i].value = decode(v, (size_t)(pair_end - v));
+			fields[i].value = decode(v, (size_t)(pair_end - v), &fields[i].len);
 			if (!fields[i].value) {
 				*bad_field = fields[i].name;
 				for (size_t k = 0; k < n; k++) {

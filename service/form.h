@@ -11,10 +11,10 @@
 #include "json_io.h"
 
 /*
- * Fills each field's value (new string, caller frees; NULL when absent).
- * A field given twice keeps its first value. Returns ERR_OK, or
- * ERR_INVALID_FIELD with *bad_field set when a value has a bad %-escape,
- * a NUL or invalid UTF-8.
+ * Fills each field's value and len (new string, caller frees; NULL when
+ * absent; %00 gives a NUL inside). A field given twice keeps its first
+ * value. Returns ERR_OK, or ERR_INVALID_FIELD with *bad_field set when a
+ * value has a bad %-escape or invalid UTF-8.
  */
 enum err form_parse_fields(const char *body, size_t len, struct req_field *fields, size_t n,
 			   const char **bad_field);

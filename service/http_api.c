@@ -95,7 +95,10 @@ static int parse_body(struct ctx *c, struct req_field *fields, size_t n)
 	if (e == ERR_OK)
 		return 0;
 	char msg[96];
-	if (e == ERR_INVALID_FIELD) {
+	if (e == ERR_INVALID_FIELD && form) {
+		snprintf(msg, sizeof(msg), "%s is not valid form-urlencoded UTF-8", bad);
+		reply_error(c->res, ERR_BAD_JSON, msg);
+	} else if (e == ERR_INVALID_FIELD) {
 		snprintf(msg, sizeof(msg), "%s must be a string", bad);
 		reply_error(c->res, e, msg);
 	} else {
@@ -111,21 +114,22 @@ static void free_fields(struct req_field *fields, size_t n)
 }
 
 /*
- * Checks that both named values are present and valid ids. Returns 0, or
- * -1 with the error reply filled in.
+ * Checks that both fields are present and valid ids. Returns 0, or -1 with
+ * the error reply filled in.
  */
-static int require_ids(struct ctx *c, const char *name1, const char *v1, const char *name2, const char *v2)
+static int require_ids(struct ctx *c, const struct req_field *f1, const struct req_field *f2)
 {
 	char msg[96];
-	if (!v1 || !v2 || !*v1 || !*v2) {
-		snprintf(msg, sizeof(msg), "%s and %s are required", name1, name2);
+	if (!f1->value || !f2->value || !f1->len || !f2->len) {
+		snprintf(msg, sizeof(msg), "%s and %s are required", f1->name, f2->name);
 		reply_error(c->res, ERR_MISSING_FIELD, msg);
 		return -1;
 	}
-	const char *bad = !id_is_valid(v1, strlen(v1)) ? name1 : !id_is_valid(v2, strlen(v2)) ? name2 : NULL;
+	const char *bad = !id_is_valid(f1->value, f1->len) ? f1->name
+			  : !id_is_valid(f2->value, f2->len) ? f2->name
+							     : NULL;
 	if (bad) {
-		snprintf(msg, sizeof(msg), "%s is not a valid id (1-%d bytes, no '/', '+', '#' or control characters)",
-			 bad, ID_MAX_LEN);
+		snprintf(msg, sizeof(msg), "%s is not a valid id", bad);
 		reply_error(c->res, ERR_INVALID_ID, msg);
 		return -1;
 	}
@@ -149,10 +153,10 @@ static void get_users(struct ctx *c)
 
 static void post_start(struct ctx *c)
 {
-	struct req_field f[] = { { "callerId", NULL }, { "receiverId", NULL } };
+	struct req_field f[] = { { "callerId", NULL, 0 }, { "receiverId", NULL, 0 } };
 	if (parse_body(c, f, 2) != 0)
 		return;
-	if (require_ids(c, "callerId", f[0].value, "receiverId", f[1].value) == 0 && require_self(c, f[0].value) == 0) {
+	if (require_ids(c, &f[0], &f[1]) == 0 && require_self(c, f[0].value) == 0) {
 		struct core_reply r = { 0 };
 		reply_core(c->res, core_call_start(c->api->core, f[0].value, f[1].value, &r), &r);
 	}
@@ -161,15 +165,15 @@ static void post_start(struct ctx *c)
 
 static void post_answer(struct ctx *c)
 {
-	struct req_field f[] = { { "callId", NULL }, { "answer", NULL } };
+	struct req_field f[] = { { "callId", NULL, 0 }, { "answer", NULL, 0 } };
 	if (parse_body(c, f, 2) != 0)
 		return;
 	const char *answer = f[1].value;
-	if (!f[0].value || !answer || !*f[0].value || !*answer) {
+	if (!f[0].value || !answer || !f[0].len || !f[1].len) {
 		reply_error(c->res, ERR_MISSING_FIELD, "callId and answer are required");
-	} else if (strcmp(answer, "ACCEPT") != 0 && strcmp(answer, "DECLINE") != 0) {
+	} else if (strlen(answer) != f[1].len || (strcmp(answer, "ACCEPT") != 0 && strcmp(answer, "DECLINE") != 0)) {
 		reply_error(c->res, ERR_INVALID_ANSWER, NULL);
-	} else if (!id_is_valid(f[0].value, strlen(f[0].value))) {
+	} else if (!id_is_valid(f[0].value, f[0].len)) {
 		reply_error(c->res, ERR_CALL_NOT_FOUND, NULL);
 	} else {
 		struct core_reply r = { 0 };
@@ -181,10 +185,10 @@ static void post_answer(struct ctx *c)
 
 static void post_end(struct ctx *c)
 {
-	struct req_field f[] = { { "callId", NULL }, { "userId", NULL } };
+	struct req_field f[] = { { "callId", NULL, 0 }, { "userId", NULL, 0 } };
 	if (parse_body(c, f, 2) != 0)
 		return;
-	if (require_ids(c, "callId", f[0].value, "userId", f[1].value) == 0 && require_self(c, f[1].value) == 0) {
+	if (require_ids(c, &f[0], &f[1]) == 0 && require_self(c, f[1].value) == 0) {
 		struct core_reply r = { 0 };
 		reply_core(c->res, core_call_end(c->api->core, f[0].value, f[1].value, &r), &r);
 	}
@@ -195,7 +199,9 @@ static void get_token(struct ctx *c)
 {
 	const char *room = http_request_query(c->req, "room");
 	const char *id = http_request_query(c->req, "id");
-	if (require_ids(c, "room", room, "id", id) != 0 || require_self(c, id) != 0)
+	struct req_field f[] = { { "room", (char *)room, room ? strlen(room) : 0 },
+				 { "id", (char *)id, id ? strlen(id) : 0 } };
+	if (require_ids(c, &f[0], &f[1]) != 0 || require_self(c, id) != 0)
 		return;
 	struct core_reply r = { 0 };
 	reply_core(c->res, core_token(c->api->core, room, id, &r), &r);
@@ -309,8 +315,8 @@ static void dispatch(struct ctx *c)
 			 routes[i].method);
 	}
 	if (!match && *allow) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "%s is not allowed on %s (allowed: %s)", c->req->method, path, allow);
+		char msg[160];
+		snprintf(msg, sizeof(msg), "%.16s is not allowed on %.32s (allowed: %s)", c->req->method, path, allow);
 		reply_error(c->res, ERR_METHOD_NOT_ALLOWED, msg);
 		http_response_header(c->res, "Allow", allow);
 		return;

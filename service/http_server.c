@@ -18,6 +18,7 @@
 #define THREADS 2
 #define CONNECTION_LIMIT 20000
 #define IDLE_TIMEOUT_S 120
+#define DROP_LIMIT (1024 * 1024) /* past this an oversized upload is cut off */
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -30,6 +31,7 @@ struct http_server {
 struct pending {
 	struct sbuf body;
 	int too_large;
+	size_t dropped; /* bytes of an oversized body read and thrown away */
 };
 
 const char *http_request_query(const struct http_request *req, const char *name)
@@ -92,13 +94,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_YES;
 	}
 	if (*upload_data_size) {
+		/* An unannounced oversized body (chunked) is read and dropped up
+		 * to a bound, so the client still gets its 413 at the end. */
 		if (!p->too_large && p->body.len + *upload_data_size <= srv->body_limit)
 			sbuf_add(&p->body, upload_data, *upload_data_size);
 		else
 			p->too_large = 1;
+		p->dropped += p->too_large ? *upload_data_size : 0;
 		*upload_data_size = 0;
-		if (!p->too_large)
-			return MHD_YES;
+		return p->dropped > DROP_LIMIT ? MHD_NO : MHD_YES;
 	}
 
 	struct http_request req = { method, url, p->body.buf, p->body.len, p->too_large, conn };

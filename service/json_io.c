@@ -57,9 +57,11 @@ enum err json_io_parse_fields(const char *body, size_t len, struct req_field *fi
 			      const char **bad_field)
 {
 	json_error_t jerr;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		fields[i].value = NULL;
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+		fields[i].len = 0;
+	}
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!root || !json_is_object(root)) {
 		json_decref(root);
 		return ERR_BAD_JSON;
@@ -74,7 +76,8 @@ enum err json_io_parse_fields(const char *body, size_t len, struct req_field *fi
 			e = ERR_INVALID_FIELD;
 			break;
 		}
-		fields[i].value = xstrndup(json_string_value(v), json_string_length(v));
+		fields[i].len = json_string_length(v);
+		fields[i].value = xstrndup(json_string_value(v), fields[i].len);
 	}
 	if (e != ERR_OK)
 		for (size_t i = 0; i < n; i++) {

@@ -29,11 +29,13 @@ int json_io_parse_user(const char *payload, size_t len, struct user_info *out, c
 struct req_field {
 	const char *name; /* borrowed, set by the caller */
 	char *value; /* set on return: new string (caller frees), or NULL when absent */
+	size_t len; /* of value, which may hold a NUL (ids are then refused) */
 };
 
 /*
  * Parses a request body that must be a JSON object and picks the named
- * fields, each of which must be a string when present. Returns ERR_OK,
+ * fields, each of which must be a string when present (NUL allowed: the
+ * caller validates values, with their length). Returns ERR_OK,
  * ERR_BAD_JSON, or ERR_INVALID_FIELD with *bad_field naming the field.
  */
 enum err json_io_parse_fields(const char *body, size_t len, struct req_field *fields, size_t n,

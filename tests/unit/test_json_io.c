@@ -81,7 +81,7 @@ static char *presence_outcome(const char *input, size_t len)
 
 static char *request_outcome(const char *input, size_t len)
 {
-	struct req_field f[] = { { "callId", NULL }, { "userId", NULL } };
+	struct req_field f[] = { { "callId", NULL, 0 }, { "userId", NULL, 0 } };
 	const char *bad = NULL;
 	enum err e = json_io_parse_fields(input, len, f, 2, &bad);
 	struct sbuf sb;
