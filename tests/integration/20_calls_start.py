@@ -228,5 +228,45 @@ def test_form_urlencoded_start(env):
     b.expect_event("INCOMING_CALL", call_id=r.json["id"])
 
 
+def test_events_are_not_retained(env):
+    a, b = env.user("a"), env.user("b")
+    call = env.start_call(a, b)
+    b.expect_event("INCOMING_CALL", call_id=call["id"])
+    topic, payload, retained = [m for m in list(b.messages.queue) if m[0] == b.events_topic][0]
+    check(not retained, "INCOMING_CALL delivered as retained")
+    late = env.client(b.user_id, presence=False)  # subscribes after the event
+    late.expect_no_event(0.5)
+
+
+def test_event_payload_is_type_and_call(env):
+    a, b = env.user("a"), env.user("b")
+    call = env.start_call(a, b)
+    ev = b.expect_event("INCOMING_CALL", call_id=call["id"])
+    eq(sorted(ev), ["call", "type"], "keys of the event payload")
+
+
+@h.options(service_env={"START_RATE_PER_MIN": "3"})
+def test_start_rate_limit_gives_429_with_retry_after(env):
+    a = env.user("a")
+    for i in range(3):  # attempts that pass validation count, whatever their outcome
+        expect_error(start(env, a, env.uid("offline")), 404, "RECEIVER_OFFLINE")
+    b = env.user("b")
+    r = start(env, a, b)
+    expect_error(r, 429, "RATE_LIMITED")
+    retry = r.headers.get("Retry-After", "")
+    check(retry.isdigit() and 1 <= int(retry) <= 60, "Retry-After %r" % retry)
+    b.expect_no_event(0.3)
+    c = env.user("c")
+    env.start_call(b, c)  # the limit is per user
+
+
+@h.options(service_env={"START_RATE_PER_MIN": "0"})
+def test_start_rate_limit_zero_is_off(env):
+    a = env.user("a")
+    for i in range(70):
+        r = start(env, a, env.uid("offline"))
+        eq(r.status, 404, "attempt %d with START_RATE_PER_MIN=0" % (i + 1))
+
+
 if __name__ == "__main__":
     h.main()

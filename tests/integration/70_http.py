@@ -116,6 +116,48 @@ def test_wrong_method_is_405_with_allow(env):
               "%s %s: Allow header %r lacks %s" % (method, path, allow, allowed))
 
 
+def make_web_root(env):
+    root = os.path.join(env.tmp, "www")
+    os.makedirs(os.path.join(root, "js"))
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write("<!doctype html><title>calls</title>")
+    with open(os.path.join(root, "js", "app.js"), "w") as f:
+        f.write("console.log('app');")
+    with open(os.path.join(env.tmp, "secret.txt"), "w") as f:
+        f.write("outside the web root")
+    return root
+
+
+@h.options(start_service=False)
+def test_static_files_under_web_root(env):
+    s = env.spawn_service(env={"WEB_ROOT": make_web_root(env)})
+    r = h.http_request(s.port, "GET", "/")
+    eq(r.status, 200, "GET /")
+    eq(r.body, b"<!doctype html><title>calls</title>", "GET / serves index.html")
+    check(r.headers.get("Content-Type", "").startswith("text/html"), "Content-Type of / %r" %
+          r.headers.get("Content-Type"))
+    check(r.headers.get("Access-Control-Allow-Origin"), "static file without Access-Control-Allow-Origin")
+    r = h.http_request(s.port, "GET", "/js/app.js")
+    eq(r.status, 200, "GET /js/app.js")
+    eq(r.body, b"console.log('app');", "body of /js/app.js")
+    check("javascript" in r.headers.get("Content-Type", ""), "Content-Type of app.js %r" %
+          r.headers.get("Content-Type"))
+    expect_error(h.http_request(s.port, "GET", "/missing.js"), 404, "NOT_FOUND")
+    # the API routes still win over files
+    eq(h.http_request(s.port, "GET", "/health").status, 200, "GET /health with a web root")
+
+
+@h.options(start_service=False)
+def test_static_files_never_leave_the_web_root(env):
+    s = env.spawn_service(env={"WEB_ROOT": make_web_root(env)})
+    for path in ("/../secret.txt", "/js/../../secret.txt", "/%2e%2e/secret.txt", "/js/%2e%2e/%2e%2e/secret.txt",
+                 "/..%2fsecret.txt", "/../mosquitto.conf"):
+        r = h.http_request(s.port, "GET", path)
+        check(b"outside the web root" not in r.body and b"listener" not in r.body,
+              "GET %s leaked a file outside WEB_ROOT" % path)
+        check(r.status in (400, 403, 404), "GET %s: %d" % (path, r.status))
+
+
 # ---- bad bodies -------------------------------------------------------------------------------
 
 def test_malformed_json_is_bad_json(env):

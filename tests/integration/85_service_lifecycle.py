@@ -96,5 +96,22 @@ def test_bad_presence_is_logged_at_warn(env):
           "no WARN line for a non-JSON presence payload")
 
 
+@h.options()
+def test_service_uses_random_callsignal_client_id_and_qos1_subscription(env):
+    second = env.spawn_service()
+    log = h.read_text(env.broker.log_path)
+    ids = set(re.findall(r"New client connected from \S+ as (callsignal-\S+) \(p\d, c1,", log))
+    eq(len(ids), 2, "distinct clean-session callsignal-<random> client ids in the broker log (%s)" % ids)
+    check(re.search(r"callsignal-\S+ 1 users/\+/presence/\+", log),
+          "no QoS 1 subscription to users/+/presence/+ in the broker log")
+    a, b = env.user("a"), env.user("b")
+    h.wait_until(lambda: len(h.http_request(second.port, "GET", "/users").json) >= 2, 5,
+                 what="second service sees the users")
+    r = h.http_request(second.port, "POST", "/calls/start", json_body={"callerId": a.user_id,
+                                                                       "receiverId": b.user_id})
+    eq(r.status, 200, "start on the second service")
+    b.expect_event("INCOMING_CALL", call_id=r.json["id"])
+
+
 if __name__ == "__main__":
     h.main(shared=False)
