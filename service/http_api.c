@@ -311,10 +311,11 @@ static void dispatch(struct ctx *c)
 			continue;
 		if (strcmp(routes[i].method, method) == 0)
 			match = &routes[i];
-		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", *allow ? ", " : "",
-			 routes[i].method);
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s%s", *allow ? ", " : "",
+			 routes[i].method, strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
 	}
 	if (!match && *allow) {
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), ", OPTIONS");
 		char msg[160];
 		snprintf(msg, sizeof(msg), "%.16s is not allowed on %.32s (allowed: %s)", c->req->method, path, allow);
 		reply_error(c->res, ERR_METHOD_NOT_ALLOWED, msg);
