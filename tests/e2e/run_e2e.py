@@ -1,36 +1,47 @@
 """End-to-end launcher: a real Mosquitto (with its WebSocket listener) and the real callsignal
 serving web/, then the browser test `node tests/e2e/two_tabs.mjs` against them.
 
-The service gets RING_TIMEOUT_S=3 (the missed-call step waits for it), a LiveKit key and secret
+The service gets RING_TIMEOUT_S=5 (the missed-call step waits for it; shorter is flaky when
+Chromium shares a loaded machine, as the accept must land while it rings), a LiveKit key and secret
 (so GET /token answers 200) and a LIVEKIT_URL pointing at a free, closed loopback port, so that
 joining the media room fails fast and the page must say that no LiveKit server is reachable.
 
+Usage: run_e2e.py [--auth open|jwt]. With --auth jwt the broker runs the shipped
+broker-config/mosquitto-jwt.conf with the callsignal_auth plugin (tests/security's JwtBroker),
+the service runs with AUTH_MODE=jwt, and each person signs in with a user token minted here.
+
 Exit codes: 0 pass, 1 fail, 77 skip (only when the Chromium binary is absent; CTest's
 SKIP_RETURN_CODE). Environment: CALLSIGNAL_BIN, MOSQUITTO_BIN (as for tests/integration),
-CHROMIUM_BIN (default /usr/bin/chromium), NODE_BIN (default: node on PATH), KEEP_TMP=1,
-VERBOSE=1 (print the service and broker logs even when passing).
+CALLSIGNAL_AUTH_PLUGIN (jwt only), CHROMIUM_BIN (default /usr/bin/chromium), NODE_BIN (default:
+node on PATH), KEEP_TMP=1, VERBOSE=1 (print the service and broker logs even when passing).
 """
 
+import argparse
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tests", "security"))
 
 import harness  # noqa: E402  (needs the path above)
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 WEB = os.path.join(REPO, "web")
 NODE_TIMEOUT_S = 150
+LIVEKIT_KEY = "e2e-key"
+RING_TIMEOUT_S = "5"
 
 
 def missing_prerequisite():
     """A description of what is missing to run the browser test, or None."""
-    if not (os.path.exists(os.path.join(WEB, "node_modules", "playwright-core", "package.json"))):
+    if not os.path.exists(os.path.join(WEB, "node_modules", "playwright-core", "package.json")):
         return "web/node_modules/playwright-core is missing: run scripts/bootstrap"
     for lib in ("mqtt.min.js", "livekit-client.umd.js"):
         if not os.path.exists(os.path.join(WEB, "vendor", lib)):
@@ -38,7 +49,65 @@ def missing_prerequisite():
     return None
 
 
+class Stack:
+    """Broker + service in one temporary directory, open or jwt mode."""
+
+    def __init__(self, auth):
+        self.tmp = tempfile.mkdtemp(prefix="callsignal-e2e-%s-" % auth)
+        self.auth = auth
+        self.closed_port = harness.free_port()  # bound once and released: nothing listens there
+        env = {
+            "WEB_ROOT": WEB,
+            "RING_TIMEOUT_S": RING_TIMEOUT_S,
+            "LIVEKIT_API_KEY": LIVEKIT_KEY,
+            "LIVEKIT_API_SECRET": secrets.token_urlsafe(32),
+            "LIVEKIT_URL": "ws://127.0.0.1:%d" % self.closed_port,
+            "LOG_LEVEL": "debug",
+        }
+        if auth == "jwt":
+            import security_support as ss  # only here: it needs CALLSIGNAL_AUTH_PLUGIN
+
+            self.jwt_secret = ss.random_secret()
+            self.broker = ss.JwtBroker(self.tmp, secret=self.jwt_secret)
+            env.update({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": self.jwt_secret,
+                        "MQTT_USERNAME": ss.SERVICE_USERNAME, "MQTT_PASSWORD": self.broker.service_password})
+            self.mint = lambda sub: ss.jwt_hs256(ss.claims(sub, 900), self.jwt_secret)
+        else:
+            self.broker = harness.Broker(self.tmp)
+            self.mint = None
+        env["MQTT_WS_URL"] = "ws://127.0.0.1:%d" % self.broker.wsport
+        self.service = harness.Service(self.tmp, self.broker.url, env=env)
+
+    def start(self):
+        self.broker.start()
+        self.service.start(wait="health")
+
+    def stop(self):
+        """Stops both; returns a list of problems (service exit code, sanitizer reports)."""
+        problems = []
+        try:
+            self.service.stop(expect_code=0)
+        except AssertionError as e:
+            problems.append(str(e))
+        self.broker.stop()
+        return problems
+
+    def logs(self):
+        return "\n".join(["---- callsignal stderr (tail) ----", self.service.log(80),
+                          "---- mosquitto log (tail) ----", self.broker.log(40)])
+
+    def remove(self):
+        if os.environ.get("KEEP_TMP"):
+            print("(kept %s)" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--auth", choices=("open", "jwt"), default="open")
+    auth = ap.parse_args().auth
+
     if not os.path.exists(CHROMIUM):
         print("SKIP: no Chromium at %s (scripts/bootstrap installs it)" % CHROMIUM)
         return 77
@@ -51,31 +120,27 @@ def main():
         return 1
 
     t0 = time.monotonic()
-    env = harness.Env(name="e2e-two-tabs", start_service=False)
+    stack = None
     ok = False
     try:
-        closed_port = harness.free_port()  # bound once and released: nothing listens there
-        env.service.env.update({
-            "WEB_ROOT": WEB,
-            "MQTT_WS_URL": "ws://127.0.0.1:%d" % env.broker.wsport,
-            "RING_TIMEOUT_S": "3",
-            "LIVEKIT_API_KEY": "e2e-key",
-            "LIVEKIT_API_SECRET": "e2e-secret-that-is-long-enough-for-hs256-0123456789",
-            "LIVEKIT_URL": "ws://127.0.0.1:%d" % closed_port,
-            "LOG_LEVEL": "debug",
-        })
-        env.service.start()
+        stack = Stack(auth)
+        stack.start()
+        tag = secrets.token_hex(3)
         node_env = dict(os.environ)
         node_env.update({
-            "E2E_BASE_URL": "http://127.0.0.1:%d" % env.service.port,
-            "E2E_MQTT_WS_URL": "ws://127.0.0.1:%d" % env.broker.wsport,
-            "E2E_LIVEKIT_URL": "ws://127.0.0.1:%d" % closed_port,
-            "E2E_LIVEKIT_API_KEY": "e2e-key",
-            "E2E_RING_TIMEOUT_S": "3",
+            "E2E_BASE_URL": "http://127.0.0.1:%d" % stack.service.port,
+            "E2E_LIVEKIT_URL": "ws://127.0.0.1:%d" % stack.closed_port,
+            "E2E_RING_TIMEOUT_S": RING_TIMEOUT_S,
+            "E2E_AUTH_MODE": auth,
+            "E2E_ALICE_ID": "alice-" + tag,
+            "E2E_BOB_ID": "bob-" + tag,
             "CHROMIUM_BIN": CHROMIUM,
         })
-        print("e2e: broker ws :%d, service http://127.0.0.1:%d (%.1fs to start)" % (
-            env.broker.wsport, env.service.port, time.monotonic() - t0), flush=True)
+        if stack.mint:
+            node_env["E2E_ALICE_TOKEN"] = stack.mint(node_env["E2E_ALICE_ID"])
+            node_env["E2E_BOB_TOKEN"] = stack.mint(node_env["E2E_BOB_ID"])
+        print("e2e (%s mode): broker ws :%d, service http://127.0.0.1:%d (%.1fs to start)" % (
+            auth, stack.broker.wsport, stack.service.port, time.monotonic() - t0), flush=True)
         try:
             rc = subprocess.run([node, os.path.join(HERE, "two_tabs.mjs")], env=node_env,
                                 timeout=NODE_TIMEOUT_S).returncode
@@ -83,7 +148,7 @@ def main():
             print("FAIL: the browser test did not finish within %d s" % NODE_TIMEOUT_S)
             rc = 1
         ok = rc == 0
-        problems = env.close(check_exit=True)
+        problems = stack.stop()
         if problems:
             print("FAIL: " + "; ".join(problems))
             ok = False
@@ -91,11 +156,12 @@ def main():
         print("FAIL: %s" % e)
         ok = False
     finally:
-        if not ok or os.environ.get("VERBOSE"):
-            print(env.logs())
-        env.close(check_exit=False)
-        env.remove()
-    print("e2e.two_tabs: %s (%.1fs)" % ("PASS" if ok else "FAIL", time.monotonic() - t0))
+        if stack is not None:
+            if not ok or os.environ.get("VERBOSE"):
+                print(stack.logs())
+            stack.stop()
+            stack.remove()
+    print("e2e (%s mode): %s (%.1fs)" % (auth, "PASS" if ok else "FAIL", time.monotonic() - t0))
     return 0 if ok else 1
 
 

@@ -8,7 +8,10 @@
 // and says that no LiveKit server is reachable; Alice hangs up and Bob's page shows the call
 // ended. A second call Bob declines (Alice sees "declined"); a third rings out and both show it
 // missed. Bob closes his tab and disappears from Alice's list. Screenshots go to
-// tests/e2e/screenshots/ (E2E_SCREENSHOTS overrides). Exit 0 = pass, 1 = fail.
+// tests/e2e/screenshots/ (E2E_SCREENSHOTS overrides). With E2E_AUTH_MODE=jwt each person also
+// pastes a user token (E2E_ALICE_TOKEN, E2E_BOB_TOKEN for E2E_ALICE_ID, E2E_BOB_ID), which must
+// reach every REST request as `Authorization: Bearer` (and the broker as the MQTT password).
+// Exit 0 = pass, 1 = fail.
 
 import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -24,6 +27,8 @@ const BASE = process.env.E2E_BASE_URL;
 const LIVEKIT_URL = process.env.E2E_LIVEKIT_URL || '';
 const RING_TIMEOUT_S = Number(process.env.E2E_RING_TIMEOUT_S || '3');
 const SHOTS = process.env.E2E_SCREENSHOTS || path.join(here, 'screenshots');
+const JWT = process.env.E2E_AUTH_MODE === 'jwt';
+const PREFIX = JWT ? 'jwt-' : ''; // the two modes may run at once: separate screenshot names
 const T = 8000; // default wait for anything the UI should show promptly
 
 if (!BASE) {
@@ -31,11 +36,13 @@ if (!BASE) {
   process.exit(1);
 }
 mkdirSync(SHOTS, { recursive: true });
-for (const f of readdirSync(SHOTS)) if (f.startsWith('failure-')) rmSync(path.join(SHOTS, f));
+for (const f of readdirSync(SHOTS)) if (f.startsWith(PREFIX + 'failure-')) rmSync(path.join(SHOTS, f));
 
 const t0 = Date.now();
 const secs = () => ((Date.now() - t0) / 1000).toFixed(1) + 's';
 const rand = Math.random().toString(16).slice(2, 8);
+const ALICE_ID = process.env.E2E_ALICE_ID || `alice-${rand}`;
+const BOB_ID = process.env.E2E_BOB_ID || `bob-${rand}`;
 
 class Failure extends Error {}
 function check(cond, msg) {
@@ -48,12 +55,20 @@ function decodeJwt(token) {
 }
 
 /** One person: a browser context with one page, and what that page saw on the wire. */
-async function person(browser, name, id, location) {
+async function person(browser, name, id, location, token) {
   const context = await browser.newContext({ viewport: { width: 1180, height: 760 }, colorScheme: 'light' });
+  context.setDefaultTimeout(T);
   const page = await context.newPage();
-  const p = { name, id, location, context, page, tokenResponses: [], pageErrors: [], console: [] };
+  const p = { name, id, location, token, context, page, tokenResponses: [], apiRequests: [], pageErrors: [],
+              console: [] };
   page.on('pageerror', (e) => p.pageErrors.push(String(e && e.stack ? e.stack : e)));
   page.on('console', (m) => p.console.push(`[${m.type()}] ${m.text()}`));
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (/^\/(calls\/|token$|users$)/.test(u.pathname)) {
+      p.apiRequests.push({ path: u.pathname, authorization: r.headers()['authorization'] || null });
+    }
+  });
   page.on('response', (r) => {
     const u = new URL(r.url());
     if (u.pathname === '/token') {
@@ -70,6 +85,9 @@ async function goOnline(p) {
   await page.getByLabel('Name').fill(p.name);
   await page.getByLabel('User id').fill(p.id);
   await page.getByLabel('Location').fill(p.location);
+  const tokenField = page.getByLabel('User token');
+  check(await tokenField.isVisible() === JWT, `the user-token field is ${JWT ? 'hidden' : 'shown'} in this mode`);
+  if (JWT) await tokenField.fill(p.token);
   await page.getByTestId('connect').click();
   await page.locator('[data-testid="conn-status"][data-state="online"]').waitFor({ timeout: T });
 }
@@ -111,7 +129,7 @@ async function placeCall(a, b) {
 }
 
 async function shot(p, name) {
-  return p.page.screenshot({ path: path.join(SHOTS, name + '.png') });
+  return p.page.screenshot({ path: path.join(SHOTS, PREFIX + name + '.png') });
 }
 
 /** The two tabs side by side in one picture (the README's screenshot is one of these). */
@@ -123,7 +141,7 @@ async function sideBySide(browser, name, left, right) {
     font:600 15px system-ui,sans-serif;color:#333}figure{margin:0;flex:1}img{width:100%;display:block;
     border-radius:8px;box-shadow:0 2px 10px rgba(0,0,0,.18)}figcaption{text-align:center;padding-top:8px}
     </style>${img(left.png, left.label)}${img(right.png, right.label)}`);
-  await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+  await page.screenshot({ path: path.join(SHOTS, PREFIX + name + '.png'), fullPage: true });
   await page.close();
 }
 
@@ -140,8 +158,9 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync'],
 });
-const alice = await person(browser, 'Alice Martin', `alice-${rand}`, 'Lyon');
-const bob = await person(browser, 'Bob Tanaka', `bob-${rand}`, 'Osaka');
+const alice = await person(browser, 'Alice Martin', ALICE_ID, 'Lyon', process.env.E2E_ALICE_TOKEN);
+const bob = await person(browser, 'Bob Tanaka', BOB_ID, 'Osaka', process.env.E2E_BOB_TOKEN);
+if (JWT) check(alice.token && bob.token, 'jwt mode needs E2E_ALICE_TOKEN and E2E_BOB_TOKEN');
 let failed = false;
 
 try {
@@ -157,16 +176,15 @@ try {
   });
 
   let callId;
+  let ringingShots;
   await step('Alice calls Bob; Bob\'s page rings', async () => {
     callId = await placeCall(alice, bob);
-    const ringing = await shot(bob, 'bob-ringing');
-    const calling = await shot(alice, 'alice-calling');
-    await sideBySide(browser, 'two-tabs-ringing', { png: calling, label: 'Tab 1: Alice calls Bob' },
-                     { png: ringing, label: 'Tab 2: Bob\'s page rings' });
+    // Only the two raw captures while it rings (the ring timeout runs); composed later.
+    ringingShots = [await shot(alice, 'alice-calling'), await shot(bob, 'bob-ringing')];
   });
 
   await step('Bob accepts; both are in the call with a LiveKit token for its room', async () => {
-    await bob.page.getByTestId('accept').click();
+    await bob.page.getByTestId('accept').click({ timeout: T });
     await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: T });
     for (const p of [alice, bob]) {
       const view = p.page.locator(`[data-testid="call-view"][data-call-id="${callId}"]`);
@@ -232,6 +250,8 @@ try {
     const a = await shot(alice, 'alice-recents');
     const b = await shot(bob, 'bob-recents');
     await sideBySide(browser, 'two-tabs-recents', { png: a, label: 'Tab 1: Alice' }, { png: b, label: 'Tab 2: Bob' });
+    await sideBySide(browser, 'two-tabs-ringing', { png: ringingShots[0], label: 'Tab 1: Alice calls Bob' },
+                     { png: ringingShots[1], label: 'Tab 2: Bob\'s page rings' });
   });
 
   await step('Bob closes his tab and leaves Alice\'s list', async () => {
@@ -243,6 +263,11 @@ try {
   });
 
   for (const p of [alice, bob]) {
+    check(p.apiRequests.length > 0, `${p.name}: no REST request was seen`);
+    for (const r of p.apiRequests) {
+      const want = JWT ? `Bearer ${p.token}` : null;
+      check(r.authorization === want, `${p.name}: ${r.path} sent Authorization ${r.authorization}`);
+    }
     check(p.pageErrors.length === 0, `${p.name}'s page threw: ${p.pageErrors.join('\n')}`);
   }
 } catch (e) {
@@ -250,7 +275,7 @@ try {
   console.error(`FAIL after ${steps.length} steps (${secs()}): ${e && e.stack ? e.stack : e}`);
   for (const p of [alice, bob]) {
     if (!p.page.isClosed()) {
-      await p.page.screenshot({ path: path.join(SHOTS, `failure-${p.id.split('-')[0]}.png`) }).catch(() => {});
+      await p.page.screenshot({ path: path.join(SHOTS, `${PREFIX}failure-${p.id.split('-')[0]}.png`) }).catch(() => {});
     }
     console.error(`---- ${p.name}: /token responses ${JSON.stringify(p.tokenResponses)}`);
     console.error(`---- ${p.name}: page errors\n${p.pageErrors.join('\n')}`);
