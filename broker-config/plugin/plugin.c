@@ -10,6 +10,11 @@
  *     with its own username and password, compared in constant time.
  *   - every SUBSCRIBE, delivered message (READ) and PUBLISH/Will (WRITE) is
  *     decided by auth_rules.c.
+ *   - on SIGHUP (MOSQ_EVT_RELOAD) the files named by the options are read
+ *     again: keys and the service password can be rotated without a restart,
+ *     and users listed in the revoked-users file are disconnected and refused
+ *     from then on. Mosquitto does not re-read plugin_opt_* lines on SIGHUP, so
+ *     the option values of the start are kept here.
  * This file is the only one that includes the broker's headers; it parses
  * the plugin_opt_* options (listed in docs/security.md) and maps events.
  */
@@ -31,11 +36,20 @@
 #define OPTION_FILE_MAX (64 * 1024)
 #define SECRET_MIN_LEN 32
 
-struct plugin_state {
-	mosquitto_plugin_id_t *id;
+/* What the options and the files they name say; replaced whole on reload. */
+struct plugin_config {
 	struct token_verifier verifier;
 	char *service_username;
 	char *service_password;
+	char **revoked; /* user ids refused at CONNECT and kicked on reload */
+	size_t revoked_count;
+};
+
+struct plugin_state {
+	mosquitto_plugin_id_t *id;
+	struct mosquitto_opt *options; /* own copy of the start-up options */
+	int option_count;
+	struct plugin_config config;
 };
 
 /* The broker loads one instance; kept for cleanup, which gets only userdata. */
@@ -64,17 +78,22 @@ static const char *option_get(struct mosquitto_opt *options, int option_count, c
  * Reads a whole file (at most OPTION_FILE_MAX bytes) into a new NUL-terminated
  * buffer the caller frees; *len gets its length. With trim, trailing CR/LF
  * are dropped (secret files usually end with a newline). NULL on failure,
- * after logging why.
+ * after logging why, with errno ENOENT when the file does not exist (not
+ * logged with missing_ok).
  */
-static char *file_read(const char *option, const char *path, bool trim, size_t *len)
+static char *file_read(const char *option, const char *path, bool trim, bool missing_ok, size_t *len)
 {
 	char *buf;
 	size_t n;
 	FILE *f = fopen(path, "rb");
 
 	if (f == NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot open %s \"%s\": %s", option,
-				     path, strerror(errno));
+		int saved = errno;
+
+		if (saved != ENOENT || !missing_ok)
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot open %s \"%s\": %s", option,
+					     path, strerror(saved));
+		errno = saved;
 		return NULL;
 	}
 	buf = malloc(OPTION_FILE_MAX + 1);
@@ -82,6 +101,7 @@ static char *file_read(const char *option, const char *path, bool trim, size_t *
 		abort();
 	n = fread(buf, 1, OPTION_FILE_MAX + 1, f);
 	if (ferror(f) || n > OPTION_FILE_MAX) {
+		errno = EIO;
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot read %s \"%s\": %s", option,
 				     path, ferror(f) ? "read error" : "file too large");
 		fclose(f);
@@ -99,10 +119,11 @@ static char *file_read(const char *option, const char *path, bool trim, size_t *
 /*
  * Gets a secret given either inline (option name) or in a file (name_file).
  * Returns a new string (caller frees), NULL when neither is set (*failed
- * stays false) or on error (*failed set, reason logged).
+ * stays false) or on error (*failed set, reason logged). With optional, a
+ * missing or empty file counts as not set (a previous key that is not there).
  */
 static char *secret_option(struct mosquitto_opt *options, int option_count, const char *name,
-			   bool *failed)
+			   bool optional, bool *failed)
 {
 	char file_name[64];
 	const char *inline_value = option_get(options, option_count, name);
@@ -119,9 +140,14 @@ static char *secret_option(struct mosquitto_opt *options, int option_count, cons
 		return NULL;
 	}
 	if (path != NULL) {
-		value = file_read(file_name, path, true, &len);
+		value = file_read(file_name, path, true, optional, &len);
 		if (value == NULL) {
-			*failed = true;
+			if (!(optional && errno == ENOENT))
+				*failed = true;
+			return NULL;
+		}
+		if (optional && len == 0) {
+			free(value);
 			return NULL;
 		}
 	} else if (inline_value != NULL) {
@@ -163,14 +189,17 @@ static void verifier_add_secret(struct token_verifier *v, char *secret, const ch
 	secret_free(secret);
 }
 
-/* Adds the RS256 public key in the PEM file at path. Returns 0 or -1 (logged). */
-static int verifier_add_pem(struct token_verifier *v, const char *option, const char *path)
+/*
+ * Adds the RS256 public key in the PEM file at path. Returns 1 when added,
+ * 0 when optional and the file does not exist, -1 on error (logged).
+ */
+static int verifier_add_pem(struct token_verifier *v, const char *option, const char *path, bool optional)
 {
 	size_t len;
-	char *pem = file_read(option, path, false, &len);
+	char *pem = file_read(option, path, false, optional, &len);
 
 	if (pem == NULL)
-		return -1;
+		return optional && errno == ENOENT ? 0 : -1;
 	if (len == 0 || strstr(pem, "-----BEGIN PUBLIC KEY-----") == NULL) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,
 				     PLUGIN_NAME ": plugin_opt_%s \"%s\" is not a PEM public key (BEGIN PUBLIC KEY)",
@@ -180,15 +209,22 @@ static int verifier_add_pem(struct token_verifier *v, const char *option, const 
 	}
 	token_verifier_add_key(v, (const unsigned char *)pem, len);
 	free(pem);
-	return 0;
+	return 1;
 }
 
-/* Fills st->verifier from the jwt_* options. Returns 0 or -1 (logged). */
-static int keys_configure(struct plugin_state *st, struct mosquitto_opt *options, int option_count)
+/*
+ * Fills cfg->verifier from the jwt_* options: HS256 with jwt_secret[_file]
+ * (plus an optional jwt_secret_previous[_file]) or RS256 with
+ * jwt_public_key_file (plus an optional jwt_public_key_previous_file). A
+ * previous-key file that is missing or empty means "no previous key", so the
+ * option can stay in the configuration between rotations.
+ * Returns 0 or -1 (logged).
+ */
+static int keys_configure(struct plugin_config *cfg, struct mosquitto_opt *options, int option_count)
 {
 	bool failed = false;
-	char *secret = secret_option(options, option_count, "jwt_secret", &failed);
-	char *previous = secret_option(options, option_count, "jwt_secret_previous", &failed);
+	char *secret = secret_option(options, option_count, "jwt_secret", false, &failed);
+	char *previous = secret_option(options, option_count, "jwt_secret_previous", true, &failed);
 	const char *pem_path = option_get(options, option_count, "jwt_public_key_file");
 	const char *pem_previous = option_get(options, option_count, "jwt_public_key_previous_file");
 
@@ -200,41 +236,36 @@ static int keys_configure(struct plugin_state *st, struct mosquitto_opt *options
 		goto fail;
 	}
 	if (secret != NULL) {
-		if (pem_previous != NULL) {
-			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_jwt_public_key_previous_file "
-					     "needs plugin_opt_jwt_public_key_file (RS256)");
-			goto fail;
-		}
-		st->verifier.alg = TOKEN_ALG_HS256;
-		verifier_add_secret(&st->verifier, secret, "jwt_secret");
+		cfg->verifier.alg = TOKEN_ALG_HS256;
+		verifier_add_secret(&cfg->verifier, secret, "jwt_secret");
 		secret = NULL;
 		if (previous != NULL) {
-			verifier_add_secret(&st->verifier, previous, "jwt_secret_previous");
+			verifier_add_secret(&cfg->verifier, previous, "jwt_secret_previous");
 			previous = NULL;
 		}
 		return 0;
 	}
 	if (previous != NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_jwt_secret_previous needs "
-				     "plugin_opt_jwt_secret (HS256)");
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": a previous HS256 secret is set in RS256 mode "
+				     "(plugin_opt_jwt_public_key_file)");
 		goto fail;
 	}
-	st->verifier.alg = TOKEN_ALG_RS256;
-	if (verifier_add_pem(&st->verifier, "jwt_public_key_file", pem_path) != 0)
+	cfg->verifier.alg = TOKEN_ALG_RS256;
+	if (verifier_add_pem(&cfg->verifier, "jwt_public_key_file", pem_path, false) < 0)
 		goto fail;
 	if (pem_previous != NULL &&
-	    verifier_add_pem(&st->verifier, "jwt_public_key_previous_file", pem_previous) != 0)
+	    verifier_add_pem(&cfg->verifier, "jwt_public_key_previous_file", pem_previous, true) < 0)
 		goto fail;
 	return 0;
 fail:
 	secret_free(secret);
 	secret_free(previous);
-	token_verifier_release(&st->verifier);
+	token_verifier_release(&cfg->verifier);
 	return -1;
 }
 
 /* Fills the service's credential. Returns 0 or -1 (logged). */
-static int service_configure(struct plugin_state *st, struct mosquitto_opt *options, int option_count)
+static int service_configure(struct plugin_config *cfg, struct mosquitto_opt *options, int option_count)
 {
 	bool failed = false;
 	const char *username = option_get(options, option_count, "service_username");
@@ -243,16 +274,97 @@ static int service_configure(struct plugin_state *st, struct mosquitto_opt *opti
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_service_username is required");
 		return -1;
 	}
-	st->service_password = secret_option(options, option_count, "service_password", &failed);
-	if (st->service_password == NULL) {
+	cfg->service_password = secret_option(options, option_count, "service_password", false, &failed);
+	if (cfg->service_password == NULL) {
 		if (!failed)
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_service_password "
 					     "(or plugin_opt_service_password_file) is required");
 		return -1;
 	}
-	st->service_username = strdup(username);
-	if (st->service_username == NULL)
+	cfg->service_username = strdup(username);
+	if (cfg->service_username == NULL)
 		abort();
+	return 0;
+}
+
+/* Frees everything cfg holds and empties it. */
+static void config_release(struct plugin_config *cfg)
+{
+	token_verifier_release(&cfg->verifier);
+	secret_free(cfg->service_password);
+	free(cfg->service_username);
+	for (size_t i = 0; i < cfg->revoked_count; i++)
+		free(cfg->revoked[i]);
+	free(cfg->revoked);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/*
+ * Reads the revoked-users file (plugin_opt_revoked_users_file): one user id
+ * per line, blank lines and lines starting with '#' ignored. A missing file
+ * means nobody is revoked. Returns 0 or -1 (logged) when it cannot be read or
+ * holds a line that is not a valid id.
+ */
+static int revoked_configure(struct plugin_config *cfg, struct mosquitto_opt *options, int option_count)
+{
+	const char *path = option_get(options, option_count, "revoked_users_file");
+	char *text;
+	char *line;
+	char *next;
+	size_t len;
+	int lineno = 0;
+
+	if (path == NULL)
+		return 0;
+	text = file_read("revoked_users_file", path, false, true, &len);
+	if (text == NULL)
+		return errno == ENOENT ? 0 : -1;
+	for (line = text; line != NULL && *line != '\0'; line = next) {
+		size_t n;
+
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		lineno++;
+		n = strlen(line);
+		while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+			line[--n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		if (!auth_id_is_valid(line)) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s:%d is not a valid user id", path, lineno);
+			free(text);
+			return -1;
+		}
+		cfg->revoked = realloc(cfg->revoked, (cfg->revoked_count + 1) * sizeof(*cfg->revoked));
+		if (cfg->revoked == NULL)
+			abort();
+		cfg->revoked[cfg->revoked_count] = strdup(line);
+		if (cfg->revoked[cfg->revoked_count] == NULL)
+			abort();
+		cfg->revoked_count++;
+	}
+	free(text);
+	return 0;
+}
+
+static bool config_is_revoked(const struct plugin_config *cfg, const char *user_id)
+{
+	for (size_t i = 0; i < cfg->revoked_count; i++) {
+		if (strcmp(cfg->revoked[i], user_id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Loads a whole configuration into cfg (empty on entry). Returns 0, or -1 (logged) with cfg empty. */
+static int config_load(struct plugin_config *cfg, struct mosquitto_opt *options, int option_count)
+{
+	if (keys_configure(cfg, options, option_count) != 0 || service_configure(cfg, options, option_count) != 0 ||
+	    revoked_configure(cfg, options, option_count) != 0) {
+		config_release(cfg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -299,7 +411,7 @@ static const char *loggable_topic(const char *topic)
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_basic_auth *ed = event_data;
-	struct plugin_state *st = userdata;
+	const struct plugin_config *cfg = &((struct plugin_state *)userdata)->config;
 	const char *client_id = mosquitto_client_id(ed->client);
 	enum token_result result;
 
@@ -309,25 +421,26 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 				     loggable(client_id));
 		return MOSQ_ERR_AUTH;
 	}
-	if (strcmp(ed->username, st->service_username) == 0) {
-		if (secret_equals(ed->password, st->service_password))
+	if (strcmp(ed->username, cfg->service_username) == 0) {
+		if (secret_equals(ed->password, cfg->service_password))
 			return MOSQ_ERR_SUCCESS;
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused client \"%s\": wrong service password",
 				     loggable(client_id));
 		return MOSQ_ERR_AUTH;
 	}
-	result = token_verify(&st->verifier, ed->password, ed->username, time(NULL));
-	if (result == TOKEN_OK)
+	result = token_verify(&cfg->verifier, ed->password, ed->username, time(NULL));
+	if (result == TOKEN_OK && !config_is_revoked(cfg, ed->username))
 		return MOSQ_ERR_SUCCESS;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused user \"%s\" (client \"%s\"): %s",
-			     loggable(ed->username), loggable(client_id), token_result_describe(result));
+			     loggable(ed->username), loggable(client_id),
+			     result == TOKEN_OK ? "user is revoked" : token_result_describe(result));
 	return MOSQ_ERR_AUTH;
 }
 
 static int on_acl_check(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ed = event_data;
-	struct plugin_state *st = userdata;
+	const struct plugin_config *cfg = &((struct plugin_state *)userdata)->config;
 	const char *username = mosquitto_client_username(ed->client);
 	const char *client_id = mosquitto_client_id(ed->client);
 	enum auth_role role;
@@ -336,7 +449,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	(void)event;
 	if (username == NULL)
 		return MOSQ_ERR_ACL_DENIED;
-	role = strcmp(username, st->service_username) == 0 ? AUTH_ROLE_SERVICE : AUTH_ROLE_USER;
+	role = strcmp(username, cfg->service_username) == 0 ? AUTH_ROLE_SERVICE : AUTH_ROLE_USER;
 	switch (ed->access) {
 	case MOSQ_ACL_SUBSCRIBE:
 		access = AUTH_ACCESS_SUBSCRIBE;
@@ -363,13 +476,63 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_ACL_DENIED;
 }
 
-static void state_release(struct plugin_state *st)
+static void config_log_summary(const struct plugin_config *cfg, const char *when)
 {
-	token_verifier_release(&st->verifier);
-	secret_free(st->service_password);
-	free(st->service_username);
-	st->service_password = NULL;
-	st->service_username = NULL;
+	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": %s: %s user tokens, %d key(s), service user \"%s\", "
+			     "%zu revoked user(s)", when, cfg->verifier.alg == TOKEN_ALG_RS256 ? "RS256" : "HS256",
+			     cfg->verifier.key_count, loggable(cfg->service_username), cfg->revoked_count);
+}
+
+/*
+ * SIGHUP: loads the configuration again from the start-up options (the files
+ * they name may have changed). On any error the running configuration stays.
+ * Then disconnects every revoked user's clients, sending their Wills so their
+ * presence clears.
+ */
+static int on_reload(int event, void *event_data, void *userdata)
+{
+	struct plugin_state *st = userdata;
+	struct plugin_config fresh;
+
+	(void)event;
+	(void)event_data;
+	memset(&fresh, 0, sizeof(fresh));
+	if (config_load(&fresh, st->options, st->option_count) != 0) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload failed, keeping the previous configuration");
+		return MOSQ_ERR_SUCCESS;
+	}
+	config_release(&st->config);
+	st->config = fresh;
+	config_log_summary(&st->config, "reloaded");
+	for (size_t i = 0; i < st->config.revoked_count; i++)
+		mosquitto_kick_client_by_username(st->config.revoked[i], true);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static void options_free(struct plugin_state *st)
+{
+	for (int i = 0; i < st->option_count; i++) {
+		free(st->options[i].key);
+		secret_free(st->options[i].value);
+	}
+	free(st->options);
+	st->options = NULL;
+	st->option_count = 0;
+}
+
+/* Keeps a copy of the start-up options for reloads. */
+static void options_copy(struct plugin_state *st, struct mosquitto_opt *options, int option_count)
+{
+	st->options = calloc(option_count > 0 ? (size_t)option_count : 1, sizeof(*st->options));
+	if (st->options == NULL)
+		abort();
+	for (int i = 0; i < option_count; i++) {
+		st->options[i].key = strdup(options[i].key ? options[i].key : "");
+		st->options[i].value = strdup(options[i].value ? options[i].value : "");
+		if (st->options[i].key == NULL || st->options[i].value == NULL)
+			abort();
+	}
+	st->option_count = option_count;
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
@@ -379,21 +542,19 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 
 	memset(st, 0, sizeof(*st));
 	st->id = identifier;
-	if (keys_configure(st, options, option_count) != 0 ||
-	    service_configure(st, options, option_count) != 0) {
-		state_release(st);
+	if (config_load(&st->config, options, option_count) != 0)
 		return MOSQ_ERR_INVAL;
-	}
+	options_copy(st, options, option_count);
 	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, st) != MOSQ_ERR_SUCCESS ||
-	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, st) != MOSQ_ERR_SUCCESS) {
+	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, st) != MOSQ_ERR_SUCCESS ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, on_reload, NULL, st) != MOSQ_ERR_SUCCESS) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot register callbacks");
-		state_release(st);
+		config_release(&st->config);
+		options_free(st);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	*userdata = st;
-	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": %s user tokens, %d key(s), service user \"%s\"",
-			     st->verifier.alg == TOKEN_ALG_RS256 ? "RS256" : "HS256", st->verifier.key_count,
-			     loggable(st->service_username));
+	config_log_summary(&st->config, "loaded");
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -407,6 +568,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 		return MOSQ_ERR_SUCCESS;
 	mosquitto_callback_unregister(st->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
 	mosquitto_callback_unregister(st->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
-	state_release(st);
+	mosquitto_callback_unregister(st->id, MOSQ_EVT_RELOAD, on_reload, NULL);
+	config_release(&st->config);
+	options_free(st);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -20,9 +20,11 @@ import os
 import queue
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -112,7 +114,7 @@ class JwtBroker(h.Broker):
     """harness.Broker running broker-config/<conf_name> with the callsignal_auth plugin.
 
     secret (HS256) or public_key_file (RS256, copied into secrets/); previous: the previous HS256
-    secret (plugin_opt_jwt_secret_previous_file). For mosquitto-tls.conf, .tlsport and .wssport
+    secret (secrets/jwt_secret_previous, named by the shipped config). For mosquitto-tls.conf, .tlsport and .wssport
     are the TLS listeners and certs_dir must hold ca.crt, server.crt, server.key."""
 
     def __init__(self, tmpdir, secret=None, public_key_file=None, previous=None,
@@ -148,8 +150,8 @@ class JwtBroker(h.Broker):
             _write_secret(os.path.join(tmpdir, "secrets", "jwt_secret"), secret)
         extra = list(extra_conf)
         if previous is not None:
+            # The shipped config names this file; it is optional.
             _write_secret(os.path.join(tmpdir, "secrets", "jwt_secret_previous"), previous)
-            extra.append("plugin_opt_jwt_secret_previous_file secrets/jwt_secret_previous")
         text += "\nlog_dest file {dir}/mosquitto.log\nlog_type all\n"
         super().__init__(tmpdir, conf=text, extra_conf=extra,
                          conf_vars={"tlsport": self.tlsport, "wssport": self.wssport})
@@ -196,6 +198,19 @@ class JwtBroker(h.Broker):
     def token(self, sub, ttl=600, **extra):
         return jwt_hs256(claims(sub, ttl, **extra), self.secret)
 
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def reload(self, timeout=5.0):
+        """SIGHUP, then waits until the plugin logged the outcome; returns the new log lines."""
+        before = len(h.read_text(self.log_path))
+        self.proc.send_signal(signal.SIGHUP)
+
+        def outcome():
+            text = h.read_text(self.log_path)[before:]
+            return text if ("callsignal_auth: reloaded" in text or "reload failed" in text) else None
+        return h.wait_until(outcome, timeout, what="the plugin to log its reload")
+
 
 # ---------------------------------------------------------------------------------------------
 # raw MQTT probes
@@ -238,7 +253,8 @@ def expect_accepted(port, username, password, what, **kw):
 
 class Probe:
     """A connected MQTT client recording every message: .messages (queue of (topic, payload,
-    retain)), .granted (list of SUBACK codes per subscribe call)."""
+    retain)), .granted (list of SUBACK codes per subscribe call), .disconnected (an Event set when
+    the connection ends)."""
 
     def __init__(self, port, username, password, client_id=None, will=None, transport="tcp",
                  tls_ca=None, timeout=5.0):
@@ -257,6 +273,8 @@ class Probe:
         c.on_connect = lambda _c, _u, _f, rc: self._connack.put(rc)
         c.on_subscribe = lambda _c, _u, mid, granted: self._acks.put(list(granted))
         c.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload, m.retain))
+        self.disconnected = threading.Event()
+        c.on_disconnect = lambda _c, _u, _rc: self.disconnected.set()
         c.connect("127.0.0.1", port, keepalive=30)
         c.loop_start()
         self.mqtt = c
