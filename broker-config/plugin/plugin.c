@@ -12,9 +12,11 @@
  *     decided by auth_rules.c.
  *   - on SIGHUP (MOSQ_EVT_RELOAD) the files named by the options are read
  *     again: keys and the service password can be rotated without a restart,
- *     and users listed in the revoked-users file are disconnected and refused
- *     from then on. Mosquitto does not re-read plugin_opt_* lines on SIGHUP, so
- *     the option values of the start are kept here.
+ *     and users listed in the revoked-users file are refused from then on.
+ *     Every connected user client whose token no longer passes (expired, key
+ *     retired, user revoked) is disconnected with its Last Will (sessions.h).
+ *     Mosquitto does not re-read plugin_opt_* lines on SIGHUP, so the option
+ *     values of the start are kept here.
  * This file is the only one that includes the broker's headers; it parses
  * the plugin_opt_* options (listed in docs/security.md) and maps events.
  */
@@ -30,6 +32,7 @@
 #include <mosquitto_plugin.h>
 
 #include "auth_rules.h"
+#include "sessions.h"
 #include "token_check.h"
 
 #define PLUGIN_NAME "callsignal_auth"
@@ -50,6 +53,7 @@ struct plugin_state {
 	struct mosquitto_opt *options; /* own copy of the start-up options */
 	int option_count;
 	struct plugin_config config;
+	struct session_table sessions; /* connected user clients, for reloads */
 };
 
 /* The broker loads one instance; kept for cleanup, which gets only userdata. */
@@ -411,7 +415,8 @@ static const char *loggable_topic(const char *topic)
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_basic_auth *ed = event_data;
-	const struct plugin_config *cfg = &((struct plugin_state *)userdata)->config;
+	struct plugin_state *st = userdata;
+	const struct plugin_config *cfg = &st->config;
 	const char *client_id = mosquitto_client_id(ed->client);
 	enum token_result result;
 
@@ -429,8 +434,10 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_AUTH;
 	}
 	result = token_verify(&cfg->verifier, ed->password, ed->username, time(NULL));
-	if (result == TOKEN_OK && !config_is_revoked(cfg, ed->username))
+	if (result == TOKEN_OK && !config_is_revoked(cfg, ed->username)) {
+		sessions_put(&st->sessions, ed->client, client_id ? client_id : "", ed->username, ed->password);
 		return MOSQ_ERR_SUCCESS;
+	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused user \"%s\" (client \"%s\"): %s",
 			     loggable(ed->username), loggable(client_id),
 			     result == TOKEN_OK ? "user is revoked" : token_result_describe(result));
@@ -484,10 +491,41 @@ static void config_log_summary(const struct plugin_config *cfg, const char *when
 }
 
 /*
+ * Disconnects, with their Last Will, the connected user clients whose token
+ * does not pass the current configuration any more.
+ */
+static void sessions_check(struct plugin_state *st)
+{
+	time_t now = time(NULL);
+	size_t i = 0;
+
+	while (i < st->sessions.count) {
+		const struct session *s = &st->sessions.items[i];
+		enum token_result r = token_verify(&st->config.verifier, s->token, s->username, now);
+		bool revoked = config_is_revoked(&st->config, s->username);
+		char *client_id;
+
+		if (r == TOKEN_OK && !revoked) {
+			i++;
+			continue;
+		}
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": disconnecting user \"%s\" (client \"%s\"): %s",
+				     loggable(s->username), loggable(s->client_id),
+				     revoked ? "user is revoked" : token_result_describe(r));
+		/* Out of the table first: the kick may call on_disconnect() right away. */
+		client_id = strdup(s->client_id);
+		if (client_id == NULL)
+			abort();
+		sessions_remove_at(&st->sessions, i);
+		mosquitto_kick_client_by_clientid(client_id, true);
+		free(client_id);
+	}
+}
+
+/*
  * SIGHUP: loads the configuration again from the start-up options (the files
  * they name may have changed). On any error the running configuration stays.
- * Then disconnects every revoked user's clients, sending their Wills so their
- * presence clears.
+ * Then checks the connected clients against it.
  */
 static int on_reload(int event, void *event_data, void *userdata)
 {
@@ -504,8 +542,19 @@ static int on_reload(int event, void *event_data, void *userdata)
 	config_release(&st->config);
 	st->config = fresh;
 	config_log_summary(&st->config, "reloaded");
-	for (size_t i = 0; i < st->config.revoked_count; i++)
-		mosquitto_kick_client_by_username(st->config.revoked[i], true);
+	sessions_check(st);
+	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": %zu user client(s) connected after the reload",
+			     st->sessions.count);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_disconnect *ed = event_data;
+	struct plugin_state *st = userdata;
+
+	(void)event;
+	sessions_remove(&st->sessions, ed->client);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -547,7 +596,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	options_copy(st, options, option_count);
 	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, st) != MOSQ_ERR_SUCCESS ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, st) != MOSQ_ERR_SUCCESS ||
-	    mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, on_reload, NULL, st) != MOSQ_ERR_SUCCESS) {
+	    mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, on_reload, NULL, st) != MOSQ_ERR_SUCCESS ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, st) != MOSQ_ERR_SUCCESS) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot register callbacks");
 		config_release(&st->config);
 		options_free(st);
@@ -569,6 +619,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	mosquitto_callback_unregister(st->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
 	mosquitto_callback_unregister(st->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
 	mosquitto_callback_unregister(st->id, MOSQ_EVT_RELOAD, on_reload, NULL);
+	mosquitto_callback_unregister(st->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+	sessions_release(&st->sessions);
 	config_release(&st->config);
 	options_free(st);
 	return MOSQ_ERR_SUCCESS;

@@ -208,7 +208,7 @@ class JwtBroker(h.Broker):
 
         def outcome():
             text = h.read_text(self.log_path)[before:]
-            return text if ("callsignal_auth: reloaded" in text or "reload failed" in text) else None
+            return text if ("connected after the reload" in text or "reload failed" in text) else None
         return h.wait_until(outcome, timeout, what="the plugin to log its reload")
 
 
