@@ -124,5 +124,26 @@ def test_mqtt_url_flag_wins_over_env(env):
     eq(h.http_request(s.port, "GET", "/health").status, 200, "health with --mqtt-url")
 
 
+MQTT_PW = "mqtt-pw-7f3a9c1e5b"
+JWT_SECRET = "jwt-secret-4e8d2a6c0b9f1357"
+LK_SECRET = "lk-secret-a1b2c3d4e5f60718293a4b5c"
+
+
+@h.options(service_env={"MQTT_USERNAME": "callsignal-svc", "MQTT_PASSWORD": MQTT_PW, "AUTH_MODE": "jwt",
+                        "AUTH_JWT_SECRET": JWT_SECRET, "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": LK_SECRET,
+                        "LOG_LEVEL": "debug"})
+def test_secrets_never_appear_in_the_log(env):
+    eq(env.get("/config").json.get("authMode"), "jwt", "authMode")
+    env.get("/users")  # 401 without a token
+    env.get("/token?room=x&id=y")
+    env.broker.restart()  # reconnect path logs the broker URL again
+    h.wait_until(lambda: env.get("/health").status == 200, 12, interval=0.1, what="reconnect")
+    env.service.stop()
+    text = env.service.stderr()
+    leaked = [name for name, secret in (("MQTT_PASSWORD", MQTT_PW), ("AUTH_JWT_SECRET", JWT_SECRET),
+                                         ("LIVEKIT_API_SECRET", LK_SECRET)) if secret in text]
+    check(not leaked, "secrets in the service log: %s" % ", ".join(leaked))
+
+
 if __name__ == "__main__":
     h.main(shared=False)
