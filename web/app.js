@@ -23,6 +23,8 @@
   'use strict';
 
   const $ = (id) => document.getElementById(id);
+  const SESSION_EXPIRY_S = 120;
+  const END_SESSION = { properties: { sessionExpiryInterval: 0 } }; // DISCONNECT: forget the session
 
   const app = {
     config: { mqttWsUrl: null, livekitUrl: null, authMode: 'open' },
@@ -130,16 +132,22 @@
   // ------------------------------------------------------------------------------------------
   // notices: every error the person should see, REST error messages first of all
 
-  function notify(message, kind = 'error') {
+  /* key: a notice with the same key is replaced (and can be dismissed by dismiss(key)). */
+  function notify(message, kind = 'error', key = null) {
     const box = $('notices');
+    if (key) dismiss(key);
     const item = el('div', { class: 'notice notice-' + kind, role: kind === 'error' ? 'alert' : 'status',
-                             'data-testid': kind === 'error' ? 'error' : 'notice' },
+                             'data-testid': kind === 'error' ? 'error' : 'notice', 'data-key': key },
       el('span', { class: 'notice-text', text: message }),
       el('button', { type: 'button', class: 'notice-close', 'aria-label': 'Dismiss', text: '\u00d7',
                      onclick: () => item.remove() }));
     box.prepend(item);
     while (box.children.length > 4) box.lastElementChild.remove();
     setTimeout(() => item.remove(), kind === 'error' ? 20000 : 8000);
+  }
+
+  function dismiss(key) {
+    for (const n of $('notices').querySelectorAll('.notice')) if (n.dataset.key === key) n.remove();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -220,9 +228,14 @@
     // which may not open a plain ws:// socket).
     app.mqttUrl = app.config.mqttWsUrl ||
       `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hostname}:9001`;
+    // MQTT 5 with a short-lived session: across a network blip the broker keeps the
+    // subscriptions and queues the QoS 1 call events, so no ACCEPT_CALL or END_CALL is lost;
+    // a DISCONNECT of ours sets the expiry to 0, and a vanished tab's session ends after it.
     const opts = {
       clientId: app.clientId,
-      clean: true,
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: SESSION_EXPIRY_S },
       keepalive: 15,
       reconnectPeriod: 2000,
       connectTimeout: 8000,
@@ -239,6 +252,7 @@
     let reported = false;
     client.on('connect', () => {
       reported = false;
+      dismiss('mqtt');
       onMqttConnect(client);
     });
     client.on('reconnect', () => setConnState('connecting', 'reconnecting\u2026'));
@@ -247,7 +261,7 @@
       setConnState('offline', 'offline');
       if (!reported) {
         reported = true;
-        notify(`Lost the connection to the MQTT broker at ${app.mqttUrl}; retrying\u2026`, 'warn');
+        notify(`Lost the connection to the MQTT broker at ${app.mqttUrl}; retrying\u2026`, 'warn', 'mqtt');
       }
     });
     client.on('error', (err) => {
@@ -261,14 +275,14 @@
       }
       if (!reported) {
         reported = true;
-        notify(`MQTT broker ${app.mqttUrl}: ${err && err.message ? err.message : err}`, 'warn');
+        notify(`MQTT broker ${app.mqttUrl}: ${err && err.message ? err.message : err}`, 'warn', 'mqtt');
       }
     });
     client.on('message', onMqttMessage);
   }
 
   function onMqttConnect(client) {
-    // Clean session: the replay of retained presence rebuilds the whole list.
+    // The replay of the retained presence on SUBSCRIBE rebuilds the whole list.
     app.presence.clear();
     renderUsers();
     setConnState('online', 'online');
@@ -479,12 +493,15 @@
     showStage();
     const r = await api('POST', '/calls/start', { callerId: app.me.id, receiverId: user.id });
     if (app.call !== cur) return;
+    const early = app.early;
+    app.early = [];
     if (!r.ok) {
       app.call = null;
       notify(r.message);
       addRecent({ callId: null, peer: user, direction: 'outgoing', outcome: 'failed', label: `Failed: ${r.message}` });
       setOutcome(`Could not call ${displayName(user)}: ${r.message}`, 'failed');
       showStage();
+      for (const ev of early) handleEvent(ev);
       return;
     }
     cur.id = r.data.id;
@@ -492,8 +509,6 @@
     cur.peer = r.data.receiver || user;
     cur.phase = 'calling';
     showStage();
-    const early = app.early;
-    app.early = [];
     for (const ev of early) handleEvent(ev);
     if (cur.cancelRequested && app.call === cur) endCall();
   }
@@ -502,6 +517,12 @@
     if (!ev || typeof ev !== 'object' || !ev.call || typeof ev.call.id !== 'string') return;
     const call = ev.call;
     const cur = app.call;
+    if (cur && cur.phase === 'starting') {
+      // Our own POST /calls/start is in flight: replayed once it is answered (this includes an
+      // INCOMING_CALL, which rings when our start fails because that call made us busy).
+      app.early.push(ev);
+      return;
+    }
     if (ev.type === 'INCOMING_CALL') {
       if (!call.receiver || call.receiver.id !== app.me.id || app.finished.has(call.id)) return;
       if (cur) return; // the service refuses a second call to a busy user; nothing to show
@@ -511,10 +532,7 @@
       openIncoming(app.call);
       return;
     }
-    if (!cur || cur.id !== call.id) {
-      if (cur && cur.phase === 'starting') app.early.push(ev);
-      return;
-    }
+    if (!cur || cur.id !== call.id) return;
     cur.call = call;
     if (ev.type === 'ACCEPT_CALL') {
       if (cur.role === 'caller' && cur.phase === 'calling') enterCall(call);
@@ -859,7 +877,7 @@
     if (!client) return Promise.resolve();
     return new Promise((resolve) => {
       const force = setTimeout(() => client.end(true, {}, resolve), 3000);
-      const finish = () => client.end(false, {}, () => {
+      const finish = () => client.end(false, END_SESSION, () => {
         clearTimeout(force);
         resolve();
       });
@@ -914,7 +932,7 @@
     app.suspended = true;
     try {
       if (client.connected) client.publish(presenceTopic(), '', { qos: 0, retain: true });
-      client.end(false);
+      client.end(false, END_SESSION);
     } catch (e) {
       client.end(true);
     }
