@@ -7,7 +7,8 @@
 // both pages are in the call and each fetched a LiveKit token for the call's room (GET /token 200)
 // and says that no LiveKit server is reachable; Alice hangs up and Bob's page shows the call
 // ended. A second call Bob declines (Alice sees "declined"); a third rings out and both show it
-// missed. Bob closes his tab and disappears from Alice's list. Screenshots go to
+// missed. Bob closes his tab and disappears from Alice's list; a third person, Carol, is online
+// all along and her tab crashes at the end: the broker's Last Will takes her off the list. Screenshots go to
 // tests/e2e/screenshots/ (E2E_SCREENSHOTS overrides). With E2E_AUTH_MODE=jwt each person also
 // pastes a user token (E2E_ALICE_TOKEN, E2E_BOB_TOKEN for E2E_ALICE_ID, E2E_BOB_ID), which must
 // reach every REST request as `Authorization: Bearer` (and the broker as the MQTT password).
@@ -43,6 +44,7 @@ const secs = () => ((Date.now() - t0) / 1000).toFixed(1) + 's';
 const rand = Math.random().toString(16).slice(2, 8);
 const ALICE_ID = process.env.E2E_ALICE_ID || `alice-${rand}`;
 const BOB_ID = process.env.E2E_BOB_ID || `bob-${rand}`;
+const CAROL_ID = process.env.E2E_CAROL_ID || `carol-${rand}`;
 
 class Failure extends Error {}
 function check(cond, msg) {
@@ -160,14 +162,17 @@ const browser = await chromium.launch({
 });
 const alice = await person(browser, 'Alice Martin', ALICE_ID, 'Lyon', process.env.E2E_ALICE_TOKEN);
 const bob = await person(browser, 'Bob Tanaka', BOB_ID, 'Osaka', process.env.E2E_BOB_TOKEN);
-if (JWT) check(alice.token && bob.token, 'jwt mode needs E2E_ALICE_TOKEN and E2E_BOB_TOKEN');
+const carol = await person(browser, 'Carol Diaz', CAROL_ID, 'Porto', process.env.E2E_CAROL_TOKEN);
+if (JWT) check(alice.token && bob.token && carol.token, 'jwt mode needs E2E_{ALICE,BOB,CAROL}_TOKEN');
 let failed = false;
 
 try {
-  await step('both go online and see each other', async () => {
+  await step('three go online; Alice sees Bob and Carol, Bob sees Alice', async () => {
     await goOnline(alice);
     await goOnline(bob);
+    await goOnline(carol);
     await userItem(alice, bob).waitFor({ timeout: T });
+    await userItem(alice, carol).waitFor({ timeout: T });
     await userItem(bob, alice).waitFor({ timeout: T });
     const shown = await userItem(alice, bob).getByTestId('user-name').textContent();
     check(shown === bob.name, `Alice's list shows ${JSON.stringify(shown)} for Bob`);
@@ -257,6 +262,14 @@ try {
   await step('Bob closes his tab and leaves Alice\'s list', async () => {
     await bob.page.close();
     await userItem(alice, bob).waitFor({ state: 'detached', timeout: T });
+    check(await userItem(alice, carol).count() === 1, 'Carol left Alice\'s list with Bob');
+  });
+
+  await step('Carol\'s tab crashes and the Last Will takes her off Alice\'s list', async () => {
+    // A crashed renderer runs no pagehide handler: only the broker's Will clears the presence.
+    const cdp = await carol.context.newCDPSession(carol.page);
+    cdp.send('Page.crash').catch(() => {});
+    await userItem(alice, carol).waitFor({ state: 'detached', timeout: T });
     await alice.page.getByTestId('users-empty').waitFor({ state: 'visible', timeout: T });
     const n = await alice.page.getByTestId('users-count').textContent();
     check(n === '0', `Alice's online count is ${n}`);
@@ -273,9 +286,10 @@ try {
 } catch (e) {
   failed = true;
   console.error(`FAIL after ${steps.length} steps (${secs()}): ${e && e.stack ? e.stack : e}`);
-  for (const p of [alice, bob]) {
+  for (const p of [alice, bob, carol]) {
     if (!p.page.isClosed()) {
-      await p.page.screenshot({ path: path.join(SHOTS, `${PREFIX}failure-${p.id.split('-')[0]}.png`) }).catch(() => {});
+      await p.page.screenshot({ path: path.join(SHOTS, `${PREFIX}failure-${p.id.split('-')[0]}.png`), timeout: 3000 })
+        .catch(() => {});
     }
     console.error(`---- ${p.name}: /token responses ${JSON.stringify(p.tokenResponses)}`);
     console.error(`---- ${p.name}: page errors\n${p.pageErrors.join('\n')}`);
