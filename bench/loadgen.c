@@ -1,0 +1,319 @@
+/* callsignal-loadgen: the benchmark's load generator. Runs the phases in
+ * order against a broker that is already up (bench/run starts it) and a
+ * service it spawns itself for each phase (so it can restart it and read
+ * its memory):
+ *   saturation  closed-loop call cycles        (cycles.c)
+ *   latency     open-loop call cycles at a fixed rate
+ *   presence    1k / 10k / 100k devices        (presence_load.c)
+ *   held        many ONGOING calls             (held_calls.c)
+ *   endurance   closed-loop cycles for long, per-window rate and RSS
+ * and prints one table plus a JSON file (report.c). Exit status 1 when any
+ * phase saw lost or out-of-order events or errors, 2 on bad usage. */
+#include "cycles.h"
+#include "held_calls.h"
+#include "mqtt_clients.h"
+#include "presence_load.h"
+#include "report.h"
+#include "service_proc.h"
+#include "stats.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef BENCH_MHD_VERSION
+#define BENCH_MHD_VERSION "unknown"
+#endif
+
+struct options {
+	const char *broker_url, *service_bin, *mosquitto_bin, *json_path, *log_dir, *log_level;
+	const char *call_retention; /* for the cycle phases; NULL = service default */
+	int smoke;
+	int pairs, latency_pairs, mqtt_conns, qos, real_devices, publishers;
+	double rate, duration, warmup, endurance, window;
+	long held;
+	long devices[8];
+	int n_devices;
+	char phases[128];
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: callsignal-loadgen --broker-url URL --service-bin PATH [options]\n"
+	      "  --mosquitto-bin PATH   only for its version line\n"
+	      "  --json PATH            write the figures as JSON\n"
+	      "  --log-dir DIR          the service's stderr goes to DIR/service-<phase>.log\n"
+	      "  --phases LIST          saturation,latency,presence,held,endurance (default all)\n"
+	      "  --smoke                tiny sizes, a few seconds: a check, not a measurement\n"
+	      "  --pairs K              closed-loop pairs (default 32)\n"
+	      "  --rate R               open-loop offered cycles/s (default 1000)\n"
+	      "  --latency-pairs N      pairs the open loop draws from (default 64)\n"
+	      "  --duration S           measured seconds per cycle phase (default 10)\n"
+	      "  --warmup S             unmeasured seconds first (default 1)\n"
+	      "  --endurance S          endurance length (default 30; 600 for the 10-minute run)\n"
+	      "  --window S             endurance window (default 10)\n"
+	      "  --devices N[,N...]     presence sizes (default 1000,10000,100000)\n"
+	      "  --real-devices N       of which real connections with a Last Will (default 2000)\n"
+	      "  --publishers N         connections publishing the other devices (default 4)\n"
+	      "  --held N               calls held ONGOING at once (default 10000)\n"
+	      "  --mqtt-conns N         subscriber connections for the cycle users (default 4)\n"
+	      "  --qos N                their subscription QoS (default 1)\n"
+	      "  --call-retention-s S   CALL_RETENTION_S for the cycle phases (default: service's)\n"
+	      "  --service-log-level L  LOG_LEVEL of the service (default warn)\n",
+	      f);
+}
+
+static void parse(struct options *o, int argc, char **argv)
+{
+	*o = (struct options){.pairs = 32, .latency_pairs = 64, .mqtt_conns = 4, .qos = 1, .real_devices = 2000,
+			      .publishers = 4, .rate = 1000, .duration = 10, .warmup = 1, .endurance = 30,
+			      .window = 10, .held = 10000, .devices = {1000, 10000, 100000}, .n_devices = 3,
+			      .log_level = "warn"};
+	snprintf(o->phases, sizeof o->phases, "saturation,latency,presence,held,endurance");
+	enum { O_BROKER = 256, O_BIN, O_MOSQ, O_JSON, O_LOGDIR, O_PHASES, O_SMOKE, O_PAIRS, O_RATE, O_LPAIRS,
+	       O_DURATION, O_WARMUP, O_ENDURANCE, O_WINDOW, O_DEVICES, O_REAL, O_PUBS, O_HELD, O_MQTTC, O_QOS,
+	       O_RETENTION, O_LEVEL, O_HELP };
+	static const struct option longopts[] = {
+		{"broker-url", 1, 0, O_BROKER}, {"service-bin", 1, 0, O_BIN}, {"mosquitto-bin", 1, 0, O_MOSQ},
+		{"json", 1, 0, O_JSON}, {"log-dir", 1, 0, O_LOGDIR}, {"phases", 1, 0, O_PHASES},
+		{"smoke", 0, 0, O_SMOKE}, {"pairs", 1, 0, O_PAIRS}, {"rate", 1, 0, O_RATE},
+		{"latency-pairs", 1, 0, O_LPAIRS}, {"duration", 1, 0, O_DURATION}, {"warmup", 1, 0, O_WARMUP},
+		{"endurance", 1, 0, O_ENDURANCE}, {"window", 1, 0, O_WINDOW}, {"devices", 1, 0, O_DEVICES},
+		{"real-devices", 1, 0, O_REAL}, {"publishers", 1, 0, O_PUBS}, {"held", 1, 0, O_HELD},
+		{"mqtt-conns", 1, 0, O_MQTTC}, {"qos", 1, 0, O_QOS}, {"call-retention-s", 1, 0, O_RETENTION},
+		{"service-log-level", 1, 0, O_LEVEL}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_BROKER: o->broker_url = optarg; break;
+		case O_BIN: o->service_bin = optarg; break;
+		case O_MOSQ: o->mosquitto_bin = optarg; break;
+		case O_JSON: o->json_path = optarg; break;
+		case O_LOGDIR: o->log_dir = optarg; break;
+		case O_PHASES: snprintf(o->phases, sizeof o->phases, "%s", optarg); break;
+		case O_SMOKE: o->smoke = 1; break;
+		case O_PAIRS: o->pairs = atoi(optarg); break;
+		case O_RATE: o->rate = atof(optarg); break;
+		case O_LPAIRS: o->latency_pairs = atoi(optarg); break;
+		case O_DURATION: o->duration = atof(optarg); break;
+		case O_WARMUP: o->warmup = atof(optarg); break;
+		case O_ENDURANCE: o->endurance = atof(optarg); break;
+		case O_WINDOW: o->window = atof(optarg); break;
+		case O_DEVICES: {
+			o->n_devices = 0;
+			for (char *s = optarg; *s && o->n_devices < 8;) {
+				o->devices[o->n_devices++] = strtol(s, &s, 10);
+				if (*s == ',')
+					s++;
+				else if (*s)
+					die("bad --devices list");
+			}
+			break;
+		}
+		case O_REAL: o->real_devices = atoi(optarg); break;
+		case O_PUBS: o->publishers = atoi(optarg); break;
+		case O_HELD: o->held = atol(optarg); break;
+		case O_MQTTC: o->mqtt_conns = atoi(optarg); break;
+		case O_QOS: o->qos = atoi(optarg); break;
+		case O_RETENTION: o->call_retention = optarg; break;
+		case O_LEVEL: o->log_level = optarg; break;
+		case O_HELP: usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (!o->broker_url || !o->service_bin || optind != argc) {
+		usage(stderr);
+		exit(2);
+	}
+	if (o->pairs < 1 || o->latency_pairs < 1 || o->qos < 0 || o->qos > 2 || o->window <= 0)
+		die("bad option value");
+}
+
+static int wants(const struct options *o, const char *phase)
+{
+	size_t n = strlen(phase);
+	for (const char *p = o->phases; (p = strstr(p, phase)) != NULL; p += n)
+		if ((p == o->phases || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* Many sockets: device connections here, their peers in the broker. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void first_line_of(const char *cmd, char *buf, size_t n)
+{
+	snprintf(buf, n, "unknown");
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return;
+	char l[256];
+	if (fgets(l, sizeof l, p)) {
+		l[strcspn(l, "\r\n")] = '\0';
+		snprintf(buf, n, "%s", l);
+	}
+	pclose(p);
+}
+
+static void service_for(const struct options *o, struct service *s, const char *phase, char *log_path, size_t n)
+{
+	*s = (struct service){.bin = o->service_bin, .mqtt_url = o->broker_url, .log_level = o->log_level};
+	if (o->log_dir) {
+		snprintf(log_path, n, "%s/service-%s.log", o->log_dir, phase);
+		s->log_path = log_path;
+	}
+}
+
+static void run_cycles(const struct options *o, struct report *rep, const char *phase)
+{
+	struct service svc;
+	char log_path[1024], retention[64];
+	service_for(o, &svc, phase, log_path, sizeof log_path);
+	if (o->call_retention) {
+		snprintf(retention, sizeof retention, "CALL_RETENTION_S=%s", o->call_retention);
+		svc.env[0] = retention;
+	}
+	struct cycle_opts co = {.broker_url = o->broker_url, .svc = &svc, .mqtt_conns = o->mqtt_conns,
+				.qos = o->qos, .step_timeout_s = 5, .warmup_s = o->warmup, .duration_s = o->duration};
+	int endurance = strcmp(phase, "endurance") == 0;
+	if (strcmp(phase, "saturation") == 0) {
+		co.prefix = "sat";
+		co.pairs = o->pairs;
+	} else if (strcmp(phase, "latency") == 0) {
+		co.prefix = "lat";
+		co.pairs = o->latency_pairs;
+		co.rate = o->rate;
+	} else {
+		co.prefix = "end";
+		co.pairs = o->pairs;
+		co.duration_s = o->endurance;
+		co.window_s = o->window;
+		co.warmup_s = 0;
+	}
+	if (o->smoke) {
+		co.warmup_s = 0;
+		co.step_timeout_s = 3;
+		if (endurance) {
+			co.duration_s = 1;
+			co.window_s = 0.25;
+		} else {
+			co.duration_s = 60; /* bounded by max_cycles */
+			co.max_cycles = 20;
+		}
+	}
+	fprintf(stderr, "loadgen: %s: starting the service\n", phase);
+	if (service_start(&svc, 20) != 0) {
+		report_failure(rep, phase, "the service did not start");
+		return;
+	}
+	fprintf(stderr, "loadgen: %s: %d pairs%s\n", phase, co.pairs, co.rate > 0 ? ", open loop" : ", closed loop");
+	struct cycle_result r;
+	if (cycles_run(&co, &r) != 0)
+		report_failure(rep, phase, "setting up the users failed");
+	else if (endurance)
+		report_endurance(rep, &co, &r);
+	else
+		report_cycles(rep, phase, strcmp(phase, "saturation") == 0 ? "call cycles at saturation"
+									   : "call-cycle latency",
+			      &co, &r);
+	cycle_result_release(&r);
+	if (service_stop(&svc, 10) != 0)
+		report_failure(rep, phase, "the service did not exit cleanly on SIGTERM");
+}
+
+static void run_presence(const struct options *o, struct report *rep)
+{
+	for (int i = 0; i < o->n_devices; i++) {
+		struct service svc;
+		char log_path[1024];
+		service_for(o, &svc, "presence", log_path, sizeof log_path);
+		if (service_start(&svc, 20) != 0) {
+			report_failure(rep, "presence", "the service did not start");
+			return;
+		}
+		struct presence_opts po = {.broker_url = o->broker_url, .svc = &svc, .devices = o->devices[i],
+					   .real_devices = o->real_devices, .publishers = o->publishers,
+					   .users_requests = o->devices[i] >= 100000 ? 20 : 50, .timeout_s = 120};
+		fprintf(stderr, "loadgen: presence: %ld devices (%d real)\n", po.devices,
+			po.real_devices < po.devices ? po.real_devices : (int)po.devices);
+		struct presence_result r;
+		presence_run(&po, &r);
+		report_presence(rep, &po, &r);
+		if (svc.pid && service_stop(&svc, 10) != 0)
+			report_failure(rep, "presence", "the service did not exit cleanly on SIGTERM");
+	}
+}
+
+static void run_held(const struct options *o, struct report *rep)
+{
+	struct service svc;
+	char log_path[1024];
+	service_for(o, &svc, "held", log_path, sizeof log_path);
+	double retention = o->smoke ? 0.3 : 2;
+	char ret_env[64];
+	snprintf(ret_env, sizeof ret_env, "CALL_RETENTION_S=%g", retention);
+	svc.env[0] = ret_env;
+	svc.env[1] = "RING_TIMEOUT_S=300";
+	if (service_start(&svc, 20) != 0) {
+		report_failure(rep, "held_calls", "the service did not start");
+		return;
+	}
+	struct held_opts ho = {.broker_url = o->broker_url, .svc = &svc, .calls = o->held, .http_conns = 8,
+			       .retention_s = retention};
+	fprintf(stderr, "loadgen: held: %ld calls\n", ho.calls);
+	struct held_result r;
+	held_run(&ho, &r);
+	report_held(rep, &ho, &r);
+	if (service_stop(&svc, 10) != 0)
+		report_failure(rep, "held_calls", "the service did not exit cleanly on SIGTERM");
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	parse(&o, argc, argv);
+	if (o.smoke) {
+		o.pairs = 4;
+		o.latency_pairs = 4;
+		o.rate = 200;
+		o.devices[0] = 200;
+		o.n_devices = 1;
+		o.real_devices = 50;
+		o.held = 50;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+
+	struct report *rep = report_new();
+	char mosq[256] = "unknown", svc_version[256], paho[128], cmd[1100];
+	if (o.mosquitto_bin) {
+		snprintf(cmd, sizeof cmd, "'%s' -h 2>&1", o.mosquitto_bin);
+		first_line_of(cmd, mosq, sizeof mosq);
+	}
+	service_version(o.service_bin, svc_version, sizeof svc_version);
+	mqtt_library_version(paho, sizeof paho);
+	report_machine(rep, mosq, svc_version, paho, BENCH_MHD_VERSION);
+
+	if (wants(&o, "saturation"))
+		run_cycles(&o, rep, "saturation");
+	if (wants(&o, "latency"))
+		run_cycles(&o, rep, "latency");
+	if (wants(&o, "presence"))
+		run_presence(&o, rep);
+	if (wants(&o, "held"))
+		run_held(&o, rep);
+	if (wants(&o, "endurance") && o.endurance > 0)
+		run_cycles(&o, rep, "endurance");
+	return report_finish(rep, o.json_path);
+}
