@@ -407,11 +407,17 @@
     const calling = cur && cur.role === 'caller' && ['starting', 'calling', 'cancelling'].includes(phase);
     const live = cur && ['live', 'ending'].includes(phase);
     const receiving = cur && ['ringing', 'accepting', 'declining'].includes(phase);
-    $('idle-view').hidden = Boolean(calling || live);
+    $('idle-view').hidden = Boolean(calling || live || receiving);
+    $('ringing-view').hidden = !receiving;
     $('calling-view').hidden = !calling;
     $('call-view').hidden = !live;
-    $('idle-hint').textContent = receiving ? `${displayName(cur.peer)} is calling you\u2026`
-      : 'Choose someone in the list to call them.';
+    if (receiving) {
+      $('ringing-name').textContent = displayName(cur.peer);
+      $('ringing-location').textContent = cur.peer.location || '';
+      fillAvatar($('ringing-avatar'), cur.peer);
+      $('stage-accept').disabled = phase !== 'ringing';
+      $('stage-decline').disabled = phase !== 'ringing';
+    }
     if (calling) {
       $('calling-name').textContent = displayName(cur.peer);
       $('calling-location').textContent = cur.peer.location || '';
@@ -549,6 +555,7 @@
     cur.phase = kind === 'ACCEPT' ? 'accepting' : 'declining';
     $('accept').disabled = true;
     $('decline').disabled = true;
+    showStage();
     const r = await api('POST', '/calls/answer', { callId: cur.id, answer: kind });
     if (app.call !== cur) return;
     if (r.ok) {
@@ -966,9 +973,12 @@
     $('hangup').addEventListener('click', endCall);
     $('accept').addEventListener('click', () => answer('ACCEPT'));
     $('decline').addEventListener('click', () => answer('DECLINE'));
+    $('stage-accept').addEventListener('click', () => answer('ACCEPT'));
+    $('stage-decline').addEventListener('click', () => answer('DECLINE'));
     $('toggle-mic').addEventListener('click', () => toggleTrack('mic'));
     $('toggle-cam').addEventListener('click', () => toggleTrack('cam'));
-    // Escape must not silently dismiss a ringing call: the person answers or declines.
+    // Escape should not dismiss a ringing call; if the browser closes the dialog anyway, the
+    // same Accept and Decline stay on the stage.
     $('incoming').addEventListener('cancel', (e) => e.preventDefault());
     window.addEventListener('pagehide', onPageHide);
     window.addEventListener('beforeunload', onPageHide);
