@@ -5,9 +5,9 @@
  * Loaded by broker-config/mosquitto-jwt.conf (and the TLS variant). It owns
  * the broker side of "nobody rings, listens or joins as someone else":
  *   - CONNECT: username = user id, password = the user's token, checked by
- *     token_check.c at connect time only (a connected client stays until it
- *     disconnects; docs/security.md says how to kick one). The service logs in
- *     with its own username and password, compared in constant time.
+ *     token_check.c when the client connects (and again on reload, below;
+ *     otherwise a connected client stays until it disconnects). The service
+ *     logs in with its own username and password, compared in constant time.
  *   - every SUBSCRIBE, delivered message (READ) and PUBLISH/Will (WRITE) is
  *     decided by auth_rules.c.
  *   - on SIGHUP (MOSQ_EVT_RELOAD) the files named by the options are read

@@ -40,11 +40,15 @@ def test_expired_token_is_refused(sc):
     expect_accepted(b.port, "alice", b.token("alice", ttl=-10), "token expired within the leeway")
 
 
-def test_token_without_integer_exp_is_refused(sc):
+def test_token_without_integer_exp_or_nbf_is_refused(sc):
     b = sc.broker(secret=s.random_secret())
     expect_refused(b.port, "alice", jwt_hs256({"sub": "alice"}, b.secret), "no exp")
-    expect_refused(b.port, "alice", jwt_hs256({"sub": "alice", "exp": str(int(time.time()) + 600)}, b.secret),
-                   "exp as a string")
+    now = int(time.time())
+    expect_refused(b.port, "alice", jwt_hs256({"sub": "alice", "exp": str(now + 600)}, b.secret), "exp as a string")
+    expect_refused(b.port, "alice", jwt_hs256({"sub": "alice", "exp": now + 600.5}, b.secret), "exp as a real")
+    expect_refused(b.port, "alice", jwt_hs256({"sub": "alice", "exp": now + 600, "nbf": str(now + 3600)}, b.secret),
+                   "nbf ahead, as a string")
+    expect_accepted(b.port, "alice", jwt_hs256({"sub": "alice", "exp": now + 600}, b.secret), "control: integer exp")
 
 
 def test_token_not_yet_valid_is_refused(sc):

@@ -27,6 +27,7 @@ def protected_requests(st, call_id="00000000-0000-4000-8000-000000000000", uid="
 
 
 def expect_unauthorized(r, what):
+    h.check(r.status == 401, "%s: expected 401, got %d %r" % (what, r.status, r.body[:200]))
     h.expect_error(r, 401, "UNAUTHORIZED")
     challenge = r.headers.get("WWW-Authenticate", "")
     h.check(challenge.startswith("Bearer"), "%s: WWW-Authenticate %r" % (what, challenge))
@@ -72,6 +73,11 @@ def bad_tokens(st, uid):
         "LiveKit secret": jwt_hs256(claims(uid), st.livekit_secret),
         "HS512 with the right secret": hs512,
         "no exp": jwt_hs256({"sub": uid}, st.secret),
+        "exp as a string": jwt_hs256({"sub": uid, "exp": str(now + 600)}, st.secret),
+        "exp as a real": jwt_hs256({"sub": uid, "exp": now + 600.5}, st.secret),
+        "nbf ahead, as a string": jwt_hs256({"sub": uid, "exp": now + 600, "nbf": str(now + 3600)}, st.secret),
+        "sub as a number": jwt_hs256({"sub": 42, "exp": now + 600}, st.secret),
+        "sub not a valid id": jwt_hs256({"sub": uid + "/x", "exp": now + 600}, st.secret),
         "no sub": jwt_hs256({"exp": now + 600}, st.secret),
         "tampered claims": "%s.%s.%s" % (good[0], s.b64url(s.json.dumps(claims(uid, ttl=99999)).encode()), good[2]),
     }
