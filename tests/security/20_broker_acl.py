@@ -168,6 +168,19 @@ def test_service_publishes_events_and_reads_presence_only(sc):
     alice.expect_nothing(timeout=0.5, what="presence published by the service")
 
 
+def test_oversized_presence_is_refused(sc):
+    b, service = setup(sc)
+    service.subscribe("users/+/presence/+")
+    alice = user(sc, b, "alice")
+    big = b'{"id":"alice","name":"' + b"x" * 100000 + b'"}'
+    alice.mqtt.publish("users/alice/presence/alice-dev", big, qos=1, retain=True)
+    h.check(alice.disconnected.wait(3), "a 100 kB presence message did not end the connection")
+    service.expect_nothing(timeout=0.3, what="an oversized presence")
+    ok = user(sc, b, "alice", client_id="alice-2")
+    ok.publish("users/alice/presence/alice-2", b'{"id":"alice","name":"' + b"x" * 4000 + b'"}', retain=True)
+    service.expect_message("users/alice/presence/alice-2")
+
+
 def test_websocket_clients_get_the_same_rules(sc):
     b, service = setup(sc)
     bob = sc.probe(b.wsport, "bob", b.token("bob"), client_id="bob-ws", transport="websockets")
