@@ -51,6 +51,23 @@ def test_token_without_integer_exp_or_nbf_is_refused(sc):
     expect_accepted(b.port, "alice", jwt_hs256({"sub": "alice", "exp": now + 600}, b.secret), "control: integer exp")
 
 
+def test_extreme_claim_values_do_not_break_the_broker(sc):
+    b = sc.broker(secret=s.random_secret())
+    for what, extra in (("exp at the int64 maximum", {"exp": 2**63 - 1}),
+                        ("exp at the int64 minimum", {"exp": -2**63}),
+                        ("nbf at the int64 maximum", {"exp": int(time.time()) + 600, "nbf": 2**63 - 1}),
+                        ("nbf at the int64 minimum", {"exp": int(time.time()) + 600, "nbf": -2**63}),
+                        ("exp beyond int64", {"exp": 2**70})):
+        token = jwt_hs256(dict({"sub": "alice"}, **extra), b.secret)
+        rc = s.connect_rc(b.port, "alice", token)
+        s.h.check(rc in (0,) + s.CONNACK_REFUSED, "%s: CONNACK rc=%s" % (what, rc))
+    expect_refused(b.port, "alice", jwt_hs256({"sub": "alice", "exp": -2**63}, b.secret), "exp at the int64 minimum")
+    expect_refused(b.port, "alice", jwt_hs256({"sub": "alice", "exp": int(time.time()) + 600, "nbf": 2**63 - 1},
+                                              b.secret), "nbf at the int64 maximum")
+    s.h.check(b.running, "the broker died")
+    expect_accepted(b.port, "alice", b.token("alice"), "control: a normal token afterwards")
+
+
 def test_token_not_yet_valid_is_refused(sc):
     b = sc.broker(secret=s.random_secret())
     expect_refused(b.port, "alice", b.token("alice", nbf=int(time.time()) + 3600), "nbf an hour ahead")

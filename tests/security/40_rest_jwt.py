@@ -99,6 +99,24 @@ def test_protected_routes_refuse_bad_tokens(sc):
     h.eq(st.request("GET", "/users", st.token(alice.user_id)).status, 200, "GET /users with a good token")
 
 
+def test_extreme_claim_values_do_not_break_the_service(sc):
+    st = s.JwtStack(sc)
+    now = int(time.time())
+    for what, c in (("exp at the int64 maximum", {"sub": "alice", "exp": 2**63 - 1}),
+                    ("exp at the int64 minimum", {"sub": "alice", "exp": -2**63}),
+                    ("nbf at the int64 maximum", {"sub": "alice", "exp": now + 600, "nbf": 2**63 - 1}),
+                    ("nbf at the int64 minimum", {"sub": "alice", "exp": now + 600, "nbf": -2**63}),
+                    ("exp beyond int64", {"sub": "alice", "exp": 2**70})):
+        r = st.request("GET", "/users", jwt_hs256(c, st.secret))
+        h.check(r.status in (200, 401), "%s: status %d" % (what, r.status))
+        st.service.check_alive()
+    expect_unauthorized(st.request("GET", "/users", jwt_hs256({"sub": "alice", "exp": -2**63}, st.secret)),
+                        "exp at the int64 minimum")
+    expect_unauthorized(st.request("GET", "/users", jwt_hs256({"sub": "alice", "exp": now + 600, "nbf": 2**63 - 1},
+                                                              st.secret)), "nbf at the int64 maximum")
+    st.check_stopped_cleanly()
+
+
 def test_a_livekit_room_token_is_not_a_user_token(sc):
     st = s.JwtStack(sc)
     alice, bob = st.user("alice"), st.user("bob")
