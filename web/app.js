@@ -121,7 +121,8 @@
   function jwtSubject(token) {
     try {
       const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-      const json = decodeURIComponent(escape(atob(part + '==='.slice((part.length + 3) % 4))));
+      const bin = atob(part + '='.repeat((4 - (part.length % 4)) % 4));
+      const json = new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
       const sub = JSON.parse(json).sub;
       return typeof sub === 'string' ? sub : null;
     } catch (e) {
