@@ -1,7 +1,8 @@
 /*
  * plugin_rules_test.c - unit tests of the broker plugin's pure parts:
- * the topic rules (broker-config/plugin/auth_rules.c) and the user-token
- * checks (broker-config/plugin/token_check.c), without a broker.
+ * the topic rules (broker-config/plugin/auth_rules.c), the user-token
+ * checks (token_check.c) and the table of connected clients (sessions.c),
+ * without a broker.
  *
  * Tokens are minted here with libjwt itself; the integration tests
  * (10_broker_connect.py, 20_broker_acl.py) check the same rules through a
@@ -16,6 +17,7 @@
 #include <jwt.h>
 
 #include "auth_rules.h"
+#include "sessions.h"
 #include "token_check.h"
 
 static int failures;
@@ -200,12 +202,37 @@ static void tokens_are_checked(void)
 	EXPECT(token_verify(&v, "x.y.z", "alice", now) == TOKEN_INVALID);
 }
 
+static void sessions_follow_connects_and_disconnects(void)
+{
+	struct session_table t = {0};
+	int a, b, c; /* stand-ins for the broker's client objects */
+	char many[200];
+
+	sessions_put(&t, &a, "a-dev", "alice", "token-a1");
+	sessions_put(&t, &b, "b-dev", "bob", "token-b");
+	sessions_put(&t, &a, "a-dev", "alice", "token-a2"); /* re-authenticated: replaced */
+	EXPECT(t.count == 2);
+	EXPECT(strcmp(t.items[0].token, "token-a2") == 0);
+	sessions_remove(&t, &c); /* never authenticated: nothing happens */
+	EXPECT(t.count == 2);
+	sessions_remove(&t, &a);
+	EXPECT(t.count == 1 && t.items[0].client == &b && strcmp(t.items[0].username, "bob") == 0);
+	for (size_t i = 0; i < sizeof(many); i++)
+		sessions_put(&t, &many[i], "c", "carol", "token-c");
+	EXPECT(t.count == 201);
+	sessions_remove_at(&t, 0);
+	EXPECT(t.count == 200);
+	sessions_release(&t);
+	EXPECT(t.count == 0 && t.items == NULL);
+}
+
 int main(void)
 {
 	rules_follow_the_table();
 	invalid_ids_get_nothing();
 	id_grammar();
 	tokens_are_checked();
+	sessions_follow_connects_and_disconnects();
 	if (failures != 0) {
 		fprintf(stderr, "plugin_rules_test: %d failure(s)\n", failures);
 		return 1;
