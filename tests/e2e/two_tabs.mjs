@@ -1,18 +1,19 @@
-// End-to-end test of the web client: two people in two browser contexts (two "tabs") use the
-// page served by the real service, with a real Mosquitto behind it. Started by run_e2e.py, which
-// passes the URLs in the environment (E2E_BASE_URL, E2E_MQTT_WS_URL, E2E_LIVEKIT_URL,
-// E2E_RING_TIMEOUT_S). Driven by playwright-core from web/node_modules and the system Chromium.
+// End-to-end test of the web client: people in separate browser contexts (separate "tabs") use
+// the page served by the real service, with a real Mosquitto behind it. Started by run_e2e.py,
+// which passes the URLs in the environment (E2E_BASE_URL, E2E_LIVEKIT_URL, E2E_RING_TIMEOUT_S,
+// E2E_AUTH_MODE, the user ids and, in jwt mode, their tokens). Driven by playwright-core from
+// web/node_modules and the system Chromium.
 //
-// Story: Alice and Bob go online and see each other; Alice calls, Bob's page rings, Bob accepts,
-// both pages are in the call and each fetched a LiveKit token for the call's room (GET /token 200)
-// and says that no LiveKit server is reachable; Alice hangs up and Bob's page shows the call
-// ended. A second call Bob declines (Alice sees "declined"); a third rings out and both show it
-// missed. Bob closes his tab and disappears from Alice's list; a third person, Carol, is online
-// all along and her tab crashes at the end: the broker's Last Will takes her off the list. Screenshots go to
-// tests/e2e/screenshots/ (E2E_SCREENSHOTS overrides). With E2E_AUTH_MODE=jwt each person also
-// pastes a user token (E2E_ALICE_TOKEN, E2E_BOB_TOKEN for E2E_ALICE_ID, E2E_BOB_ID), which must
-// reach every REST request as `Authorization: Bearer` (and the broker as the MQTT password).
-// Exit 0 = pass, 1 = fail.
+// Story: Alice, Bob and Carol go online and see each other. Alice calls, Bob's page rings, Bob
+// accepts; both pages are in the call, each fetched a LiveKit token for the call's room
+// (GET /token 200) and says that no LiveKit server is reachable; Alice hangs up and Bob's page
+// shows the call ended. A second call Bob declines (Alice sees "declined"); while it rings,
+// Carol tries Bob and her page shows the service's "Receiver busy". A third call rings out and
+// both show it missed. Bob closes his tab and leaves Alice's list; Carol's tab crashes (no
+// pagehide) and the broker's Last Will takes her off it too. With E2E_AUTH_MODE=jwt everyone
+// pastes a user token, which must reach every REST request as `Authorization: Bearer` (and the
+// broker as the MQTT password). Screenshots go to tests/e2e/screenshots/ (E2E_SCREENSHOTS
+// overrides). Exit 0 = pass, 1 = fail.
 
 import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -228,9 +229,17 @@ try {
     }
   });
 
-  await step('a second call that Bob declines shows as declined', async () => {
+  await step('a second call that Bob declines shows as declined (Carol\'s try meanwhile: Receiver busy)', async () => {
     const id2 = await placeCall(alice, bob);
     check(id2 !== callId, 'the second call reused the first call id');
+    // Meanwhile Carol tries Bob too: the service's error message reaches her page as it is.
+    await userItem(carol, bob).getByTestId('call-button').click();
+    const error = carol.page.getByTestId('error').filter({ hasText: 'Receiver busy' });
+    await error.waitFor({ timeout: T });
+    const failedTry = carol.page.locator('[data-testid="recent-call"][data-outcome="failed"]');
+    await failedTry.waitFor({ timeout: T });
+    check(/Receiver busy/.test(await failedTry.textContent()), 'Carol\'s failed call does not say why');
+    check(await carol.page.getByTestId('calling-view').isHidden(), 'Carol\'s page still shows a call');
     await bob.page.getByTestId('decline').click();
     await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: T });
     await alice.page.getByTestId('calling-view').waitFor({ state: 'hidden', timeout: T });
