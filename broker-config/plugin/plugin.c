@@ -589,10 +589,18 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 {
 	struct plugin_state *st = &plugin_state;
 
+	if (st->id != NULL) {
+		/* e.g. per_listener_settings true with the plugin on several listeners */
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": loaded twice; load it once, with "
+				     "per_listener_settings false");
+		return MOSQ_ERR_INVAL;
+	}
 	memset(st, 0, sizeof(*st));
 	st->id = identifier;
-	if (config_load(&st->config, options, option_count) != 0)
+	if (config_load(&st->config, options, option_count) != 0) {
+		st->id = NULL;
 		return MOSQ_ERR_INVAL;
+	}
 	options_copy(st, options, option_count);
 	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, st) != MOSQ_ERR_SUCCESS ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, st) != MOSQ_ERR_SUCCESS ||
@@ -601,6 +609,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot register callbacks");
 		config_release(&st->config);
 		options_free(st);
+		st->id = NULL;
 		return MOSQ_ERR_UNKNOWN;
 	}
 	*userdata = st;
@@ -623,5 +632,6 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	sessions_release(&st->sessions);
 	config_release(&st->config);
 	options_free(st);
+	st->id = NULL;
 	return MOSQ_ERR_SUCCESS;
 }
