@@ -78,6 +78,16 @@ static const char *option_get(struct mosquitto_opt *options, int option_count, c
 	return NULL;
 }
 
+/* Wipes and frees a secret string (NULL is fine). */
+static void secret_free(char *s)
+{
+	if (s == NULL)
+		return;
+	for (volatile char *p = s; *p != '\0'; p++)
+		*p = '\0';
+	free(s);
+}
+
 /*
  * Reads a whole file (at most OPTION_FILE_MAX bytes) into a new NUL-terminated
  * buffer the caller frees; *len gets its length. With trim, trailing CR/LF
@@ -105,11 +115,11 @@ static char *file_read(const char *option, const char *path, bool trim, bool mis
 		abort();
 	n = fread(buf, 1, OPTION_FILE_MAX + 1, f);
 	if (ferror(f) || n > OPTION_FILE_MAX) {
-		errno = EIO;
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot read %s \"%s\": %s", option,
 				     path, ferror(f) ? "read error" : "file too large");
 		fclose(f);
 		free(buf);
+		errno = EIO;
 		return NULL;
 	}
 	fclose(f);
@@ -151,7 +161,7 @@ static char *secret_option(struct mosquitto_opt *options, int option_count, cons
 			return NULL;
 		}
 		if (optional && len == 0) {
-			free(value);
+			secret_free(value);
 			return NULL;
 		}
 	} else if (inline_value != NULL) {
@@ -164,20 +174,11 @@ static char *secret_option(struct mosquitto_opt *options, int option_count, cons
 	}
 	if (len == 0 || strlen(value) != len) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_%s is empty or holds a NUL byte", name);
-		free(value);
+		secret_free(value);
 		*failed = true;
 		return NULL;
 	}
 	return value;
-}
-
-static void secret_free(char *s)
-{
-	if (s == NULL)
-		return;
-	for (volatile char *p = s; *p != '\0'; p++)
-		*p = '\0';
-	free(s);
 }
 
 /* Adds an HS256 secret to the verifier; warns about short ones. Steals secret. */
