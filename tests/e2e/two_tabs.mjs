@@ -182,11 +182,8 @@ try {
   });
 
   let callId;
-  let ringingShots;
   await step('Alice calls Bob; Bob\'s page rings', async () => {
     callId = await placeCall(alice, bob);
-    // Only the two raw captures while it rings (the ring timeout runs); composed later.
-    ringingShots = [await shot(alice, 'alice-calling'), await shot(bob, 'bob-ringing')];
   });
 
   await step('Bob accepts; both are in the call with a LiveKit token for its room', async () => {
@@ -233,14 +230,18 @@ try {
     const id2 = await placeCall(alice, bob);
     check(id2 !== callId, 'the second call reused the first call id');
     // Meanwhile Carol tries Bob too: the service's error message reaches her page as it is.
+    // (Only her request must land while it rings; her page is checked after Bob declines.)
+    const carolStart = carol.page.waitForResponse((r) => new URL(r.url()).pathname === '/calls/start');
     await userItem(carol, bob).getByTestId('call-button').click();
+    const busy = await carolStart;
+    check(busy.status() === 400, `Carol's POST /calls/start answered ${busy.status()}, expected 400`);
+    await bob.page.getByTestId('decline').click();
     const error = carol.page.getByTestId('error').filter({ hasText: 'Receiver busy' });
     await error.waitFor({ timeout: T });
     const failedTry = carol.page.locator('[data-testid="recent-call"][data-outcome="failed"]');
     await failedTry.waitFor({ timeout: T });
     check(/Receiver busy/.test(await failedTry.textContent()), 'Carol\'s failed call does not say why');
     check(await carol.page.getByTestId('calling-view').isHidden(), 'Carol\'s page still shows a call');
-    await bob.page.getByTestId('decline').click();
     await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: T });
     await alice.page.getByTestId('calling-view').waitFor({ state: 'hidden', timeout: T });
     await expectOutcome(alice, 'declined', /declined/);
@@ -251,6 +252,9 @@ try {
   await step('a third call rings out and shows as missed on both', async () => {
     const id3 = await placeCall(alice, bob);
     const rangAt = Date.now();
+    // This call rings out anyway: the time to take pictures of a ringing call without racing
+    // the ring timeout (screenshots can take seconds on a loaded machine).
+    const ringingShots = [await shot(alice, 'alice-calling'), await shot(bob, 'bob-ringing')];
     const wait = (RING_TIMEOUT_S + 6) * 1000;
     await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: wait });
     check(Date.now() - rangAt >= (RING_TIMEOUT_S - 1) * 1000, 'the ringing stopped before the ring timeout');
