@@ -343,6 +343,9 @@ static void run_loop(struct engine *e)
 
 	struct epoll_event evs[256];
 	uint64_t armed = 0;
+	int measuring = 0;
+	double cpu0[3] = {0}, cpu1[3] = {0};
+	pid_t pids[3] = {o->svc->pid, o->broker_pid, getpid()};
 	for (;;) {
 		uint64_t wake = next_house;
 		if (interval && next_sched < wake)
@@ -406,6 +409,16 @@ static void run_loop(struct engine *e)
 			e->window_cycles = 0;
 			next_window += window_ns;
 		}
+		if (!measuring && now >= e->t_measure) {
+			measuring = 1;
+			for (int i = 0; i < 3; i++)
+				cpu0[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
+		}
+		if (measuring == 1 && (now >= e->t_stop || (o->max_cycles > 0 && e->started >= o->max_cycles))) {
+			measuring = 2;
+			for (int i = 0; i < 3; i++)
+				cpu1[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
+		}
 		if (now >= e->t_stop || (o->max_cycles > 0 && e->started >= o->max_cycles)) {
 			e->stopping = 1;
 			e->pending_starts = 0;
@@ -420,6 +433,9 @@ static void run_loop(struct engine *e)
 	r->measured_s = stop > e->t_measure ? (double)(stop - e->t_measure) / 1e9 : 0;
 	r->cps = r->measured_s > 0 ? (double)r->cycles / r->measured_s : 0;
 	r->rss_end_kb = proc_rss_kb(o->svc->pid);
+	double *cpu_out[3] = {&r->cpu_service_s, &r->cpu_broker_s, &r->cpu_loadgen_s};
+	for (int i = 0; i < 3; i++)
+		*cpu_out[i] = cpu0[i] >= 0 && cpu1[i] >= 0 && measuring == 2 ? cpu1[i] - cpu0[i] : -1;
 	close(tfd);
 	close(ep);
 }

@@ -31,6 +31,7 @@ struct cycle_opts {
 	int mqtt_conns;           /* subscriber connections sharing the users */
 	int qos;                  /* subscription QoS */
 	double step_timeout_s;    /* a step not complete after this = lost events */
+	pid_t broker_pid;         /* > 0: its CPU time is reported too */
 };
 
 struct cycle_window {
@@ -59,6 +60,8 @@ struct cycle_result {
 	struct cycle_window *windows;
 	int n_windows;
 	long rss_start_kb, rss_end_kb;
+	/* CPU seconds used during the measured period (-1 = unknown). */
+	double cpu_service_s, cpu_broker_s, cpu_loadgen_s;
 };
 
 /* Brings the users online (retained presence), subscribes their event

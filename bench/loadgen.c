@@ -33,6 +33,7 @@ struct options {
 	const char *broker_url, *service_bin, *mosquitto_bin, *json_path, *log_dir, *log_level;
 	const char *call_retention; /* for the cycle phases; NULL = service default */
 	int smoke;
+	int broker_pid;
 	int pairs, latency_pairs, mqtt_conns, qos, real_devices, publishers;
 	double rate, duration, warmup, endurance, window;
 	long held;
@@ -63,7 +64,8 @@ static void usage(FILE *f)
 	      "  --mqtt-conns N         subscriber connections for the cycle users (default 4)\n"
 	      "  --qos N                their subscription QoS (default 1)\n"
 	      "  --call-retention-s S   CALL_RETENTION_S for the cycle phases (default: service's)\n"
-	      "  --service-log-level L  LOG_LEVEL of the service (default warn)\n",
+	      "  --service-log-level L  LOG_LEVEL of the service (default warn)\n"
+	      "  --broker-pid PID       the broker's process, to report its CPU time\n",
 	      f);
 }
 
@@ -76,7 +78,7 @@ static void parse(struct options *o, int argc, char **argv)
 	snprintf(o->phases, sizeof o->phases, "saturation,latency,presence,held,endurance");
 	enum { O_BROKER = 256, O_BIN, O_MOSQ, O_JSON, O_LOGDIR, O_PHASES, O_SMOKE, O_PAIRS, O_RATE, O_LPAIRS,
 	       O_DURATION, O_WARMUP, O_ENDURANCE, O_WINDOW, O_DEVICES, O_REAL, O_PUBS, O_HELD, O_MQTTC, O_QOS,
-	       O_RETENTION, O_LEVEL, O_HELP };
+	       O_RETENTION, O_LEVEL, O_BPID, O_HELP };
 	static const struct option longopts[] = {
 		{"broker-url", 1, 0, O_BROKER}, {"service-bin", 1, 0, O_BIN}, {"mosquitto-bin", 1, 0, O_MOSQ},
 		{"json", 1, 0, O_JSON}, {"log-dir", 1, 0, O_LOGDIR}, {"phases", 1, 0, O_PHASES},
@@ -85,7 +87,8 @@ static void parse(struct options *o, int argc, char **argv)
 		{"endurance", 1, 0, O_ENDURANCE}, {"window", 1, 0, O_WINDOW}, {"devices", 1, 0, O_DEVICES},
 		{"real-devices", 1, 0, O_REAL}, {"publishers", 1, 0, O_PUBS}, {"held", 1, 0, O_HELD},
 		{"mqtt-conns", 1, 0, O_MQTTC}, {"qos", 1, 0, O_QOS}, {"call-retention-s", 1, 0, O_RETENTION},
-		{"service-log-level", 1, 0, O_LEVEL}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+		{"service-log-level", 1, 0, O_LEVEL}, {"broker-pid", 1, 0, O_BPID}, {"help", 0, 0, O_HELP},
+		{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -121,6 +124,7 @@ static void parse(struct options *o, int argc, char **argv)
 		case O_QOS: o->qos = atoi(optarg); break;
 		case O_RETENTION: o->call_retention = optarg; break;
 		case O_LEVEL: o->log_level = optarg; break;
+		case O_BPID: o->broker_pid = atoi(optarg); break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -185,7 +189,7 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 		svc.env[0] = retention;
 	}
 	struct cycle_opts co = {.broker_url = o->broker_url, .svc = &svc, .mqtt_conns = o->mqtt_conns,
-				.qos = o->qos, .step_timeout_s = 5, .warmup_s = o->warmup, .duration_s = o->duration};
+				.qos = o->qos, .step_timeout_s = 5, .broker_pid = o->broker_pid, .warmup_s = o->warmup, .duration_s = o->duration};
 	int endurance = strcmp(phase, "endurance") == 0;
 	if (strcmp(phase, "saturation") == 0) {
 		co.prefix = "sat";
@@ -281,6 +285,8 @@ static void run_held(const struct options *o, struct report *rep)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--devices-child") == 0)
+		return presence_devices_main(argc, argv);
 	struct options o;
 	parse(&o, argc, argv);
 	if (o.smoke) {

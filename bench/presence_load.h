@@ -42,7 +42,8 @@ struct presence_result {
 	double online_s;          /* first publish -> /health counts them all */
 	long users_listed;        /* users in one GET /users once all online */
 	size_t users_bytes;       /* its body size */
-	double users_p50_ms, users_p99_ms, users_max_ms;
+	double users_first_ms;    /* the first one after the list changed */
+	double users_p50_ms, users_p99_ms, users_max_ms; /* all of them */
 	double stop_s;            /* SIGTERM -> exit */
 	double rebuild_s;         /* restart spawned -> /health counts them all */
 	double offline_s;         /* clearing them -> /health counts 0 */
@@ -51,6 +52,10 @@ struct presence_result {
 	double bytes_per_device_rebuilt; /* (rebuilt - base) / devices */
 	int errors;
 };
+
+/* The child process holding the real device connections: main() of
+ * callsignal-loadgen hands over when argv[1] is "--devices-child". */
+int presence_devices_main(int argc, char **argv);
 
 /* Runs one size. Returns 0 when every step saw what it expected. */
 int presence_run(const struct presence_opts *o, struct presence_result *r);

@@ -30,6 +30,10 @@ void samples_release(struct samples *s);
 /* VmRSS of a process in KiB from /proc/<pid>/status, or -1. */
 long proc_rss_kb(pid_t pid);
 
+/* CPU time (user + system, all threads) a process used so far, in
+ * seconds, from /proc/<pid>/stat; -1 if unreadable. */
+double proc_cpu_s(pid_t pid);
+
 /* Die with a message (the generator has no way to continue). */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void *xmalloc(size_t n);
