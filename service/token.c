@@ -93,6 +93,30 @@ void token_verifier_free(struct token_verifier *v)
 	free(v);
 }
 
+/*
+ * Reads an integer claim. Returns 1 with *out set, 0 when absent, -1 when
+ * present but not an integer (jwt_get_grant_int would say 0 for "abc").
+ */
+static int claim_int(jwt_t *jwt, const char *name, long long *out)
+{
+	char *text = jwt_get_grants_json(jwt, name);
+	if (!text)
+		return 0;
+	const char *p = text + (text[0] == '-');
+	int rc = *p ? 1 : -1;
+	for (; *p && rc > 0; p++)
+		if (*p < '0' || *p > '9')
+			rc = -1;
+	if (rc > 0) {
+		errno = 0;
+		*out = strtoll(text, NULL, 10);
+		if (errno == ERANGE)
+			rc = -1;
+	}
+	free(text);
+	return rc;
+}
+
 int token_verify_user(const struct token_verifier *v, const char *token, int64_t now_s,
 		      char user_id[ID_MAX_LEN + 1], const char **why)
 {
@@ -111,20 +135,20 @@ int token_verify_user(const struct token_verifier *v, const char *token, int64_t
 		*why = "wrong algorithm";
 		goto out;
 	}
-	errno = 0;
-	long exp = jwt_get_grant_int(jwt, "exp");
-	if (errno == ENOENT || exp <= 0) {
-		*why = "exp missing";
+	long long exp, nbf;
+	int has = claim_int(jwt, "exp", &exp);
+	if (has <= 0) {
+		*why = has < 0 ? "exp is not an integer" : "exp missing";
 		goto out;
 	}
-	if (now_s > exp + CLOCK_LEEWAY_S) {
+	/* Written so that no claim value, however large, overflows. */
+	if (exp <= now_s - CLOCK_LEEWAY_S) {
 		*why = "expired";
 		goto out;
 	}
-	errno = 0;
-	long nbf = jwt_get_grant_int(jwt, "nbf");
-	if (errno != ENOENT && now_s + CLOCK_LEEWAY_S < nbf) {
-		*why = "not yet valid";
+	has = claim_int(jwt, "nbf", &nbf);
+	if (has < 0 || (has > 0 && nbf > now_s + CLOCK_LEEWAY_S)) {
+		*why = has < 0 ? "nbf is not an integer" : "not yet valid";
 		goto out;
 	}
 	const char *sub = jwt_get_grant(jwt, "sub");

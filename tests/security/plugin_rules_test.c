@@ -205,7 +205,7 @@ static void tokens_are_checked(void)
 static void sessions_follow_connects_and_disconnects(void)
 {
 	struct session_table t = {0};
-	int a, b, c; /* stand-ins for the broker's client objects */
+	int a = 0, b = 0, c = 0; /* stand-ins for the broker's client objects */
 	char many[200];
 
 	sessions_put(&t, &a, "a-dev", "alice", "token-a1");
