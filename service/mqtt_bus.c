@@ -378,8 +378,10 @@ void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *paylo
 	else
 		bus->head = m;
 	bus->tail = m;
-	bus->queued++;
-	pthread_cond_signal(&bus->wake);
+	/* The bus thread drains the whole outbox before it sleeps again, so
+	 * only the first message of a burst needs to wake it. */
+	if (++bus->queued == 1)
+		pthread_cond_signal(&bus->wake);
 	pthread_mutex_unlock(&bus->mu);
 }
 
