@@ -244,6 +244,18 @@ static int bus_up(struct core *core)
 	return core->bus && mqtt_bus_is_up(core->bus);
 }
 
+/*
+ * The common end of a successful transition, under core->mu: the reply is
+ * the call, the events go out, the timer learns of new deadlines.
+ */
+static void transition_done(struct core *core, const struct call *call, struct call_events *ev,
+			    struct core_reply *r)
+{
+	r->body = json_io_call(call, &r->len);
+	publish_events(core, ev);
+	reschedule(core);
+}
+
 enum err core_users(struct core *core, struct core_reply *r)
 {
 	pthread_mutex_lock(&core->mu);
@@ -291,10 +303,8 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	const struct call *call;
 	e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
 	if (e == ERR_OK) {
-		r->body = json_io_call(call, &r->len);
-		publish_events(core, &ev);
-		reschedule(core);
 		log_info("call '%s': '%s' rings '%s'", call->id, caller_id, receiver_id);
+		transition_done(core, call, &ev, r);
 	}
 out:
 	pthread_mutex_unlock(&core->mu);
@@ -315,10 +325,8 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 	pthread_mutex_lock(&core->mu);
 	enum err e = calls_answer(&core->calls, call_id, accept, by_user, now, &ev, &call);
 	if (e == ERR_OK) {
-		r->body = json_io_call(call, &r->len);
-		publish_events(core, &ev);
-		reschedule(core);
 		log_info("call '%s' %s", call_id, accept ? "accepted" : "declined");
+		transition_done(core, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "Call is not ringing (status %s)", call_status_name(call->status));
@@ -341,11 +349,9 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 	pthread_mutex_lock(&core->mu);
 	enum err e = calls_end(&core->calls, call_id, user_id, now, &ev, &call);
 	if (e == ERR_OK) {
-		r->body = json_io_call(call, &r->len);
 		if (ev.n)
 			log_info("call '%s' ended by '%s'", call_id, user_id);
-		publish_events(core, &ev);
-		reschedule(core);
+		transition_done(core, call, &ev, r);
 	}
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);

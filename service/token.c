@@ -59,19 +59,14 @@ struct token_verifier *token_verifier_new(const char *hs256_secret, const char *
 		v->key_len = (int)strlen(hs256_secret);
 		return v;
 	}
-	FILE *f = fopen(rs256_pem_file, "rb");
-	if (!f) {
-		log_error("cannot open the user-token public key '%s'", rs256_pem_file);
+	struct sbuf pem;
+	sbuf_init(&pem, 1024);
+	if (sbuf_read_file(&pem, rs256_pem_file) != 0) {
+		log_error("cannot read the user-token public key '%s'", rs256_pem_file);
+		sbuf_release(&pem);
 		free(v);
 		return NULL;
 	}
-	struct sbuf pem;
-	sbuf_init(&pem, 1024);
-	char chunk[1024];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sbuf_add(&pem, chunk, n);
-	fclose(f);
 	if (!strstr(pem.buf, "-----BEGIN PUBLIC KEY-----")) {
 		log_error("'%s' holds no PEM public key", rs256_pem_file);
 		sbuf_release(&pem);

@@ -29,6 +29,8 @@ void sbuf_add(struct sbuf *sb, const void *data, size_t n);
 void sbuf_adds(struct sbuf *sb, const char *s);
 void sbuf_addc(struct sbuf *sb, char c);
 void sbuf_addf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends the whole file at path. Returns 0, or -1 (errno set) when it cannot be read. */
+int sbuf_read_file(struct sbuf *sb, const char *path);
 /* Returns the string (caller frees) and leaves sb empty. */
 char *sbuf_detach(struct sbuf *sb, size_t *len);
 void sbuf_release(struct sbuf *sb);

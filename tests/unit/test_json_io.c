@@ -16,16 +16,12 @@ static char *slurp(const char *dir, const char *name, const char *file, size_t *
 {
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/%s/%s", dir, name, file);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
 	struct sbuf sb;
 	sbuf_init(&sb, 256);
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		sbuf_add(&sb, buf, n);
-	fclose(f);
+	if (sbuf_read_file(&sb, path) != 0) {
+		sbuf_release(&sb);
+		return NULL;
+	}
 	if (!strcmp(file, "expected") && sb.len && sb.buf[sb.len - 1] == '\n')
 		sb.buf[--sb.len] = '\0';
 	return sbuf_detach(&sb, len);
