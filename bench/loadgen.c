@@ -207,7 +207,7 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 	}
 	if (o->smoke) {
 		co.warmup_s = 0;
-		co.step_timeout_s = 3;
+		co.step_timeout_s = 10; /* a check on a busy machine: late is not lost */
 		if (endurance) {
 			co.duration_s = 1;
 			co.window_s = 0.25;
@@ -310,6 +310,7 @@ int main(int argc, char **argv)
 	service_version(o.service_bin, svc_version, sizeof svc_version);
 	mqtt_library_version(paho, sizeof paho);
 	report_machine(rep, mosq, svc_version, paho, BENCH_MHD_VERSION);
+	report_command(rep, argc, argv);
 
 	if (wants(&o, "saturation"))
 		run_cycles(&o, rep, "saturation");

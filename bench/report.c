@@ -120,6 +120,14 @@ void report_machine(struct report *rep, const char *mosquitto, const char *servi
 	     load[0], load[1], load[2]);
 }
 
+void report_command(struct report *rep, int argc, char **argv)
+{
+	json_t *a = json_array();
+	for (int i = 1; i < argc; i++)
+		json_array_append_new(a, json_string(argv[i]));
+	json_object_set_new(rep->root, "arguments", a);
+}
+
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
