@@ -1,6 +1,6 @@
 /*
  * mqtt_bus.h - the service's one connection to the broker (the only
- * includer of MQTTAsync.h).
+ * includer of MQTTClient.h).
  *
  * Connects, reconnects with backoff (1 s doubling to 30 s), subscribes to
  * the presence topics after every connect, and publishes events as QoS 1.
@@ -9,8 +9,8 @@
  * caller holds its own lock) and the bus thread sends it in order. Messages
  * wait in the outbox while the broker is away.
  *
- * Callbacks run on Paho's thread, which holds Paho's own lock meanwhile:
- * they must not call back into the bus.
+ * on_message and on_lost run on Paho's receive thread, on_connected on the
+ * bus thread; none of them may call back into the bus.
  */
 #ifndef CALLSIGNAL_MQTT_BUS_H
 #define CALLSIGNAL_MQTT_BUS_H
