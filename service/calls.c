@@ -229,13 +229,20 @@ void calls_party_online(struct calls *c, const char *user_id)
 		call->grace_deadline[party_of(call, user_id)] = 0;
 }
 
+static int over_cap(const struct calls *c)
+{
+	return c->cfg.retention_max && calls_count(c) - calls_live_count(c) > c->cfg.retention_max;
+}
+
 void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
 {
 	struct deadline_item it;
 	struct call *call;
 
-	/* Retention first: a call finished by this tick must not be freed by it. */
-	while (queue_pop_due(&c->retire, now.mono_ms, &it)) {
+	/* Retention first: a call finished by this tick must not be freed by it.
+	 * Every finished call has one retire entry, so the queue's head is the
+	 * oldest finished call: the cap forgets from there. */
+	while (queue_pop_due(&c->retire, over_cap(c) ? INT64_MAX : now.mono_ms, &it)) {
 		call = dict_get(&c->by_id, it.id);
 		if (call && !call_status_is_live(call->status)) {
 			dict_del(&c->by_id, call->id);
@@ -267,6 +274,8 @@ void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
 
 int64_t calls_next_deadline(const struct calls *c)
 {
+	if (over_cap(c))
+		return 0;
 	int64_t next = queue_next(&c->ring);
 	int64_t g = queue_next(&c->grace), r = queue_next(&c->retire);
 	if (g < next)

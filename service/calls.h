@@ -37,6 +37,7 @@ struct calls_config {
 	int64_t ring_timeout_ms;
 	int64_t offline_grace_ms;
 	int64_t retention_ms;
+	size_t retention_max; /* finished calls kept at most (oldest go first); 0: no cap */
 };
 
 struct call_event {
@@ -102,9 +103,11 @@ void calls_party_offline(struct calls *c, const char *user_id, struct instant no
 /* The user is back: their live call's grace period, if any, is over. */
 void calls_party_online(struct calls *c, const char *user_id);
 
-/* Fires every deadline that has passed: ring timeouts, grace periods, retention. */
+/* Fires every deadline that has passed: ring timeouts, grace periods,
+ * retention; and forgets the oldest finished calls beyond retention_max. */
 void calls_tick(struct calls *c, struct instant now, struct call_events *ev);
-/* The earliest pending deadline (monotonic ms), or INT64_MAX when none. */
+/* The earliest pending deadline (monotonic ms), or INT64_MAX when none;
+ * 0 (due now) while more finished calls are kept than retention_max. */
 int64_t calls_next_deadline(const struct calls *c);
 
 const struct call *calls_find(const struct calls *c, const char *id);

@@ -52,6 +52,8 @@ static const struct option {
 	  "seconds a party of a live call may be offline before it ends in ERROR" },
 	{ "CALL_RETENTION_S", "--call-retention-s", K_SECONDS, offsetof(struct config, call_retention_s),
 	  "600", "seconds a finished call is remembered" },
+	{ "CALL_RETENTION_MAX", "--call-retention-max", K_COUNT, offsetof(struct config, call_retention_max),
+	  "100000", "finished calls remembered at most, oldest forgotten first (0: no cap)" },
 	{ "WEB_ROOT", "--web-root", K_STR, offsetof(struct config, web_root), NULL,
 	  "directory of the web client served at / (unset: none)" },
 	{ "CORS_ORIGIN", "--cors-origin", K_STR, offsetof(struct config, cors_origin), "*",

@@ -25,6 +25,7 @@ struct config {
 	double ring_timeout_s;
 	double offline_grace_s;
 	double call_retention_s;
+	int call_retention_max;
 	char *web_root;
 	char *cors_origin;
 	char *log_level;

@@ -82,7 +82,7 @@ struct core *core_new(const struct config *cfg)
 	pthread_condattr_destroy(&ca);
 	presence_init(&core->presence);
 	struct calls_config cc = { ms_of(cfg->ring_timeout_s), ms_of(cfg->offline_grace_s),
-				   ms_of(cfg->call_retention_s) };
+				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max };
 	calls_init(&core->calls, &cc);
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	core->users_version = (uint64_t)-1;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Retention (CALL_RETENTION_S=1 here): a finished call is still answered for while retained, then
-forgotten: end/answer give 400 CALL_NOT_FOUND and /token refuses the room."""
+forgotten: end/answer give 400 CALL_NOT_FOUND and /token refuses the room. Beyond
+CALL_RETENTION_MAX finished calls the oldest are forgotten first."""
 
 import os
 import sys
@@ -62,6 +63,21 @@ def test_token_refused_for_forgotten_call(env):
     eq(env.end(call["id"], a).status, 200, "end")
     time.sleep(2.0)
     expect_error(env.get("/token?room=%s&id=%s" % (call["id"], a.user_id)), 403, "NOT_IN_CALL")
+
+
+@h.options(service_env={"CALL_RETENTION_S": "600", "CALL_RETENTION_MAX": "2"})
+def test_oldest_finished_calls_are_forgotten_beyond_the_cap(env):
+    a, b = env.user("a"), env.user("b")
+    calls = []
+    for _ in range(3):
+        call = env.start_call(a, b)
+        eq(env.end(call["id"], a).status, 200, "end")
+        calls.append(call["id"])
+    # Three finished, two kept: the oldest goes at once, long before CALL_RETENTION_S.
+    h.wait_until(lambda: env.end(calls[0], a).status == 400, timeout=3, what="oldest call forgotten")
+    expect_error(env.end(calls[0], a), 400, "CALL_NOT_FOUND", "Call not found")
+    for call_id in calls[1:]:
+        eq(env.end(call_id, b).json["status"], "ENDED", "a newer call is still remembered")
 
 
 if __name__ == "__main__":

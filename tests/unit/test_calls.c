@@ -25,7 +25,7 @@ static struct instant at(int64_t ms)
 
 static void setup(void)
 {
-	struct calls_config cfg = { RING, GRACE, RETAIN };
+	struct calls_config cfg = { RING, GRACE, RETAIN, 0 };
 	calls_init(&c, &cfg);
 	call_events_init(&ev);
 }
@@ -360,6 +360,30 @@ static void many_calls_time_out_in_order(void)
 	teardown();
 }
 
+static void oldest_finished_calls_go_first_beyond_the_cap(void)
+{
+	setup();
+	c.cfg.retention_max = 2;
+	const struct call *call;
+	start(&alice, &bob, "call-1", 0);
+	calls_end(&c, "call-1", "alice", at(1), &ev, &call);
+	start(&alice, &bob, "call-2", 2);
+	calls_end(&c, "call-2", "alice", at(3), &ev, &call);
+	start(&alice, &carol, "call-3", 4);
+	CHECK(calls_next_deadline(&c) > 0);
+	calls_end(&c, "call-3", "carol", at(5), &ev, &call);
+	CHECK(calls_next_deadline(&c) == 0); /* three finished, two allowed: due now */
+	CHECK(calls_find(&c, "call-1") && call->status == CALL_ENDED); /* nothing freed before the tick */
+	ev.n = 0;
+	calls_tick(&c, at(6), &ev);
+	CHECK(!calls_find(&c, "call-1") && calls_find(&c, "call-2") && calls_find(&c, "call-3"));
+	CHECK(calls_next_deadline(&c) > 0 && ev.n == 0);
+	start(&bob, &carol, "call-4", 7);
+	calls_tick(&c, at(8), &ev);
+	CHECK(calls_find(&c, "call-2") && calls_find(&c, "call-4")); /* live calls do not count */
+	teardown();
+}
+
 int main(void)
 {
 	RUN(start_rings_only_the_receiver);
@@ -386,5 +410,6 @@ int main(void)
 	RUN(live_calls_are_never_forgotten);
 	RUN(token_needs_a_party_of_an_ongoing_call);
 	RUN(many_calls_time_out_in_order);
+	RUN(oldest_finished_calls_go_first_beyond_the_cap);
 	return check_done();
 }
