@@ -225,7 +225,10 @@ static void on_event(void *ctx, const char *topic, const char *payload, size_t l
 	pthread_mutex_unlock(&e->mu);
 	return;
 foreign:
+	pthread_mutex_lock(&e->mu);
+	e->r->out_of_order++;
 	report_error(e, "event on a foreign topic %s", topic);
+	pthread_mutex_unlock(&e->mu);
 }
 
 static void on_response(struct engine *e, struct pair *p, uint64_t now)

@@ -1,5 +1,6 @@
-/* Clock, latency samples and process memory readings shared by every phase
- * of the load generator. Pure helpers apart from the clock and /proc reads. */
+/* Clock, latency samples, process readings (/proc/<pid>: memory, CPU time)
+ * and the allocation and fatal-error helpers shared by every file of the
+ * load generator. */
 #ifndef BENCH_STATS_H
 #define BENCH_STATS_H
 
