@@ -348,9 +348,10 @@ void http_api_handle(void *arg, const struct http_request *req, struct http_resp
 	http_response_header(res, "X-Content-Type-Options", "nosniff");
 	if (res->content_type && strcmp(res->content_type, "application/json") == 0)
 		http_response_header(res, "Cache-Control", "no-store");
-	if (res->status >= 500 || log_enabled(LOG_DEBUG))
-		log_msg(res->status >= 500 ? LOG_WARN : LOG_DEBUG, "%s %.100s -> %d", req->method, req->path,
-			res->status);
+	/* 503 while the broker is away is expected (the bus logs the outage); other 5xx are not. */
+	int alarming = res->status >= 500 && res->status != 503;
+	if (alarming || log_enabled(LOG_DEBUG))
+		log_msg(alarming ? LOG_WARN : LOG_DEBUG, "%s %.100s -> %d", req->method, req->path, res->status);
 }
 
 struct http_api *http_api_new(const struct config *cfg, struct core *core)
