@@ -67,6 +67,12 @@ static const struct option {
 	{ "AUTH_JWT_PUBLIC_KEY_FILE", "--auth-jwt-public-key-file", K_STR,
 	  offsetof(struct config, auth_jwt_public_key_file), NULL,
 	  "PEM public key of RS256 user tokens (jwt mode)" },
+	{ "AUTH_JWT_SECRET_PREVIOUS", "--auth-jwt-secret-previous", K_STR,
+	  offsetof(struct config, auth_jwt_secret_previous), NULL,
+	  "previous HS256 secret, still accepted during a rotation" },
+	{ "AUTH_JWT_PUBLIC_KEY_PREVIOUS_FILE", "--auth-jwt-public-key-previous-file", K_STR,
+	  offsetof(struct config, auth_jwt_public_key_previous_file), NULL,
+	  "previous RS256 public key, still accepted during a rotation" },
 	{ "START_RATE_PER_MIN", "--start-rate-per-min", K_COUNT, offsetof(struct config, start_rate_per_min),
 	  "60", "call starts per user per minute (0: no limit)" },
 	{ NULL, "--insecure-public", K_FLAG, offsetof(struct config, insecure_public), NULL,
@@ -82,10 +88,13 @@ static void usage(FILE *out, const char *prog)
 		prog);
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
-		char left[64];
+		char left[128];
 		snprintf(left, sizeof(left), "%s%s%s", o->flag, o->kind == K_FLAG ? "" : " ",
 			 o->kind == K_FLAG ? "" : (o->env ? o->env : ""));
-		fprintf(out, "  %-42s %s", left, o->help);
+		if (strlen(left) > 42)
+			fprintf(out, "  %s\n  %-42s %s", left, "", o->help);
+		else
+			fprintf(out, "  %-42s %s", left, o->help);
 		if (o->def)
 			fprintf(out, " (default %s)", o->def);
 		fputc('\n', out);

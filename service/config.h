@@ -32,6 +32,8 @@ struct config {
 	enum auth_mode auth_mode;
 	char *auth_jwt_secret;
 	char *auth_jwt_public_key_file;
+	char *auth_jwt_secret_previous;
+	char *auth_jwt_public_key_previous_file;
 	int start_rate_per_min;
 	int insecure_public;
 };

@@ -368,7 +368,9 @@ struct http_api *http_api_new(const struct config *cfg, struct core *core)
 		api->web_root = xstrdup(real);
 	}
 	if (cfg->auth_mode == AUTH_JWT) {
-		api->verifier = token_verifier_new(cfg->auth_jwt_secret, cfg->auth_jwt_public_key_file);
+		api->verifier = token_verifier_new(cfg->auth_jwt_secret, cfg->auth_jwt_public_key_file,
+						   cfg->auth_jwt_secret ? cfg->auth_jwt_secret_previous
+									: cfg->auth_jwt_public_key_previous_file);
 		if (!api->verifier)
 			goto fail;
 	}

@@ -44,39 +44,50 @@ out:
 	return out;
 }
 
+#define MAX_KEYS 2 /* the current one and, during a rotation, the previous one */
+
 struct token_verifier {
 	jwt_alg_t alg;
-	unsigned char *key;
-	int key_len;
+	struct {
+		unsigned char *bytes;
+		int len;
+	} keys[MAX_KEYS];
+	int nkeys;
 };
 
-struct token_verifier *token_verifier_new(const char *hs256_secret, const char *rs256_pem_file)
+/* Adds an HS256 secret, or the PEM public key read from a file. -1 (logged) on failure. */
+static int add_key(struct token_verifier *v, const char *secret_or_path)
+{
+	struct sbuf key;
+	sbuf_init(&key, 1024);
+	if (v->alg == JWT_ALG_HS256) {
+		sbuf_adds(&key, secret_or_path);
+	} else if (sbuf_read_file(&key, secret_or_path) != 0) {
+		log_error("cannot read the user-token public key '%s'", secret_or_path);
+		goto fail;
+	} else if (!strstr(key.buf, "-----BEGIN PUBLIC KEY-----")) {
+		log_error("'%s' holds no PEM public key", secret_or_path);
+		goto fail;
+	}
+	size_t len;
+	v->keys[v->nkeys].bytes = (unsigned char *)sbuf_detach(&key, &len);
+	v->keys[v->nkeys].len = (int)len;
+	v->nkeys++;
+	return 0;
+fail:
+	sbuf_release(&key);
+	return -1;
+}
+
+struct token_verifier *token_verifier_new(const char *hs256_secret, const char *rs256_pem_file,
+					  const char *previous)
 {
 	struct token_verifier *v = xcalloc(1, sizeof(*v));
-	if (hs256_secret) {
-		v->alg = JWT_ALG_HS256;
-		v->key = (unsigned char *)xstrdup(hs256_secret);
-		v->key_len = (int)strlen(hs256_secret);
-		return v;
-	}
-	struct sbuf pem;
-	sbuf_init(&pem, 1024);
-	if (sbuf_read_file(&pem, rs256_pem_file) != 0) {
-		log_error("cannot read the user-token public key '%s'", rs256_pem_file);
-		sbuf_release(&pem);
-		free(v);
+	v->alg = hs256_secret ? JWT_ALG_HS256 : JWT_ALG_RS256;
+	if (add_key(v, hs256_secret ? hs256_secret : rs256_pem_file) != 0 || (previous && add_key(v, previous) != 0)) {
+		token_verifier_free(v);
 		return NULL;
 	}
-	if (!strstr(pem.buf, "-----BEGIN PUBLIC KEY-----")) {
-		log_error("'%s' holds no PEM public key", rs256_pem_file);
-		sbuf_release(&pem);
-		free(v);
-		return NULL;
-	}
-	v->alg = JWT_ALG_RS256;
-	size_t len;
-	v->key = (unsigned char *)sbuf_detach(&pem, &len);
-	v->key_len = (int)len;
 	return v;
 }
 
@@ -84,7 +95,8 @@ void token_verifier_free(struct token_verifier *v)
 {
 	if (!v)
 		return;
-	free(v->key);
+	for (int i = 0; i < v->nkeys; i++)
+		free(v->keys[i].bytes);
 	free(v);
 }
 
@@ -121,7 +133,10 @@ int token_verify_user(const struct token_verifier *v, const char *token, int64_t
 		*why = "empty token";
 		return -1;
 	}
-	if (jwt_decode(&jwt, token, v->key, v->key_len) != 0 || !jwt) {
+	for (int i = 0; i < v->nkeys && !jwt; i++)
+		if (jwt_decode(&jwt, token, v->keys[i].bytes, v->keys[i].len) != 0)
+			jwt = NULL;
+	if (!jwt) {
 		*why = "bad signature or malformed token";
 		goto out;
 	}

@@ -22,10 +22,13 @@ struct token_verifier;
 
 /*
  * A verifier of user tokens: HS256 with hs256_secret, or RS256 with the PEM
- * public key in rs256_pem_file (exactly one non-NULL). Returns NULL and logs
- * why when the key cannot be read. Free with token_verifier_free.
+ * public key in rs256_pem_file (exactly one non-NULL). previous, when not
+ * NULL, is a second secret (or PEM file) still accepted during a rotation.
+ * Returns NULL and logs why when a key cannot be read. Free with
+ * token_verifier_free.
  */
-struct token_verifier *token_verifier_new(const char *hs256_secret, const char *rs256_pem_file);
+struct token_verifier *token_verifier_new(const char *hs256_secret, const char *rs256_pem_file,
+					  const char *previous);
 void token_verifier_free(struct token_verifier *v);
 
 /*

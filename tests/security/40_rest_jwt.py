@@ -191,6 +191,27 @@ def test_room_token_for_someone_else_is_forbidden(sc):
     h.check(isinstance(r.get("token"), str) and r["token"].count(".") == 2, "room token: %r" % r)
 
 
+def test_previous_secret_is_accepted_during_a_rotation(sc):
+    previous = s.random_secret()
+    st = s.JwtStack(sc, service_env={"AUTH_JWT_SECRET_PREVIOUS": previous})
+    alice = st.user("alice")
+    h.expect_ok(st.request("GET", "/users", st.token(alice.user_id)))
+    h.expect_ok(st.request("GET", "/users", jwt_hs256(claims(alice.user_id), previous)))
+    expect_unauthorized(st.request("GET", "/users", jwt_hs256(claims(alice.user_id), s.random_secret())),
+                        "token of neither the current nor the previous secret")
+    expect_unauthorized(st.request("GET", "/users", s.jwt_none(claims(alice.user_id))), "alg none during a rotation")
+
+
+def test_previous_rs256_key_is_accepted_during_a_rotation(sc):
+    old_priv, old_pub = s.rsa_keypair(sc.tmp, "old")
+    st = s.JwtStack(sc, rsa=True, service_env={"AUTH_JWT_PUBLIC_KEY_PREVIOUS_FILE": old_pub})
+    alice = st.user("alice")
+    h.expect_ok(st.request("GET", "/users", s.jwt_rs256(claims(alice.user_id), old_priv)))
+    other_priv, _ = s.rsa_keypair(sc.tmp, "other")
+    expect_unauthorized(st.request("GET", "/users", s.jwt_rs256(claims(alice.user_id), other_priv)),
+                        "RS256 token of a third key")
+
+
 def test_rs256_user_tokens(sc):
     st = s.JwtStack(sc, rsa=True)
     alice = st.user("alice")  # logs in to the broker and the REST API with RS256 tokens
