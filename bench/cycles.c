@@ -18,13 +18,13 @@ enum role { CALLER, RECEIVER };
 enum ev_type { EV_INCOMING, EV_ACCEPT, EV_DECLINE, EV_END, EV_UNKNOWN };
 enum step { IDLE, STARTING, ANSWERING, ENDING, DEAD };
 
-#define EV_BIT(role, type) (1u << ((role) * 4 + (type)))
+#define EV_BIT(role, type) (1u << ((role)*4 + (type)))
 
 struct pair {
 	int idx;
 	struct http_conn http;
 	enum step step;
-	unsigned expect, got;       /* EV_BIT sets for the current step */
+	unsigned expect, got; /* EV_BIT sets for the current step */
 	int resp_done;
 	char call_id[40];
 	int have_call_id;
@@ -36,9 +36,9 @@ struct engine {
 	struct cycle_result *r;
 	pthread_mutex_t mu;
 	struct pair *pairs;
-	int *free_stack, n_free;    /* open loop: idle pairs */
-	long pending_starts;        /* open loop: scheduled but no pair was free */
-	int active;                 /* pairs inside a cycle */
+	int *free_stack, n_free; /* open loop: idle pairs */
+	long pending_starts;     /* open loop: scheduled but no pair was free */
+	int active;              /* pairs inside a cycle */
 	long started;
 	int stopping;
 	uint64_t t_measure, t_stop;
@@ -46,7 +46,7 @@ struct engine {
 	int reported_errors;
 };
 
-static const char *step_name[] = {"IDLE", "STARTING", "ANSWERING", "ENDING", "DEAD"};
+static const char *step_name[] = { "IDLE", "STARTING", "ANSWERING", "ENDING", "DEAD" };
 
 static void report_error(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report_error(struct engine *e, const char *fmt, ...)
@@ -139,8 +139,8 @@ static void step_complete(struct engine *e, struct pair *p, uint64_t now)
 		send_step(e, p, ANSWERING, "/calls/answer", body, now);
 		break;
 	case ANSWERING:
-		snprintf(body, sizeof body, "{\"callId\":\"%s\",\"userId\":\"%sa%d\"}", p->call_id, e->o->prefix,
-			 p->idx);
+		snprintf(body, sizeof body, "{\"callId\":\"%s\",\"userId\":\"%sa%d\"}", p->call_id,
+			 e->o->prefix, p->idx);
 		p->expect = EV_BIT(CALLER, EV_END) | EV_BIT(RECEIVER, EV_END);
 		send_step(e, p, ENDING, "/calls/end", body, now);
 		break;
@@ -266,7 +266,8 @@ static void on_response(struct engine *e, struct pair *p, uint64_t now)
 	}
 	if (p->step == STARTING) {
 		char id[40];
-		if (json_find_string(p->http.body, p->http.body_len, "id", id, sizeof id, json_value_is_uuid) != 36 ||
+		if (json_find_string(p->http.body, p->http.body_len, "id", id, sizeof id,
+				     json_value_is_uuid) != 36 ||
 		    set_call_id(e, p, id) != 0) {
 			e->r->http_errors++;
 			report_error(e, "start reply without the call id");
@@ -306,7 +307,7 @@ static void sweep_timeouts(struct engine *e, uint64_t now)
 
 static void arm_timer(int tfd, uint64_t at_ns)
 {
-	struct itimerspec its = {0};
+	struct itimerspec its = { 0 };
 	its.it_value.tv_sec = (time_t)(at_ns / 1000000000u);
 	its.it_value.tv_nsec = (long)(at_ns % 1000000000u);
 	if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
@@ -320,7 +321,7 @@ static void run_loop(struct engine *e)
 	struct cycle_result *r = e->r;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
 	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
 	for (int i = 0; i < o->pairs; i++) {
 		ev.data.u32 = (uint32_t)i;
@@ -347,8 +348,8 @@ static void run_loop(struct engine *e)
 	struct epoll_event evs[256];
 	uint64_t armed = 0;
 	int measuring = 0;
-	double cpu0[3] = {0}, cpu1[3] = {0};
-	pid_t pids[3] = {o->svc->pid, o->broker_pid, getpid()};
+	double cpu0[3] = { 0 }, cpu1[3] = { 0 };
+	pid_t pids[3] = { o->svc->pid, o->broker_pid, getpid() };
 	for (;;) {
 		uint64_t wake = next_house;
 		if (interval && next_sched < wake)
@@ -407,8 +408,8 @@ static void run_loop(struct engine *e)
 			w->t_s = (double)(next_window - e->t_measure) / 1e9;
 			w->cps = (double)e->window_cycles / o->window_s;
 			w->rss_kb = proc_rss_kb(o->svc->pid);
-			fprintf(stderr, "loadgen:   t=%5.0fs  %8.0f cycles/s  service RSS %ld KiB\n", w->t_s, w->cps,
-				w->rss_kb);
+			fprintf(stderr, "loadgen:   t=%5.0fs  %8.0f cycles/s  service RSS %ld KiB\n", w->t_s,
+				w->cps, w->rss_kb);
 			e->window_cycles = 0;
 			next_window += window_ns;
 		}
@@ -417,7 +418,8 @@ static void run_loop(struct engine *e)
 			for (int i = 0; i < 3; i++)
 				cpu0[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
 		}
-		if (measuring == 1 && (now >= e->t_stop || (o->max_cycles > 0 && e->started >= o->max_cycles))) {
+		if (measuring == 1 &&
+		    (now >= e->t_stop || (o->max_cycles > 0 && e->started >= o->max_cycles))) {
 			measuring = 2;
 			for (int i = 0; i < 3; i++)
 				cpu1[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
@@ -436,7 +438,7 @@ static void run_loop(struct engine *e)
 	r->measured_s = stop > e->t_measure ? (double)(stop - e->t_measure) / 1e9 : 0;
 	r->cps = r->measured_s > 0 ? (double)r->cycles / r->measured_s : 0;
 	r->rss_end_kb = proc_rss_kb(o->svc->pid);
-	double *cpu_out[3] = {&r->cpu_service_s, &r->cpu_broker_s, &r->cpu_loadgen_s};
+	double *cpu_out[3] = { &r->cpu_service_s, &r->cpu_broker_s, &r->cpu_loadgen_s };
 	for (int i = 0; i < 3; i++)
 		*cpu_out[i] = cpu0[i] >= 0 && cpu1[i] >= 0 && measuring == 2 ? cpu1[i] - cpu0[i] : -1;
 	close(tfd);
@@ -446,7 +448,7 @@ static void run_loop(struct engine *e)
 int cycles_run(const struct cycle_opts *o, struct cycle_result *r)
 {
 	memset(r, 0, sizeof *r);
-	struct engine e = {.o = o, .r = r};
+	struct engine e = { .o = o, .r = r };
 	pthread_mutex_init(&e.mu, NULL);
 	int n_users = 2 * o->pairs, rc = -1;
 	char **ids = xcalloc((size_t)n_users, sizeof *ids);
@@ -504,7 +506,8 @@ int cycles_run(const struct cycle_opts *o, struct cycle_result *r)
 	}
 	for (int i = 0; i < o->pairs; i++) {
 		if (http_conn_open(&e.pairs[i].http, o->svc->port) != 0) {
-			fprintf(stderr, "loadgen: cycles: cannot connect to the service: %s\n", strerror(errno));
+			fprintf(stderr, "loadgen: cycles: cannot connect to the service: %s\n",
+				strerror(errno));
 			goto out;
 		}
 	}

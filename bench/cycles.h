@@ -20,22 +20,22 @@
 
 struct cycle_opts {
 	const char *broker_url;
-	struct service *svc;      /* running; borrowed */
-	const char *prefix;       /* user ids are <prefix>a<i> (caller), <prefix>b<i> */
+	struct service *svc; /* running; borrowed */
+	const char *prefix;  /* user ids are <prefix>a<i> (caller), <prefix>b<i> */
 	int pairs;
-	double rate;              /* offered cycles/s; 0 = closed loop */
-	double warmup_s;          /* cycles run but are not counted */
-	double duration_s;        /* measured period */
-	long max_cycles;          /* > 0: stop starting cycles after this many */
-	double window_s;          /* > 0: cycles/s and service RSS per window */
-	int mqtt_conns;           /* subscriber connections sharing the users */
-	int qos;                  /* subscription QoS */
-	double step_timeout_s;    /* a step not complete after this = lost events */
-	pid_t broker_pid;         /* > 0: its CPU time is reported too */
+	double rate;           /* offered cycles/s; 0 = closed loop */
+	double warmup_s;       /* cycles run but are not counted */
+	double duration_s;     /* measured period */
+	long max_cycles;       /* > 0: stop starting cycles after this many */
+	double window_s;       /* > 0: cycles/s and service RSS per window */
+	int mqtt_conns;        /* subscriber connections sharing the users */
+	int qos;               /* subscription QoS */
+	double step_timeout_s; /* a step not complete after this = lost events */
+	pid_t broker_pid;      /* > 0: its CPU time is reported too */
 };
 
 struct cycle_window {
-	double t_s;               /* end of the window, from the start of measuring */
+	double t_s; /* end of the window, from the start of measuring */
 	double cps;
 	long rss_kb;
 };
@@ -43,20 +43,20 @@ struct cycle_window {
 enum { LEG_START, LEG_ANSWER, LEG_END, LEG_COUNT };
 
 struct cycle_result {
-	long cycles;              /* completed inside the measured period */
-	long cycles_total;        /* completed at all (warm-up and drain included) */
+	long cycles;       /* completed inside the measured period */
+	long cycles_total; /* completed at all (warm-up and drain included) */
 	double measured_s;
 	double cps;
 	/* request sent -> event received: INCOMING_CALL at the receiver;
 	 * ACCEPT_CALL at the caller; END_CALL at both (the later one). */
 	struct samples leg[LEG_COUNT];
 	struct samples http[LEG_COUNT]; /* request sent -> response received */
-	long events;              /* events received */
-	long lost;                /* expected events that never came */
-	long out_of_order;        /* events that were not the next expected one */
-	long http_errors;         /* non-200 answers, timeouts, broken connections */
-	long late_starts;         /* open loop: no free pair at the scheduled time */
-	long dead_pairs;          /* pairs dropped after an error */
+	long events;                    /* events received */
+	long lost;                      /* expected events that never came */
+	long out_of_order;              /* events that were not the next expected one */
+	long http_errors;               /* non-200 answers, timeouts, broken connections */
+	long late_starts;               /* open loop: no free pair at the scheduled time */
+	long dead_pairs;                /* pairs dropped after an error */
 	struct cycle_window *windows;
 	int n_windows;
 	long rss_start_kb, rss_end_kb;

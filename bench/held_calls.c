@@ -13,7 +13,7 @@ enum held_op { OP_START, OP_END, OP_CHECK_GONE };
 
 struct held_job {
 	const struct held_opts *o;
-	char (*call_ids)[40];     /* call_ids[0] is call number `base` */
+	char (*call_ids)[40]; /* call_ids[0] is call number `base` */
 	long base, from, to;
 	enum held_op op;
 	int quiet;
@@ -23,7 +23,7 @@ struct held_job {
 static void *held_thread(void *arg)
 {
 	struct held_job *j = arg;
-	struct http_conn c = {.fd = -1, .port = j->o->svc->port};
+	struct http_conn c = { .fd = -1, .port = j->o->svc->port };
 	char body[256];
 	for (long k = j->from; k < j->to; k++) {
 		long i = j->base + k;
@@ -31,9 +31,11 @@ static void *held_thread(void *arg)
 		int st;
 		switch (j->op) {
 		case OP_START:
-			snprintf(body, sizeof body, "{\"callerId\":\"holda%ld\",\"receiverId\":\"holdb%ld\"}", i, i);
+			snprintf(body, sizeof body, "{\"callerId\":\"holda%ld\",\"receiverId\":\"holdb%ld\"}",
+				 i, i);
 			st = http_conn_request(&c, "POST", "/calls/start", body, 10000);
-			if (st != 200 || json_find_string(c.body, c.body_len, "id", call_id, 40, json_value_is_uuid) != 36)
+			if (st != 200 ||
+			    json_find_string(c.body, c.body_len, "id", call_id, 40, json_value_is_uuid) != 36)
 				goto fail;
 			snprintf(body, sizeof body, "{\"callId\":\"%s\",\"answer\":\"ACCEPT\"}", call_id);
 			st = http_conn_request(&c, "POST", "/calls/answer", body, 10000);
@@ -41,14 +43,16 @@ static void *held_thread(void *arg)
 				goto fail;
 			break;
 		case OP_END:
-			snprintf(body, sizeof body, "{\"callId\":\"%s\",\"userId\":\"holda%ld\"}", call_id, i);
+			snprintf(body, sizeof body, "{\"callId\":\"%s\",\"userId\":\"holda%ld\"}", call_id,
+				 i);
 			st = http_conn_request(&c, "POST", "/calls/end", body, 10000);
 			if (st != 200)
 				goto fail;
 			break;
 		case OP_CHECK_GONE: {
 			/* Forgotten calls are CALL_NOT_FOUND (spec: 400). */
-			snprintf(body, sizeof body, "{\"callId\":\"%s\",\"userId\":\"holda%ld\"}", call_id, i);
+			snprintf(body, sizeof body, "{\"callId\":\"%s\",\"userId\":\"holda%ld\"}", call_id,
+				 i);
 			st = http_conn_request(&c, "POST", "/calls/end", body, 10000);
 			char code[64] = "";
 			if (st >= 0)
@@ -62,8 +66,9 @@ static void *held_thread(void *arg)
 		continue;
 	fail:
 		if (j->errors++ < 3 && !j->quiet)
-			fprintf(stderr, "loadgen: held calls: request %d for call %ld answered %d %.*s\n", (int)j->op, i,
-				st, st >= 0 ? (int)(c.body_len < 200 ? c.body_len : 200) : 0, st >= 0 ? c.body : "");
+			fprintf(stderr, "loadgen: held calls: request %d for call %ld answered %d %.*s\n",
+				(int)j->op, i, st, st >= 0 ? (int)(c.body_len < 200 ? c.body_len : 200) : 0,
+				st >= 0 ? c.body : "");
 	}
 	http_conn_close(&c);
 	return NULL;
@@ -71,15 +76,20 @@ static void *held_thread(void *arg)
 
 /* Runs op on the n calls in call_ids (numbered from base) over the
  * configured connections; returns the number that failed. */
-static long held_parallel_base(const struct held_opts *o, char (*call_ids)[40], long base, long n, enum held_op op,
-			       int quiet)
+static long held_parallel_base(const struct held_opts *o, char (*call_ids)[40], long base, long n,
+			       enum held_op op, int quiet)
 {
 	int k = o->http_conns < 1 ? 1 : o->http_conns;
 	struct held_job *jobs = xcalloc((size_t)k, sizeof *jobs);
 	pthread_t *th = xcalloc((size_t)k, sizeof *th);
 	for (int t = 0; t < k; t++) {
-		jobs[t] = (struct held_job){.o = o, .call_ids = call_ids, .op = op, .base = base, .quiet = quiet,
-					    .from = n * t / k, .to = n * (t + 1) / k};
+		jobs[t] = (struct held_job){ .o = o,
+					     .call_ids = call_ids,
+					     .op = op,
+					     .base = base,
+					     .quiet = quiet,
+					     .from = n * t / k,
+					     .to = n * (t + 1) / k };
 		pthread_create(&th[t], NULL, held_thread, &jobs[t]);
 	}
 	long errors = 0;
@@ -114,7 +124,7 @@ int held_run(const struct held_opts *o, struct held_result *r)
 		snprintf(buf, sizeof buf, "hold%c%ld", i % 2 ? 'b' : 'a', i / 2);
 		ids[i] = xstrdup(buf);
 	}
-	char (*call_ids)[40] = xcalloc((size_t)n, sizeof *call_ids);
+	char(*call_ids)[40] = xcalloc((size_t)n, sizeof *call_ids);
 
 	uint64_t t0 = now_ns();
 	if (presence_publish(o->broker_url, ids, (int)(2 * n), 1, 4, NULL) != 0 ||
@@ -150,7 +160,8 @@ int held_run(const struct held_opts *o, struct held_result *r)
 		sleep_s(0.02);
 	}
 	if (r->forgotten_s < 0) {
-		fprintf(stderr, "loadgen: held calls: ended calls still known %.0f s after the retention\n", 5.0);
+		fprintf(stderr, "loadgen: held calls: ended calls still known %.0f s after the retention\n",
+			5.0);
 		r->errors++;
 	}
 	r->rss_after_kb = proc_rss_kb(o->svc->pid);

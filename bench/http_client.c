@@ -26,7 +26,7 @@ int http_conn_open(struct http_conn *c, uint16_t port)
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return -1;
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
 		int e = errno;
@@ -215,7 +215,7 @@ static int wait_response(struct http_conn *c, int timeout_ms)
 		uint64_t now = now_ns();
 		if (now >= deadline)
 			return -1;
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 		poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
 	}
 }

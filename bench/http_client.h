@@ -12,18 +12,18 @@
 #include <stdint.h>
 
 struct http_conn {
-	int fd;             /* -1 when closed */
+	int fd; /* -1 when closed */
 	uint16_t port;
-	unsigned opens;     /* counts (re)connections: a new fd to watch */
-	char *buf;          /* received bytes, owned */
-	char *dbuf;         /* decoded chunked body, owned */
+	unsigned opens; /* counts (re)connections: a new fd to watch */
+	char *buf;      /* received bytes, owned */
+	char *dbuf;     /* decoded chunked body, owned */
 	size_t len, cap;
 	/* Valid after http_conn_read() returned 1, until http_conn_consume(). */
 	int status;
-	const char *body;   /* points into buf, not NUL-terminated */
+	const char *body; /* points into buf, not NUL-terminated */
 	size_t body_len;
-	size_t resp_len;    /* bytes of buf the response occupies */
-	int close_after;    /* the server said Connection: close */
+	size_t resp_len; /* bytes of buf the response occupies */
+	int close_after; /* the server said Connection: close */
 };
 
 /* Connects (blocking) to 127.0.0.1:port with TCP_NODELAY, then switches the

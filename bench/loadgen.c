@@ -71,41 +71,118 @@ static void usage(FILE *f)
 
 static void parse(struct options *o, int argc, char **argv)
 {
-	*o = (struct options){.pairs = 32, .latency_pairs = 64, .mqtt_conns = 4, .qos = 1, .real_devices = 2000,
-			      .publishers = 4, .rate = 1000, .duration = 10, .warmup = 1, .endurance = 30,
-			      .window = 10, .held = 10000, .devices = {1000, 10000, 100000}, .n_devices = 3,
-			      .log_level = "warn"};
+	*o = (struct options){ .pairs = 32,
+			       .latency_pairs = 64,
+			       .mqtt_conns = 4,
+			       .qos = 1,
+			       .real_devices = 2000,
+			       .publishers = 4,
+			       .rate = 1000,
+			       .duration = 10,
+			       .warmup = 1,
+			       .endurance = 30,
+			       .window = 10,
+			       .held = 10000,
+			       .devices = { 1000, 10000, 100000 },
+			       .n_devices = 3,
+			       .log_level = "warn" };
 	snprintf(o->phases, sizeof o->phases, "saturation,latency,presence,held,endurance");
-	enum { O_BROKER = 256, O_BIN, O_MOSQ, O_JSON, O_LOGDIR, O_PHASES, O_SMOKE, O_PAIRS, O_RATE, O_LPAIRS,
-	       O_DURATION, O_WARMUP, O_ENDURANCE, O_WINDOW, O_DEVICES, O_REAL, O_PUBS, O_HELD, O_MQTTC, O_QOS,
-	       O_RETENTION, O_LEVEL, O_BPID, O_HELP };
-	static const struct option longopts[] = {
-		{"broker-url", 1, 0, O_BROKER}, {"service-bin", 1, 0, O_BIN}, {"mosquitto-bin", 1, 0, O_MOSQ},
-		{"json", 1, 0, O_JSON}, {"log-dir", 1, 0, O_LOGDIR}, {"phases", 1, 0, O_PHASES},
-		{"smoke", 0, 0, O_SMOKE}, {"pairs", 1, 0, O_PAIRS}, {"rate", 1, 0, O_RATE},
-		{"latency-pairs", 1, 0, O_LPAIRS}, {"duration", 1, 0, O_DURATION}, {"warmup", 1, 0, O_WARMUP},
-		{"endurance", 1, 0, O_ENDURANCE}, {"window", 1, 0, O_WINDOW}, {"devices", 1, 0, O_DEVICES},
-		{"real-devices", 1, 0, O_REAL}, {"publishers", 1, 0, O_PUBS}, {"held", 1, 0, O_HELD},
-		{"mqtt-conns", 1, 0, O_MQTTC}, {"qos", 1, 0, O_QOS}, {"call-retention-s", 1, 0, O_RETENTION},
-		{"service-log-level", 1, 0, O_LEVEL}, {"broker-pid", 1, 0, O_BPID}, {"help", 0, 0, O_HELP},
-		{0, 0, 0, 0}};
+	enum {
+		O_BROKER = 256,
+		O_BIN,
+		O_MOSQ,
+		O_JSON,
+		O_LOGDIR,
+		O_PHASES,
+		O_SMOKE,
+		O_PAIRS,
+		O_RATE,
+		O_LPAIRS,
+		O_DURATION,
+		O_WARMUP,
+		O_ENDURANCE,
+		O_WINDOW,
+		O_DEVICES,
+		O_REAL,
+		O_PUBS,
+		O_HELD,
+		O_MQTTC,
+		O_QOS,
+		O_RETENTION,
+		O_LEVEL,
+		O_BPID,
+		O_HELP
+	};
+	static const struct option longopts[] = { { "broker-url", 1, 0, O_BROKER },
+						  { "service-bin", 1, 0, O_BIN },
+						  { "mosquitto-bin", 1, 0, O_MOSQ },
+						  { "json", 1, 0, O_JSON },
+						  { "log-dir", 1, 0, O_LOGDIR },
+						  { "phases", 1, 0, O_PHASES },
+						  { "smoke", 0, 0, O_SMOKE },
+						  { "pairs", 1, 0, O_PAIRS },
+						  { "rate", 1, 0, O_RATE },
+						  { "latency-pairs", 1, 0, O_LPAIRS },
+						  { "duration", 1, 0, O_DURATION },
+						  { "warmup", 1, 0, O_WARMUP },
+						  { "endurance", 1, 0, O_ENDURANCE },
+						  { "window", 1, 0, O_WINDOW },
+						  { "devices", 1, 0, O_DEVICES },
+						  { "real-devices", 1, 0, O_REAL },
+						  { "publishers", 1, 0, O_PUBS },
+						  { "held", 1, 0, O_HELD },
+						  { "mqtt-conns", 1, 0, O_MQTTC },
+						  { "qos", 1, 0, O_QOS },
+						  { "call-retention-s", 1, 0, O_RETENTION },
+						  { "service-log-level", 1, 0, O_LEVEL },
+						  { "broker-pid", 1, 0, O_BPID },
+						  { "help", 0, 0, O_HELP },
+						  { 0, 0, 0, 0 } };
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case O_BROKER: o->broker_url = optarg; break;
-		case O_BIN: o->service_bin = optarg; break;
-		case O_MOSQ: o->mosquitto_bin = optarg; break;
-		case O_JSON: o->json_path = optarg; break;
-		case O_LOGDIR: o->log_dir = optarg; break;
-		case O_PHASES: snprintf(o->phases, sizeof o->phases, "%s", optarg); break;
-		case O_SMOKE: o->smoke = 1; break;
-		case O_PAIRS: o->pairs = atoi(optarg); break;
-		case O_RATE: o->rate = atof(optarg); break;
-		case O_LPAIRS: o->latency_pairs = atoi(optarg); break;
-		case O_DURATION: o->duration = atof(optarg); break;
-		case O_WARMUP: o->warmup = atof(optarg); break;
-		case O_ENDURANCE: o->endurance = atof(optarg); break;
-		case O_WINDOW: o->window = atof(optarg); break;
+		case O_BROKER:
+			o->broker_url = optarg;
+			break;
+		case O_BIN:
+			o->service_bin = optarg;
+			break;
+		case O_MOSQ:
+			o->mosquitto_bin = optarg;
+			break;
+		case O_JSON:
+			o->json_path = optarg;
+			break;
+		case O_LOGDIR:
+			o->log_dir = optarg;
+			break;
+		case O_PHASES:
+			snprintf(o->phases, sizeof o->phases, "%s", optarg);
+			break;
+		case O_SMOKE:
+			o->smoke = 1;
+			break;
+		case O_PAIRS:
+			o->pairs = atoi(optarg);
+			break;
+		case O_RATE:
+			o->rate = atof(optarg);
+			break;
+		case O_LPAIRS:
+			o->latency_pairs = atoi(optarg);
+			break;
+		case O_DURATION:
+			o->duration = atof(optarg);
+			break;
+		case O_WARMUP:
+			o->warmup = atof(optarg);
+			break;
+		case O_ENDURANCE:
+			o->endurance = atof(optarg);
+			break;
+		case O_WINDOW:
+			o->window = atof(optarg);
+			break;
 		case O_DEVICES: {
 			o->n_devices = 0;
 			for (char *s = optarg; *s && o->n_devices < 8;) {
@@ -117,16 +194,36 @@ static void parse(struct options *o, int argc, char **argv)
 			}
 			break;
 		}
-		case O_REAL: o->real_devices = atoi(optarg); break;
-		case O_PUBS: o->publishers = atoi(optarg); break;
-		case O_HELD: o->held = atol(optarg); break;
-		case O_MQTTC: o->mqtt_conns = atoi(optarg); break;
-		case O_QOS: o->qos = atoi(optarg); break;
-		case O_RETENTION: o->call_retention = optarg; break;
-		case O_LEVEL: o->log_level = optarg; break;
-		case O_BPID: o->broker_pid = atoi(optarg); break;
-		case O_HELP: usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case O_REAL:
+			o->real_devices = atoi(optarg);
+			break;
+		case O_PUBS:
+			o->publishers = atoi(optarg);
+			break;
+		case O_HELD:
+			o->held = atol(optarg);
+			break;
+		case O_MQTTC:
+			o->mqtt_conns = atoi(optarg);
+			break;
+		case O_QOS:
+			o->qos = atoi(optarg);
+			break;
+		case O_RETENTION:
+			o->call_retention = optarg;
+			break;
+		case O_LEVEL:
+			o->log_level = optarg;
+			break;
+		case O_BPID:
+			o->broker_pid = atoi(optarg);
+			break;
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (!o->broker_url || !o->service_bin || optind != argc) {
@@ -170,9 +267,10 @@ static void first_line_of(const char *cmd, char *buf, size_t n)
 	pclose(p);
 }
 
-static void service_for(const struct options *o, struct service *s, const char *phase, char *log_path, size_t n)
+static void service_for(const struct options *o, struct service *s, const char *phase, char *log_path,
+			size_t n)
 {
-	*s = (struct service){.bin = o->service_bin, .mqtt_url = o->broker_url, .log_level = o->log_level};
+	*s = (struct service){ .bin = o->service_bin, .mqtt_url = o->broker_url, .log_level = o->log_level };
 	if (o->log_dir) {
 		snprintf(log_path, n, "%s/service-%s.log", o->log_dir, phase);
 		s->log_path = log_path;
@@ -188,8 +286,14 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 		snprintf(retention, sizeof retention, "CALL_RETENTION_S=%s", o->call_retention);
 		svc.env[0] = retention;
 	}
-	struct cycle_opts co = {.broker_url = o->broker_url, .svc = &svc, .mqtt_conns = o->mqtt_conns,
-				.qos = o->qos, .step_timeout_s = 5, .broker_pid = o->broker_pid, .warmup_s = o->warmup, .duration_s = o->duration};
+	struct cycle_opts co = { .broker_url = o->broker_url,
+				 .svc = &svc,
+				 .mqtt_conns = o->mqtt_conns,
+				 .qos = o->qos,
+				 .step_timeout_s = 5,
+				 .broker_pid = o->broker_pid,
+				 .warmup_s = o->warmup,
+				 .duration_s = o->duration };
 	int endurance = strcmp(phase, "endurance") == 0;
 	if (strcmp(phase, "saturation") == 0) {
 		co.prefix = "sat";
@@ -221,15 +325,17 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 		report_failure(rep, phase, "the service did not start");
 		return;
 	}
-	fprintf(stderr, "loadgen: %s: %d pairs%s\n", phase, co.pairs, co.rate > 0 ? ", open loop" : ", closed loop");
+	fprintf(stderr, "loadgen: %s: %d pairs%s\n", phase, co.pairs,
+		co.rate > 0 ? ", open loop" : ", closed loop");
 	struct cycle_result r;
 	if (cycles_run(&co, &r) != 0)
 		report_failure(rep, phase, "setting up the users failed");
 	else if (endurance)
 		report_endurance(rep, &co, &r);
 	else
-		report_cycles(rep, phase, strcmp(phase, "saturation") == 0 ? "call cycles at saturation"
-									   : "call-cycle latency",
+		report_cycles(rep, phase,
+			      strcmp(phase, "saturation") == 0 ? "call cycles at saturation"
+							       : "call-cycle latency",
 			      &co, &r);
 	cycle_result_release(&r);
 	if (service_stop(&svc, 10) != 0)
@@ -246,9 +352,13 @@ static void run_presence(const struct options *o, struct report *rep)
 			report_failure(rep, "presence", "the service did not start");
 			return;
 		}
-		struct presence_opts po = {.broker_url = o->broker_url, .svc = &svc, .devices = o->devices[i],
-					   .real_devices = o->real_devices, .publishers = o->publishers,
-					   .users_requests = o->devices[i] >= 100000 ? 20 : 50, .timeout_s = 120};
+		struct presence_opts po = { .broker_url = o->broker_url,
+					    .svc = &svc,
+					    .devices = o->devices[i],
+					    .real_devices = o->real_devices,
+					    .publishers = o->publishers,
+					    .users_requests = o->devices[i] >= 100000 ? 20 : 50,
+					    .timeout_s = 120 };
 		fprintf(stderr, "loadgen: presence: %ld devices (%d real)\n", po.devices,
 			po.real_devices < po.devices ? po.real_devices : (int)po.devices);
 		struct presence_result r;
@@ -273,8 +383,11 @@ static void run_held(const struct options *o, struct report *rep)
 		report_failure(rep, "held_calls", "the service did not start");
 		return;
 	}
-	struct held_opts ho = {.broker_url = o->broker_url, .svc = &svc, .calls = o->held, .http_conns = 8,
-			       .retention_s = retention};
+	struct held_opts ho = { .broker_url = o->broker_url,
+				.svc = &svc,
+				.calls = o->held,
+				.http_conns = 8,
+				.retention_s = retention };
 	fprintf(stderr, "loadgen: held: %ld calls\n", ho.calls);
 	struct held_result r;
 	held_run(&ho, &r);

@@ -20,7 +20,7 @@ struct mqtt_client {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int connect_done, connected, lost;
-	long inflight;        /* QoS 1 publishes not yet acknowledged */
+	long inflight; /* QoS 1 publishes not yet acknowledged */
 	long publish_failed;
 	int sub_pending, sub_failed;
 	int disconnect_started, disconnect_done;
@@ -207,7 +207,8 @@ int mqtt_client_subscribe(struct mqtt_client *c, char *const *topics, int n, int
 		pthread_mutex_lock(&c->mu);
 		c->sub_pending++;
 		pthread_mutex_unlock(&c->mu);
-		if (MQTTAsync_subscribeMany(c->h, cnt, (char *const *)topics + off, qoss, &r) != MQTTASYNC_SUCCESS) {
+		if (MQTTAsync_subscribeMany(c->h, cnt, (char *const *)topics + off, qoss, &r) !=
+		    MQTTASYNC_SUCCESS) {
 			pthread_mutex_lock(&c->mu);
 			c->sub_pending--;
 			pthread_mutex_unlock(&c->mu);

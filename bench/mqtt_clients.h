@@ -28,12 +28,11 @@ struct mqtt_client *mqtt_client_start(const char *url, const char *client_id, co
 int mqtt_client_wait_connected(struct mqtt_client *c, double timeout_s);
 /* Subscribes to n topics at qos in batches and waits for every SUBACK.
  * Returns 0 when all were granted. */
-int mqtt_client_subscribe(struct mqtt_client *c, char *const *topics, int n, int qos,
-			  double timeout_s);
+int mqtt_client_subscribe(struct mqtt_client *c, char *const *topics, int n, int qos, double timeout_s);
 /* Queues one publish; blocks while `window` QoS 1 messages of this client
  * are unacknowledged (window 0 = no bound). Returns 0 when queued. */
-int mqtt_client_publish(struct mqtt_client *c, const char *topic, const void *payload, size_t len,
-			int qos, int retained, int window);
+int mqtt_client_publish(struct mqtt_client *c, const char *topic, const void *payload, size_t len, int qos,
+			int retained, int window);
 /* Waits until every queued publish was acknowledged (or failed). Returns
  * the number of failed publishes so far, or -1 on timeout. */
 long mqtt_client_flush(struct mqtt_client *c, double timeout_s);

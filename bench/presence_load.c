@@ -96,8 +96,11 @@ int presence_pub_send(struct presence_pub *pp, char **ids, int n, int online, do
 	struct pub_job *jobs = xcalloc((size_t)k_n, sizeof *jobs);
 	pthread_t *th = xcalloc((size_t)k_n, sizeof *th);
 	for (int k = 0; k < k_n; k++) {
-		jobs[k] = (struct pub_job){.c = pp->cs[k], .ids = ids, .online = online,
-					   .from = (int)((long)n * k / k_n), .to = (int)((long)n * (k + 1) / k_n)};
+		jobs[k] = (struct pub_job){ .c = pp->cs[k],
+					    .ids = ids,
+					    .online = online,
+					    .from = (int)((long)n * k / k_n),
+					    .to = (int)((long)n * (k + 1) / k_n) };
 		if (!jobs[k].c)
 			jobs[k].failed = 1;
 		else
@@ -243,7 +246,7 @@ static int device_child_start(struct device_child *dc, const char *url, int n)
 	if (dc->pid == 0) {
 		dup2(down[0], 0);
 		dup2(up[1], 1);
-		char *argv[] = {"callsignal-loadgen", "--devices-child", (char *)url, count, NULL};
+		char *argv[] = { "callsignal-loadgen", "--devices-child", (char *)url, count, NULL };
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
@@ -297,8 +300,8 @@ int presence_devices_main(int argc, char **argv)
 
 static void time_users(const struct presence_opts *o, struct presence_result *r)
 {
-	struct http_conn c = {.fd = -1, .port = o->svc->port};
-	struct samples s = {0};
+	struct http_conn c = { .fd = -1, .port = o->svc->port };
+	struct samples s = { 0 };
 	for (int i = 0; i < o->users_requests; i++) {
 		uint64_t t = now_ns();
 		int st = http_conn_request(&c, "GET", "/users", NULL, 10000);
@@ -340,7 +343,7 @@ int presence_run(const struct presence_opts *o, struct presence_result *r)
 	r->rss_base_kb = proc_rss_kb(o->svc->pid);
 
 	struct presence_pub *pp = presence_pub_start(o->broker_url, o->publishers);
-	struct device_child dc = {0};
+	struct device_child dc = { 0 };
 	int have_child = real > 0;
 	if (have_child && device_child_start(&dc, o->broker_url, real) != 0) {
 		fprintf(stderr, "loadgen: presence: the device connections failed\n");
@@ -364,7 +367,8 @@ int presence_run(const struct presence_opts *o, struct presence_result *r)
 	r->rss_online_kb = proc_rss_kb(o->svc->pid);
 	time_users(o, r);
 	if (r->users_listed != n) {
-		fprintf(stderr, "loadgen: presence: GET /users listed %ld users, %ld online\n", r->users_listed, n);
+		fprintf(stderr, "loadgen: presence: GET /users listed %ld users, %ld online\n",
+			r->users_listed, n);
 		r->errors++;
 	}
 

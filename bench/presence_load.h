@@ -27,28 +27,28 @@ void presence_pub_free(struct presence_pub *pp);
 
 struct presence_opts {
 	const char *broker_url;
-	struct service *svc;      /* running, no users online; restarted here */
-	long devices;             /* devices online (one user each) */
-	int real_devices;         /* of which real connections with a Last Will */
-	int publishers;           /* connections publishing the others */
-	int users_requests;       /* GET /users requests timed */
+	struct service *svc; /* running, no users online; restarted here */
+	long devices;        /* devices online (one user each) */
+	int real_devices;    /* of which real connections with a Last Will */
+	int publishers;      /* connections publishing the others */
+	int users_requests;  /* GET /users requests timed */
 	double timeout_s;
 };
 
 struct presence_result {
 	long devices;
 	int real_devices;
-	double publish_s;         /* first publish -> broker acknowledged all */
-	double online_s;          /* first publish -> /health counts them all */
-	long users_listed;        /* users in one GET /users once all online */
-	size_t users_bytes;       /* its body size */
-	double users_first_ms;    /* the first one after the list changed */
+	double publish_s;                                /* first publish -> broker acknowledged all */
+	double online_s;                                 /* first publish -> /health counts them all */
+	long users_listed;                               /* users in one GET /users once all online */
+	size_t users_bytes;                              /* its body size */
+	double users_first_ms;                           /* the first one after the list changed */
 	double users_p50_ms, users_p99_ms, users_max_ms; /* all of them */
-	double stop_s;            /* SIGTERM -> exit */
-	double rebuild_s;         /* restart spawned -> /health counts them all */
-	double offline_s;         /* clearing them -> /health counts 0 */
+	double stop_s;                                   /* SIGTERM -> exit */
+	double rebuild_s;                                /* restart spawned -> /health counts them all */
+	double offline_s;                                /* clearing them -> /health counts 0 */
 	long rss_base_kb, rss_online_kb, rss_rebuilt_kb;
-	double bytes_per_device;  /* (online - base) / devices */
+	double bytes_per_device;         /* (online - base) / devices */
 	double bytes_per_device_rebuilt; /* (rebuilt - base) / devices */
 	int errors;
 };

@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 struct report {
-	json_t *root;       /* owned */
-	json_t *targets;    /* borrowed from root */
-	char *table;        /* owned, grows */
+	json_t *root;    /* owned */
+	json_t *targets; /* borrowed from root */
+	char *table;     /* owned, grows */
 	size_t len, cap;
 	int errors;
 	int missed;
@@ -49,9 +49,11 @@ static void target(struct report *rep, const char *name, double value, const cha
 	int ok = strcmp(cmp, ">=") == 0 ? value >= limit : value < limit;
 	if (!ok)
 		rep->missed++;
-	line(rep, "  target  %-44s %12.2f %-8s (%s %g) %s", name, value, unit, cmp, limit, ok ? "met" : "MISSED");
-	json_array_append_new(rep->targets, json_pack("{s:s, s:f, s:s, s:s, s:f, s:b}", "name", name, "value", value,
-						      "unit", unit, "cmp", cmp, "limit", limit, "met", ok));
+	line(rep, "  target  %-44s %12.2f %-8s (%s %g) %s", name, value, unit, cmp, limit,
+	     ok ? "met" : "MISSED");
+	json_array_append_new(rep->targets,
+			      json_pack("{s:s, s:f, s:s, s:s, s:f, s:b}", "name", name, "value", value,
+					"unit", unit, "cmp", cmp, "limit", limit, "met", ok));
 }
 
 struct report *report_new(void)
@@ -98,16 +100,17 @@ void report_machine(struct report *rep, const char *mosquitto, const char *servi
 	struct utsname u;
 	uname(&u);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	double mem_gib = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024 * 1024);
+	double mem_gib =
+	    (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024 * 1024);
 	json_object_set_new(rep->root, "machine",
-			    json_pack("{s:i, s:s, s:s, s:f}", "cores", (int)cores, "cpu", model, "kernel", u.release,
-				      "memory_gib", mem_gib));
+			    json_pack("{s:i, s:s, s:s, s:f}", "cores", (int)cores, "cpu", model, "kernel",
+				      u.release, "memory_gib", mem_gib));
 	json_object_set_new(rep->root, "versions",
-			    json_pack("{s:s, s:s, s:s, s:s}", "mosquitto", mosquitto, "service", service, "paho", paho,
-				      "libmicrohttpd", mhd));
+			    json_pack("{s:s, s:s, s:s, s:s}", "mosquitto", mosquitto, "service", service,
+				      "paho", paho, "libmicrohttpd", mhd));
 	line(rep, "machine   %ld cores, %s, Linux %s, %.1f GiB", cores, model, u.release, mem_gib);
 	line(rep, "versions  %s; service %s; %s; libmicrohttpd %s", mosquitto, service, paho, mhd);
-	double load[3] = {0};
+	double load[3] = { 0 };
 	FILE *f = fopen("/proc/loadavg", "r");
 	if (f) {
 		if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
@@ -116,7 +119,9 @@ void report_machine(struct report *rep, const char *mosquitto, const char *servi
 	}
 	json_object_set_new(json_object_get(rep->root, "machine"), "loadavg_at_start",
 			    json_pack("[f, f, f]", load[0], load[1], load[2]));
-	line(rep, "          broker, service and load generator share the machine; load average at start %.2f %.2f %.2f",
+	line(rep,
+	     "          broker, service and load generator share the machine; load average at start %.2f "
+	     "%.2f %.2f",
 	     load[0], load[1], load[2]);
 }
 
@@ -135,14 +140,15 @@ static double ms(uint64_t ns)
 
 static json_t *latency_json(struct samples *s)
 {
-	return json_pack("{s:I, s:f, s:f, s:f}", "n", (json_int_t)s->n, "p50_ms", ms(samples_quantile(s, 0.5)),
-			 "p99_ms", ms(samples_quantile(s, 0.99)), "max_ms", ms(samples_max(s)));
+	return json_pack("{s:I, s:f, s:f, s:f}", "n", (json_int_t)s->n, "p50_ms",
+			 ms(samples_quantile(s, 0.5)), "p99_ms", ms(samples_quantile(s, 0.99)), "max_ms",
+			 ms(samples_max(s)));
 }
 
-static const char *leg_names[LEG_COUNT] = {"start -> INCOMING_CALL", "answer -> ACCEPT_CALL",
-					   "end -> END_CALL (both)"};
-static const char *leg_keys[LEG_COUNT] = {"start_to_incoming", "answer_to_accept", "end_to_end_call"};
-static const char *http_names[LEG_COUNT] = {"POST /calls/start", "POST /calls/answer", "POST /calls/end"};
+static const char *leg_names[LEG_COUNT] = { "start -> INCOMING_CALL", "answer -> ACCEPT_CALL",
+					    "end -> END_CALL (both)" };
+static const char *leg_keys[LEG_COUNT] = { "start_to_incoming", "answer_to_accept", "end_to_end_call" };
+static const char *http_names[LEG_COUNT] = { "POST /calls/start", "POST /calls/answer", "POST /calls/end" };
 
 static int cycle_errors(const struct cycle_result *r)
 {
@@ -165,8 +171,9 @@ static void cycles_common(struct report *rep, json_t *o, const struct cycle_opts
 	json_object_set_new(o, "late_starts", json_integer(r->late_starts));
 	json_object_set_new(o, "service_rss_kib_start", json_integer(r->rss_start_kb));
 	json_object_set_new(o, "service_rss_kib_end", json_integer(r->rss_end_kb));
-	json_object_set_new(o, "cpu_s", json_pack("{s:f, s:f, s:f}", "service", r->cpu_service_s, "broker",
-						  r->cpu_broker_s, "loadgen", r->cpu_loadgen_s));
+	json_object_set_new(o, "cpu_s",
+			    json_pack("{s:f, s:f, s:f}", "service", r->cpu_service_s, "broker",
+				      r->cpu_broker_s, "loadgen", r->cpu_loadgen_s));
 	json_t *legs = json_object(), *http = json_object();
 	for (int i = 0; i < LEG_COUNT; i++) {
 		json_object_set_new(legs, leg_keys[i], latency_json(&r->leg[i]));
@@ -175,13 +182,15 @@ static void cycles_common(struct report *rep, json_t *o, const struct cycle_opts
 	json_object_set_new(o, "event_latency", legs);
 	json_object_set_new(o, "http_latency", http);
 
-	line(rep, "  %ld cycles in %.1f s = %.0f cycles/s; %ld events; lost %ld, out of order %ld, HTTP errors %ld%s",
+	line(rep,
+	     "  %ld cycles in %.1f s = %.0f cycles/s; %ld events; lost %ld, out of order %ld, HTTP errors "
+	     "%ld%s",
 	     r->cycles, r->measured_s, r->cps, r->events, r->lost, r->out_of_order, r->http_errors,
 	     cycle_errors(r) ? "  <-- ERRORS" : "");
 	if (r->cycles > 0 && r->measured_s > 0) {
 		char parts[3][64];
-		const char *names[3] = {"service", "broker", "load generator"};
-		double cpu[3] = {r->cpu_service_s, r->cpu_broker_s, r->cpu_loadgen_s};
+		const char *names[3] = { "service", "broker", "load generator" };
+		double cpu[3] = { r->cpu_service_s, r->cpu_broker_s, r->cpu_loadgen_s };
 		for (int i = 0; i < 3; i++) {
 			if (cpu[i] < 0)
 				snprintf(parts[i], sizeof parts[i], "%s n/a", names[i]);
@@ -207,7 +216,8 @@ void report_cycles(struct report *rep, const char *key, const char *title, const
 {
 	json_t *o = json_object();
 	if (opt->rate > 0) {
-		line(rep, "\n%s: open loop, %.0f cycles/s offered over %d pairs", title, opt->rate, opt->pairs);
+		line(rep, "\n%s: open loop, %.0f cycles/s offered over %d pairs", title, opt->rate,
+		     opt->pairs);
 		json_object_set_new(o, "offered_cycles_per_s", json_real(opt->rate));
 	} else {
 		line(rep, "\n%s: closed loop, %d pairs", title, opt->pairs);
@@ -219,8 +229,8 @@ void report_cycles(struct report *rep, const char *key, const char *title, const
 	if (opt->max_cycles > 0)
 		return; /* smoke sizes: no targets */
 	if (opt->rate > 0) {
-		target(rep, "start -> INCOMING_CALL p99 at 1000 cycles/s", ms(samples_quantile(&r->leg[LEG_START], 0.99)),
-		       "ms", "<", 5);
+		target(rep, "start -> INCOMING_CALL p99 at 1000 cycles/s",
+		       ms(samples_quantile(&r->leg[LEG_START], 0.99)), "ms", "<", 5);
 	} else {
 		target(rep, "call cycles/s at saturation", r->cps, "cycles/s", ">=", 5000);
 	}
@@ -234,8 +244,9 @@ void report_endurance(struct report *rep, const struct cycle_opts *opt, struct c
 	cycles_common(rep, o, opt, r);
 	json_t *ws = json_array();
 	for (int i = 0; i < r->n_windows; i++)
-		json_array_append_new(ws, json_pack("{s:f, s:f, s:I}", "t_s", r->windows[i].t_s, "cycles_per_s",
-						    r->windows[i].cps, "service_rss_kib", (json_int_t)r->windows[i].rss_kb));
+		json_array_append_new(ws, json_pack("{s:f, s:f, s:I}", "t_s", r->windows[i].t_s,
+						    "cycles_per_s", r->windows[i].cps, "service_rss_kib",
+						    (json_int_t)r->windows[i].rss_kb));
 	json_object_set_new(o, "windows", ws);
 	/* Drift: the last minute against the first (or the last third against
 	 * the first third on runs shorter than three minutes). */
@@ -263,7 +274,8 @@ void report_endurance(struct report *rep, const struct cycle_opts *opt, struct c
 	json_object_set_new(o, "service_rss_drift_pct", json_real(rss_drift));
 	line(rep, "  %-8s %12s %16s", "t (s)", "cycles/s", "service RSS KiB");
 	for (int i = 0; i < n; i++)
-		line(rep, "  %-8.0f %12.0f %16ld", r->windows[i].t_s, r->windows[i].cps, r->windows[i].rss_kb);
+		line(rep, "  %-8.0f %12.0f %16ld", r->windows[i].t_s, r->windows[i].cps,
+		     r->windows[i].rss_kb);
 	line(rep, "  drift (last %.0f s vs first %.0f s): cycles/s %+.1f %%, service RSS %+.1f %%",
 	     span * opt->window_s, span * opt->window_s, drift, rss_drift);
 	json_object_set_new(rep->root, "endurance", o);
@@ -275,27 +287,35 @@ void report_presence(struct report *rep, const struct presence_opts *o, const st
 	if (!arr) {
 		arr = json_array();
 		json_object_set_new(rep->root, "presence", arr);
-		line(rep, "\npresence: one user per device; real = connections with a Last Will, the rest "
-			  "published retained by %d connections",
+		line(rep,
+		     "\npresence: one user per device; real = connections with a Last Will, the rest "
+		     "published retained by %d connections",
 		     o->publishers);
-		line(rep, "  online: first presence published -> /health counts all; publish: -> broker acked all");
-		line(rep, "  /users: %d requests once all are online, the first one separately; rebuild: restarted "
-			  "service -> all online again", o->users_requests);
+		line(
+		    rep,
+		    "  online: first presence published -> /health counts all; publish: -> broker acked all");
+		line(
+		    rep,
+		    "  /users: %d requests once all are online, the first one separately; rebuild: restarted "
+		    "service -> all online again",
+		    o->users_requests);
 		line(rep, "  B/device: service RSS growth / devices (rb: after the rebuild)");
-		line(rep, "  %8s %5s %9s %8s %9s %9s %9s %9s %9s %9s %8s %8s", "devices", "real", "publish s", "online s",
-		     "/users KB", "1st ms", "p50 ms", "max ms", "rebuild s", "offline s", "B/device", "B/dev rb");
+		line(rep, "  %8s %5s %9s %8s %9s %9s %9s %9s %9s %9s %8s %8s", "devices", "real", "publish s",
+		     "online s", "/users KB", "1st ms", "p50 ms", "max ms", "rebuild s", "offline s",
+		     "B/device", "B/dev rb");
 	}
 	json_array_append_new(
-		arr, json_pack("{s:I, s:i, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:i}",
-			       "devices", (json_int_t)r->devices, "real_devices", r->real_devices, "publish_s",
-			       r->publish_s, "online_s", r->online_s, "users_listed", (json_int_t)r->users_listed,
-			       "users_bytes", (json_int_t)r->users_bytes, "users_first_ms", r->users_first_ms, "users_p50_ms", r->users_p50_ms,
-			       "users_p99_ms", r->users_p99_ms, "users_max_ms", r->users_max_ms, "stop_s", r->stop_s,
-			       "rebuild_s", r->rebuild_s, "offline_s", r->offline_s, "rss_base_kib",
-			       (json_int_t)r->rss_base_kb, "rss_online_kib", (json_int_t)r->rss_online_kb,
-			       "rss_rebuilt_kib", (json_int_t)r->rss_rebuilt_kb, "bytes_per_device",
-			       r->bytes_per_device, "bytes_per_device_rebuilt", r->bytes_per_device_rebuilt,
-			       "errors", r->errors));
+	    arr, json_pack("{s:I, s:i, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, "
+			   "s:f, s:f, s:i}",
+			   "devices", (json_int_t)r->devices, "real_devices", r->real_devices, "publish_s",
+			   r->publish_s, "online_s", r->online_s, "users_listed", (json_int_t)r->users_listed,
+			   "users_bytes", (json_int_t)r->users_bytes, "users_first_ms", r->users_first_ms,
+			   "users_p50_ms", r->users_p50_ms, "users_p99_ms", r->users_p99_ms, "users_max_ms",
+			   r->users_max_ms, "stop_s", r->stop_s, "rebuild_s", r->rebuild_s, "offline_s",
+			   r->offline_s, "rss_base_kib", (json_int_t)r->rss_base_kb, "rss_online_kib",
+			   (json_int_t)r->rss_online_kb, "rss_rebuilt_kib", (json_int_t)r->rss_rebuilt_kb,
+			   "bytes_per_device", r->bytes_per_device, "bytes_per_device_rebuilt",
+			   r->bytes_per_device_rebuilt, "errors", r->errors));
 	line(rep, "  %8ld %5d %9.3f %8.3f %9.0f %9.2f %9.2f %9.2f %9.3f %9.3f %8.0f %8.0f%s", r->devices,
 	     r->real_devices, r->publish_s, r->online_s, (double)r->users_bytes / 1024.0, r->users_first_ms,
 	     r->users_p50_ms, r->users_max_ms, r->rebuild_s, r->offline_s, r->bytes_per_device,
@@ -311,21 +331,24 @@ void report_presence(struct report *rep, const struct presence_opts *o, const st
 
 void report_held(struct report *rep, const struct held_opts *o, const struct held_result *r)
 {
-	json_object_set_new(
-		rep->root, "held_calls",
-		json_pack("{s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I}", "calls", (json_int_t)r->calls,
-			  "call_retention_s", o->retention_s, "setup_s", r->setup_s, "rss_base_kib",
-			  (json_int_t)r->rss_base_kb, "rss_live_kib", (json_int_t)r->rss_live_kb, "rss_ended_kib",
-			  (json_int_t)r->rss_ended_kb, "rss_after_retention_kib", (json_int_t)r->rss_after_kb,
-			  "bytes_per_live_call", r->bytes_per_call, "forgotten_after_s", r->forgotten_s, "forgotten_checked", (json_int_t)r->forgotten_checked,
-			  "errors", (json_int_t)r->errors));
-	line(rep, "\nheld calls: %ld ONGOING at once (set up in %.2f s = %.0f calls/s), CALL_RETENTION_S=%g", r->calls,
-	     r->setup_s, r->setup_s > 0 ? (double)r->calls / r->setup_s : 0, o->retention_s);
-	line(rep, "  service RSS KiB: %ld with their %ld users online, %ld with the calls live, %ld just ended, "
-		  "%ld after retention",
+	json_object_set_new(rep->root, "held_calls",
+			    json_pack("{s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I}", "calls",
+				      (json_int_t)r->calls, "call_retention_s", o->retention_s, "setup_s",
+				      r->setup_s, "rss_base_kib", (json_int_t)r->rss_base_kb, "rss_live_kib",
+				      (json_int_t)r->rss_live_kb, "rss_ended_kib",
+				      (json_int_t)r->rss_ended_kb, "rss_after_retention_kib",
+				      (json_int_t)r->rss_after_kb, "bytes_per_live_call", r->bytes_per_call,
+				      "forgotten_after_s", r->forgotten_s, "forgotten_checked",
+				      (json_int_t)r->forgotten_checked, "errors", (json_int_t)r->errors));
+	line(rep, "\nheld calls: %ld ONGOING at once (set up in %.2f s = %.0f calls/s), CALL_RETENTION_S=%g",
+	     r->calls, r->setup_s, r->setup_s > 0 ? (double)r->calls / r->setup_s : 0, o->retention_s);
+	line(rep,
+	     "  service RSS KiB: %ld with their %ld users online, %ld with the calls live, %ld just ended, "
+	     "%ld after retention",
 	     r->rss_base_kb, 2 * r->calls, r->rss_live_kb, r->rss_ended_kb, r->rss_after_kb);
-	line(rep, "  %.0f bytes per live call; ended calls forgotten %.2f s after the last end (%ld sampled); "
-		  "then %+ld KiB vs no calls%s",
+	line(rep,
+	     "  %.0f bytes per live call; ended calls forgotten %.2f s after the last end (%ld sampled); "
+	     "then %+ld KiB vs no calls%s",
 	     r->bytes_per_call, r->forgotten_s, r->forgotten_checked, r->rss_after_kb - r->rss_base_kb,
 	     r->errors ? "  <-- ERRORS" : "");
 	if (r->errors)

@@ -19,7 +19,7 @@ extern char **environ;
 uint16_t free_tcp_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct sockaddr_in sa = { .sin_family = AF_INET };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t sl = sizeof sa;
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
@@ -70,7 +70,8 @@ int service_start(struct service *s, double timeout_s)
 	for (int i = 0; i < 8 && s->env[i]; i++)
 		own[n_own++] = (char *)s->env[i];
 	char **env = build_env(s, own, n_own);
-	int logfd = open(s->log_path ? s->log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int logfd =
+	    open(s->log_path ? s->log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (logfd < 0)
 		die("cannot open the service log '%s': %s", s->log_path, strerror(errno));
 
@@ -83,7 +84,7 @@ int service_start(struct service *s, double timeout_s)
 		int nullfd = open("/dev/null", O_RDWR);
 		dup2(nullfd, 0);
 		dup2(nullfd, 1);
-		char *argv[] = {(char *)s->bin, NULL};
+		char *argv[] = { (char *)s->bin, NULL };
 		execve(s->bin, argv, env);
 		_exit(127);
 	}
@@ -91,14 +92,14 @@ int service_start(struct service *s, double timeout_s)
 	free(env);
 	s->pid = pid;
 
-	struct http_conn c = {.fd = -1, .port = s->port};
+	struct http_conn c = { .fd = -1, .port = s->port };
 	uint64_t deadline = t0 + (uint64_t)(timeout_s * 1e9);
 	int rc = -1;
 	while (now_ns() < deadline) {
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
-			fprintf(stderr, "loadgen: the service exited during start-up (status %d); see %s\n", st,
-				s->log_path ? s->log_path : "its log");
+			fprintf(stderr, "loadgen: the service exited during start-up (status %d); see %s\n",
+				st, s->log_path ? s->log_path : "its log");
 			s->pid = 0;
 			break;
 		}
@@ -160,7 +161,7 @@ int service_health(struct service *s, struct http_conn *conn, long *users, long 
 double service_wait_counts(struct service *s, long want_users, long want_calls, uint64_t since,
 			   double timeout_s, int poll_ms)
 {
-	struct http_conn c = {.fd = -1, .port = s->port};
+	struct http_conn c = { .fd = -1, .port = s->port };
 	uint64_t deadline = now_ns() + (uint64_t)(timeout_s * 1e9);
 	double r = -1;
 	long users = -1, calls = -1;
@@ -175,7 +176,8 @@ double service_wait_counts(struct service *s, long want_users, long want_calls, 
 		sleep_s(poll_ms / 1000.0);
 	}
 	if (r < 0)
-		fprintf(stderr, "loadgen: waited %.0f s for users=%ld calls=%ld; last seen users=%ld calls=%ld\n",
+		fprintf(stderr,
+			"loadgen: waited %.0f s for users=%ld calls=%ld; last seen users=%ld calls=%ld\n",
 			timeout_s, want_users, want_calls, users, calls);
 	http_conn_close(&c);
 	return r;

@@ -15,13 +15,13 @@ struct service {
 	/* Set by the caller, borrowed for the life of the struct. */
 	const char *bin;
 	const char *mqtt_url;
-	const char *log_path;     /* stderr goes here (appended); NULL = /dev/null */
-	const char *log_level;    /* LOG_LEVEL for the service */
-	const char *env[8];       /* extra "KEY=VALUE", NULL-terminated */
+	const char *log_path;  /* stderr goes here (appended); NULL = /dev/null */
+	const char *log_level; /* LOG_LEVEL for the service */
+	const char *env[8];    /* extra "KEY=VALUE", NULL-terminated */
 	/* Set by service_start(). */
 	pid_t pid;
 	uint16_t port;
-	double startup_s;         /* spawn -> first 200 on /health */
+	double startup_s; /* spawn -> first 200 on /health */
 };
 
 /* Spawns the service and waits up to timeout_s for GET /health == 200

@@ -21,7 +21,7 @@ void sleep_s(double seconds)
 {
 	if (seconds <= 0)
 		return;
-	struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+	struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
 	}
 }

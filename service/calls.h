@@ -62,7 +62,7 @@ struct deadline_queue {
 
 struct calls {
 	struct calls_config cfg;
-	struct dict by_id; /* id -> struct call (owned) */
+	struct dict by_id;        /* id -> struct call (owned) */
 	struct dict live_by_user; /* user id -> live struct call (borrowed) */
 	struct deadline_queue ring, grace, retire;
 };

@@ -83,8 +83,9 @@ static const struct option {
 
 static void usage(FILE *out, const char *prog)
 {
-	fprintf(out, "Usage: %s [options]\n\nCall-signalling service for 1:1 LiveKit calls.\n"
-		     "Every option is also an environment variable; options win.\n\n",
+	fprintf(out,
+		"Usage: %s [options]\n\nCall-signalling service for 1:1 LiveKit calls.\n"
+		"Every option is also an environment variable; options win.\n\n",
 		prog);
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
@@ -170,11 +171,13 @@ static int check(const struct config *cfg)
 		fprintf(stderr, "error: set only one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY_FILE\n");
 		return -1;
 	}
-	if (cfg->auth_mode == AUTH_OPEN && !cfg->insecure_public && !config_host_is_loopback(cfg->http_host)) {
-		fprintf(stderr,
-			"error: refusing to serve the open (unauthenticated) mode on '%s': use AUTH_MODE=jwt, "
-			"a loopback HTTP_HOST, or --insecure-public\n",
-			cfg->http_host);
+	if (cfg->auth_mode == AUTH_OPEN && !cfg->insecure_public &&
+	    !config_host_is_loopback(cfg->http_host)) {
+		fprintf(
+		    stderr,
+		    "error: refusing to serve the open (unauthenticated) mode on '%s': use AUTH_MODE=jwt, "
+		    "a loopback HTTP_HOST, or --insecure-public\n",
+		    cfg->http_host);
 		return -1;
 	}
 	return 0;

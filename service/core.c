@@ -60,9 +60,9 @@ static void new_call_id(char out[CALL_ID_LEN + 1])
 	}
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, CALL_ID_LEN + 1,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-		 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	snprintf(out, CALL_ID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+		 b[14], b[15]);
 }
 
 static int64_t ms_of(double seconds)
@@ -199,7 +199,8 @@ void core_on_presence(void *arg, const char *topic, size_t topic_len, const char
 			return;
 		}
 		if (strcmp(u.id, pt.user_id) != 0) {
-			log_warn("ignored presence on the topic of '%s' claiming to be '%s'", pt.user_id, u.id);
+			log_warn("ignored presence on the topic of '%s' claiming to be '%s'", pt.user_id,
+				 u.id);
 			user_info_release(&u);
 			return;
 		}
@@ -270,7 +271,8 @@ enum err core_users(struct core *core, struct core_reply *r)
 	return ERR_OK;
 }
 
-enum err core_call_start(struct core *core, const char *caller_id, const char *receiver_id, struct core_reply *r)
+enum err core_call_start(struct core *core, const char *caller_id, const char *receiver_id,
+			 struct core_reply *r)
 {
 	if (strcmp(caller_id, receiver_id) == 0)
 		return ERR_SELF_CALL;
@@ -368,9 +370,10 @@ enum err core_token(struct core *core, const char *room, const char *user_id, st
 	pthread_mutex_lock(&core->mu);
 	enum err e = calls_check_in_call(&core->calls, room, user_id, &call);
 	if (e == ERR_OK)
-		name = xstrdup(call->party[strcmp(call->party[PARTY_CALLER].id, user_id) == 0 ? PARTY_CALLER
-											      : PARTY_RECEIVER]
-				       .name);
+		name =
+		    xstrdup(call->party[strcmp(call->party[PARTY_CALLER].id, user_id) == 0 ? PARTY_CALLER
+											   : PARTY_RECEIVER]
+				.name);
 	pthread_mutex_unlock(&core->mu);
 	if (e != ERR_OK)
 		return e;
@@ -381,7 +384,8 @@ enum err core_token(struct core *core, const char *room, const char *user_id, st
 	free(name);
 	if (!token)
 		return ERR_INTERNAL;
-	r->body = json_io_object(&r->len, "token", token, cfg->livekit_url ? "url" : NULL, cfg->livekit_url, NULL);
+	r->body =
+	    json_io_object(&r->len, "token", token, cfg->livekit_url ? "url" : NULL, cfg->livekit_url, NULL);
 	free(token);
 	return ERR_OK;
 }

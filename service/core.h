@@ -45,7 +45,8 @@ void core_on_bus_lost(void *core);
 
 /* REST operations; ids are already validated by the caller. */
 enum err core_users(struct core *core, struct core_reply *r);
-enum err core_call_start(struct core *core, const char *caller_id, const char *receiver_id, struct core_reply *r);
+enum err core_call_start(struct core *core, const char *caller_id, const char *receiver_id,
+			 struct core_reply *r);
 /* by_user: the authenticated user in jwt mode (must be the receiver), or NULL. */
 enum err core_call_answer(struct core *core, const char *call_id, int accept, const char *by_user,
 			  struct core_reply *r);

@@ -31,7 +31,8 @@ static const struct {
 	[ERR_FORBIDDEN] = { 403, "FORBIDDEN", "The user token does not allow acting as this user" },
 	[ERR_BAD_JSON] = { 400, "BAD_JSON", "Body is not a valid JSON object" },
 	[ERR_UNSUPPORTED_MEDIA_TYPE] = { 415, "UNSUPPORTED_MEDIA_TYPE",
-					 "Content-Type must be application/json or application/x-www-form-urlencoded" },
+					 "Content-Type must be application/json or "
+					 "application/x-www-form-urlencoded" },
 	[ERR_BODY_TOO_LARGE] = { 413, "BODY_TOO_LARGE", "Request body too large" },
 	[ERR_NOT_FOUND] = { 404, "NOT_FOUND", "Not found" },
 	[ERR_METHOD_NOT_ALLOWED] = { 405, "METHOD_NOT_ALLOWED", "Method not allowed" },

@@ -66,7 +66,8 @@ enum err form_parse_fields(const char *body, size_t len, struct req_field *field
 		const char *key_end = eq ? eq : pair_end;
 		for (size_t i = 0; i < n; i++) {
 			size_t klen = strlen(fields[i].name);
-			if ((size_t)(key_end - p) != klen || memcmp(p, fields[i].name, klen) != 0 || fields[i].value)
+			if ((size_t)(key_end - p) != klen || memcmp(p, fields[i].name, klen) != 0 ||
+			    fields[i].value)
 				continue;
 			const char *v = eq ? eq + 1 : pair_end;
 			fields[i].value = decode(v, (size_t)(pair_end - v), &fields[i].len);

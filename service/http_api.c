@@ -22,7 +22,7 @@ struct http_api {
 	const struct config *cfg;
 	struct core *core;
 	struct token_verifier *verifier; /* jwt mode only */
-	char *web_root; /* resolved absolute path, or NULL */
+	char *web_root;                  /* resolved absolute path, or NULL */
 };
 
 /* What a handler gets besides the request: the authenticated user in jwt mode. */
@@ -65,7 +65,8 @@ static void reply_core(struct http_response *res, enum err e, struct core_reply 
 		reply_error(res, e, NULL);
 	if (e == ERR_RATE_LIMITED) {
 		char secs[24];
-		snprintf(secs, sizeof(secs), "%lld", (long long)(r->retry_after_s > 0 ? r->retry_after_s : 1));
+		snprintf(secs, sizeof(secs), "%lld",
+			 (long long)(r->retry_after_s > 0 ? r->retry_after_s : 1));
 		http_response_header(res, "Retry-After", secs);
 	}
 }
@@ -125,7 +126,7 @@ static int require_ids(struct ctx *c, const struct req_field *f1, const struct r
 		reply_error(c->res, ERR_MISSING_FIELD, msg);
 		return -1;
 	}
-	const char *bad = !id_is_valid(f1->value, f1->len) ? f1->name
+	const char *bad = !id_is_valid(f1->value, f1->len)   ? f1->name
 			  : !id_is_valid(f2->value, f2->len) ? f2->name
 							     : NULL;
 	if (bad) {
@@ -171,13 +172,15 @@ static void post_answer(struct ctx *c)
 	const char *answer = f[1].value;
 	if (!f[0].value || !answer || !f[0].len || !f[1].len) {
 		reply_error(c->res, ERR_MISSING_FIELD, "callId and answer are required");
-	} else if (strlen(answer) != f[1].len || (strcmp(answer, "ACCEPT") != 0 && strcmp(answer, "DECLINE") != 0)) {
+	} else if (strlen(answer) != f[1].len ||
+		   (strcmp(answer, "ACCEPT") != 0 && strcmp(answer, "DECLINE") != 0)) {
 		reply_error(c->res, ERR_INVALID_ANSWER, NULL);
 	} else if (!id_is_valid(f[0].value, f[0].len)) {
 		reply_error(c->res, ERR_CALL_NOT_FOUND, NULL);
 	} else {
 		struct core_reply r = { 0 };
-		enum err e = core_call_answer(c->api->core, f[0].value, strcmp(answer, "ACCEPT") == 0, c->user, &r);
+		enum err e =
+		    core_call_answer(c->api->core, f[0].value, strcmp(answer, "ACCEPT") == 0, c->user, &r);
 		reply_core(c->res, e, &r);
 	}
 	free_fields(f, 2);
@@ -217,8 +220,8 @@ static void get_config(struct ctx *c)
 {
 	const struct config *cfg = c->api->cfg;
 	size_t len;
-	char *body = json_io_object(&len, "mqttWsUrl", cfg->mqtt_ws_url, "livekitUrl", cfg->livekit_url, "authMode",
-				    cfg->auth_mode == AUTH_JWT ? "jwt" : "open", NULL);
+	char *body = json_io_object(&len, "mqttWsUrl", cfg->mqtt_ws_url, "livekitUrl", cfg->livekit_url,
+				    "authMode", cfg->auth_mode == AUTH_JWT ? "jwt" : "open", NULL);
 	reply_json(c->res, 200, body, len);
 }
 
@@ -228,12 +231,9 @@ static const struct route {
 	route_fn fn;
 	int needs_user; /* jwt mode: a valid user token is required */
 } routes[] = {
-	{ "GET", "/users", get_users, 1 },
-	{ "POST", "/calls/start", post_start, 1 },
-	{ "POST", "/calls/answer", post_answer, 1 },
-	{ "POST", "/calls/end", post_end, 1 },
-	{ "GET", "/token", get_token, 1 },
-	{ "GET", "/health", get_health, 0 },
+	{ "GET", "/users", get_users, 1 },           { "POST", "/calls/start", post_start, 1 },
+	{ "POST", "/calls/answer", post_answer, 1 }, { "POST", "/calls/end", post_end, 1 },
+	{ "GET", "/token", get_token, 1 },           { "GET", "/health", get_health, 0 },
 	{ "GET", "/config", get_config, 0 },
 };
 
@@ -317,7 +317,8 @@ static void dispatch(struct ctx *c)
 	if (!match && *allow) {
 		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), ", OPTIONS");
 		char msg[160];
-		snprintf(msg, sizeof(msg), "%.16s is not allowed on %.32s (allowed: %s)", c->req->method, path, allow);
+		snprintf(msg, sizeof(msg), "%.16s is not allowed on %.32s (allowed: %s)", c->req->method,
+			 path, allow);
 		reply_error(c->res, ERR_METHOD_NOT_ALLOWED, msg);
 		http_response_header(c->res, "Allow", allow);
 		return;
@@ -351,7 +352,8 @@ void http_api_handle(void *arg, const struct http_request *req, struct http_resp
 	/* 503 while the broker is away is expected (the bus logs the outage); other 5xx are not. */
 	int alarming = res->status >= 500 && res->status != 503;
 	if (alarming || log_enabled(LOG_DEBUG))
-		log_msg(alarming ? LOG_WARN : LOG_DEBUG, "%s %.100s -> %d", req->method, req->path, res->status);
+		log_msg(alarming ? LOG_WARN : LOG_DEBUG, "%s %.100s -> %d", req->method, req->path,
+			res->status);
 }
 
 struct http_api *http_api_new(const struct config *cfg, struct core *core)
@@ -368,9 +370,10 @@ struct http_api *http_api_new(const struct config *cfg, struct core *core)
 		api->web_root = xstrdup(real);
 	}
 	if (cfg->auth_mode == AUTH_JWT) {
-		api->verifier = token_verifier_new(cfg->auth_jwt_secret, cfg->auth_jwt_public_key_file,
-						   cfg->auth_jwt_secret ? cfg->auth_jwt_secret_previous
-									: cfg->auth_jwt_public_key_previous_file);
+		api->verifier =
+		    token_verifier_new(cfg->auth_jwt_secret, cfg->auth_jwt_public_key_file,
+				       cfg->auth_jwt_secret ? cfg->auth_jwt_secret_previous
+							    : cfg->auth_jwt_public_key_previous_file);
 		if (!api->verifier)
 			goto fail;
 	}

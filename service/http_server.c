@@ -15,10 +15,10 @@
 #include "log.h"
 #include "util.h"
 
-#define THREADS 2
+#define THREADS          2
 #define CONNECTION_LIMIT 20000
-#define IDLE_TIMEOUT_S 120
-#define DROP_LIMIT (1024 * 1024) /* past this an oversized upload is cut off */
+#define IDLE_TIMEOUT_S   120
+#define DROP_LIMIT       (1024 * 1024) /* past this an oversized upload is cut off */
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -87,7 +87,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		sbuf_init(&p->body, 0);
 		*con_cls = p;
 		/* Refuse an announced oversized body before reading it. */
-		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const char *cl =
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > srv->body_limit)
 			p->too_large = 1;
 		else
@@ -165,14 +166,14 @@ struct http_server *http_server_start(const char *host, int port, size_t body_li
 	srv->handler = handler;
 	srv->ctx = ctx;
 	srv->body_limit = body_limit;
-	srv->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, srv,
-				       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv, MHD_OPTION_SOCK_ADDR,
-				       (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)THREADS,
-				       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
-				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
-				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+	srv->daemon = MHD_start_daemon(
+	    flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)THREADS,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
 	if (!srv->daemon) {
-		log_error("cannot listen on %s port %d (in use, or not an address of this machine)", host, port);
+		log_error("cannot listen on %s port %d (in use, or not an address of this machine)", host,
+			  port);
 		free(srv);
 		return NULL;
 	}

@@ -17,7 +17,7 @@ struct http_request {
 	const char *body; /* NUL-terminated; "" when none */
 	size_t body_len;
 	int body_too_large; /* the body was over the limit and was not kept */
-	void *conn; /* the server's; use the accessors below */
+	void *conn;         /* the server's; use the accessors below */
 };
 
 /* A query-string argument or header (case-insensitive name); borrowed for

@@ -100,11 +100,21 @@ void json_io_add_string(struct sbuf *sb, const char *s)
 		sbuf_add(sb, run, (size_t)(s - run));
 		run = s + 1;
 		switch (c) {
-		case '"': sbuf_add(sb, "\\\"", 2); break;
-		case '\\': sbuf_add(sb, "\\\\", 2); break;
-		case '\n': sbuf_add(sb, "\\n", 2); break;
-		case '\r': sbuf_add(sb, "\\r", 2); break;
-		case '\t': sbuf_add(sb, "\\t", 2); break;
+		case '"':
+			sbuf_add(sb, "\\\"", 2);
+			break;
+		case '\\':
+			sbuf_add(sb, "\\\\", 2);
+			break;
+		case '\n':
+			sbuf_add(sb, "\\n", 2);
+			break;
+		case '\r':
+			sbuf_add(sb, "\\r", 2);
+			break;
+		case '\t':
+			sbuf_add(sb, "\\t", 2);
+			break;
 		default: {
 			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
 			sbuf_add(sb, u, 6);
@@ -202,16 +212,15 @@ char *json_io_error(const char *message, const char *code, const struct call *ca
 	return sbuf_detach(&sb, len);
 }
 
-char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox,
-		     size_t *len)
+char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox, size_t *len)
 {
 	struct sbuf sb;
 	sbuf_init(&sb, 160);
 	sbuf_addf(&sb,
 		  "{\"status\":\"%s\",\"broker\":\"%s\",\"users\":%zu,\"calls\":%zu,\"liveCalls\":%zu,"
 		  "\"outbox\":%zu}",
-		  broker_up ? "ok" : "degraded", broker_up ? "connected" : "disconnected", users, calls, live_calls,
-		  outbox);
+		  broker_up ? "ok" : "degraded", broker_up ? "connected" : "disconnected", users, calls,
+		  live_calls, outbox);
 	return sbuf_detach(&sb, len);
 }
 

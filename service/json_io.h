@@ -28,8 +28,8 @@ int json_io_parse_user(const char *payload, size_t len, struct user_info *out, c
 
 struct req_field {
 	const char *name; /* borrowed, set by the caller */
-	char *value; /* set on return: new string (caller frees), or NULL when absent */
-	size_t len; /* of value, which may hold a NUL (ids are then refused) */
+	char *value;      /* set on return: new string (caller frees), or NULL when absent */
+	size_t len;       /* of value, which may hold a NUL (ids are then refused) */
 };
 
 /*

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#define CALL_ID_LEN 36 /* UUID v4 text */
+#define CALL_ID_LEN   36  /* UUID v4 text */
 #define USER_TEXT_MAX 256 /* longest name or location */
 
 struct user_info {
@@ -49,7 +49,7 @@ struct call {
 	char id[CALL_ID_LEN + 1];
 	struct user_info party[2]; /* indexed by enum party */
 	enum call_status status;
-	char *err_msg; /* NULL unless status is CALL_ERROR */
+	char *err_msg;      /* NULL unless status is CALL_ERROR */
 	int64_t created_at; /* wall clock, ms since the epoch; 0 = unset */
 	int64_t answered_at;
 	int64_t ended_at;

@@ -26,9 +26,9 @@
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
-#define OUTBOX_MAX 200000 /* beyond this the oldest waiting event is dropped */
-#define SEND_BATCH 256
-#define MAX_INFLIGHT 65535 /* QoS 1 events awaiting their PUBACK */
+#define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
+#define SEND_BATCH     256
+#define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
 
 enum bus_state { BUS_DOWN, BUS_UP };
 
@@ -96,7 +96,8 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
 
 static int is_tls_url(const char *url)
 {
-	return strncmp(url, "ssl://", 6) == 0 || strncmp(url, "mqtts://", 8) == 0 || strncmp(url, "wss://", 6) == 0;
+	return strncmp(url, "ssl://", 6) == 0 || strncmp(url, "mqtts://", 8) == 0 ||
+	       strncmp(url, "wss://", 6) == 0;
 }
 
 /* Connects and subscribes, on the bus thread without the mutex. 0 on success. */
@@ -328,7 +329,8 @@ void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *paylo
 		bus->dropped++;
 		free(old);
 		if (bus->dropped % 1000 == 1)
-			log_error("outbox full (%d events waiting for the broker): dropped the oldest", OUTBOX_MAX);
+			log_error("outbox full (%d events waiting for the broker): dropped the oldest",
+				  OUTBOX_MAX);
 	}
 	if (bus->tail)
 		bus->tail->next = m;

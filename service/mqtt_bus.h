@@ -21,10 +21,10 @@
 struct mqtt_bus;
 
 struct mqtt_bus_config {
-	const char *url; /* borrowed for the life of the bus, like the others */
+	const char *url;      /* borrowed for the life of the bus, like the others */
 	const char *username; /* NULL: anonymous */
 	const char *password;
-	const char *ca_file; /* for ssl:// and mqtts:// URLs */
+	const char *ca_file;      /* for ssl:// and mqtts:// URLs */
 	const char *subscription; /* topic filter subscribed after every connect */
 };
 

@@ -101,8 +101,7 @@ enum presence_change presence_device_up(struct presence *p, const struct user_in
 	return change;
 }
 
-enum presence_change presence_device_down(struct presence *p, const char *user_id,
-					  const char *client_id)
+enum presence_change presence_device_down(struct presence *p, const char *user_id, const char *client_id)
 {
 	struct presence_user *u = dict_get(&p->users, user_id);
 	if (!u)

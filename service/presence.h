@@ -35,9 +35,9 @@ struct presence {
 
 enum presence_change {
 	PRESENCE_UNCHANGED,
-	PRESENCE_CAME_ONLINE, /* the user's first device */
-	PRESENCE_UPDATED, /* another device, or new name/location */
-	PRESENCE_DEVICE_GONE, /* a device left, the user is still online */
+	PRESENCE_CAME_ONLINE,  /* the user's first device */
+	PRESENCE_UPDATED,      /* another device, or new name/location */
+	PRESENCE_DEVICE_GONE,  /* a device left, the user is still online */
 	PRESENCE_WENT_OFFLINE, /* the user's last device left */
 };
 
@@ -45,11 +45,9 @@ void presence_init(struct presence *p);
 void presence_release(struct presence *p);
 
 /* A device announced user u (borrowed; copied as needed). */
-enum presence_change presence_device_up(struct presence *p, const struct user_info *u,
-					const char *client_id);
+enum presence_change presence_device_up(struct presence *p, const struct user_info *u, const char *client_id);
 /* A device's presence was cleared (Last Will or clean disconnect). */
-enum presence_change presence_device_down(struct presence *p, const char *user_id,
-					  const char *client_id);
+enum presence_change presence_device_down(struct presence *p, const char *user_id, const char *client_id);
 /* Forgets everybody (the broker connection restarted; its replay rebuilds the set). */
 void presence_clear(struct presence *p);
 

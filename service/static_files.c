@@ -17,11 +17,16 @@ static const struct {
 	const char *ext;
 	const char *type;
 } types[] = {
-	{ ".html", "text/html; charset=utf-8" },   { ".js", "text/javascript; charset=utf-8" },
-	{ ".mjs", "text/javascript; charset=utf-8" }, { ".css", "text/css; charset=utf-8" },
-	{ ".json", "application/json" },            { ".map", "application/json" },
-	{ ".png", "image/png" },                    { ".svg", "image/svg+xml" },
-	{ ".ico", "image/x-icon" },                 { ".txt", "text/plain; charset=utf-8" },
+	{ ".html", "text/html; charset=utf-8" },
+	{ ".js", "text/javascript; charset=utf-8" },
+	{ ".mjs", "text/javascript; charset=utf-8" },
+	{ ".css", "text/css; charset=utf-8" },
+	{ ".json", "application/json" },
+	{ ".map", "application/json" },
+	{ ".png", "image/png" },
+	{ ".svg", "image/svg+xml" },
+	{ ".ico", "image/x-icon" },
+	{ ".txt", "text/plain; charset=utf-8" },
 };
 
 static const char *type_of(const char *path)

@@ -32,8 +32,8 @@ char *token_livekit(const char *api_key, const char *api_secret, const char *use
 	if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)api_secret, (int)strlen(api_secret)) ||
 	    jwt_add_grant(jwt, "iss", api_key) || jwt_add_grant(jwt, "sub", user_id) ||
 	    jwt_add_grant(jwt, "name", name) || jwt_add_grant_int(jwt, "nbf", (long)now_s) ||
-	    jwt_add_grant_int(jwt, "iat", (long)now_s) || jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) ||
-	    jwt_add_grants_json(jwt, video.buf))
+	    jwt_add_grant_int(jwt, "iat", (long)now_s) ||
+	    jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) || jwt_add_grants_json(jwt, video.buf))
 		goto out;
 	out = jwt_encode_str(jwt);
 out:
@@ -84,7 +84,8 @@ struct token_verifier *token_verifier_new(const char *hs256_secret, const char *
 {
 	struct token_verifier *v = xcalloc(1, sizeof(*v));
 	v->alg = hs256_secret ? JWT_ALG_HS256 : JWT_ALG_RS256;
-	if (add_key(v, hs256_secret ? hs256_secret : rs256_pem_file) != 0 || (previous && add_key(v, previous) != 0)) {
+	if (add_key(v, hs256_secret ? hs256_secret : rs256_pem_file) != 0 ||
+	    (previous && add_key(v, previous) != 0)) {
 		token_verifier_free(v);
 		return NULL;
 	}

@@ -140,8 +140,8 @@ static bool service_allows(enum auth_access access, const char *topic)
 	return false;
 }
 
-bool auth_allows(enum auth_role role, const char *user_id, const char *client_id,
-		 enum auth_access access, const char *topic)
+bool auth_allows(enum auth_role role, const char *user_id, const char *client_id, enum auth_access access,
+		 const char *topic)
 {
 	if (topic == NULL)
 		return false;

@@ -47,8 +47,8 @@ bool auth_id_is_valid(const char *id);
  * of the connection (AUTH_ROLE_USER only). All strings are borrowed for the
  * duration of the call; a NULL string denies.
  */
-bool auth_allows(enum auth_role role, const char *user_id, const char *client_id,
-		 enum auth_access access, const char *topic);
+bool auth_allows(enum auth_role role, const char *user_id, const char *client_id, enum auth_access access,
+		 const char *topic);
 
 /*
  * True when every topic matched by filter is also matched by pattern

@@ -35,9 +35,9 @@
 #include "sessions.h"
 #include "token_check.h"
 
-#define PLUGIN_NAME "callsignal_auth"
+#define PLUGIN_NAME     "callsignal_auth"
 #define OPTION_FILE_MAX (64 * 1024)
-#define SECRET_MIN_LEN 32
+#define SECRET_MIN_LEN  32
 
 /* What the options and the files they name say; replaced whole on reload. */
 struct plugin_config {
@@ -115,8 +115,8 @@ static char *file_read(const char *option, const char *path, bool trim, bool mis
 		abort();
 	n = fread(buf, 1, OPTION_FILE_MAX + 1, f);
 	if (ferror(f) || n > OPTION_FILE_MAX) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot read %s \"%s\": %s", option,
-				     path, ferror(f) ? "read error" : "file too large");
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot read %s \"%s\": %s", option, path,
+				     ferror(f) ? "read error" : "file too large");
 		fclose(f);
 		free(buf);
 		errno = EIO;
@@ -136,8 +136,8 @@ static char *file_read(const char *option, const char *path, bool trim, bool mis
  * stays false) or on error (*failed set, reason logged). With optional, a
  * missing or empty file counts as not set (a previous key that is not there).
  */
-static char *secret_option(struct mosquitto_opt *options, int option_count, const char *name,
-			   bool optional, bool *failed)
+static char *secret_option(struct mosquitto_opt *options, int option_count, const char *name, bool optional,
+			   bool *failed)
 {
 	char file_name[64];
 	const char *inline_value = option_get(options, option_count, name);
@@ -148,8 +148,9 @@ static char *secret_option(struct mosquitto_opt *options, int option_count, cons
 	snprintf(file_name, sizeof(file_name), "%s_file", name);
 	path = option_get(options, option_count, file_name);
 	if (inline_value != NULL && path != NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": set plugin_opt_%s or plugin_opt_%s, not both",
-				     name, file_name);
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     PLUGIN_NAME ": set plugin_opt_%s or plugin_opt_%s, not both", name,
+				     file_name);
 		*failed = true;
 		return NULL;
 	}
@@ -173,7 +174,8 @@ static char *secret_option(struct mosquitto_opt *options, int option_count, cons
 		return NULL;
 	}
 	if (len == 0 || strlen(value) != len) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_%s is empty or holds a NUL byte", name);
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_%s is empty or holds a NUL byte",
+				     name);
 		secret_free(value);
 		*failed = true;
 		return NULL;
@@ -188,7 +190,8 @@ static void verifier_add_secret(struct token_verifier *v, char *secret, const ch
 
 	if (len < SECRET_MIN_LEN)
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     PLUGIN_NAME ": plugin_opt_%s is shorter than %d bytes; use a long random secret",
+				     PLUGIN_NAME
+				     ": plugin_opt_%s is shorter than %d bytes; use a long random secret",
 				     name, SECRET_MIN_LEN);
 	token_verifier_add_key(v, (const unsigned char *)secret, len);
 	secret_free(secret);
@@ -207,7 +210,8 @@ static int verifier_add_pem(struct token_verifier *v, const char *option, const 
 		return optional && errno == ENOENT ? 0 : -1;
 	if (len == 0 || strstr(pem, "-----BEGIN PUBLIC KEY-----") == NULL) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     PLUGIN_NAME ": plugin_opt_%s \"%s\" is not a PEM public key (BEGIN PUBLIC KEY)",
+				     PLUGIN_NAME
+				     ": plugin_opt_%s \"%s\" is not a PEM public key (BEGIN PUBLIC KEY)",
 				     option, path);
 		free(pem);
 		return -1;
@@ -236,8 +240,10 @@ static int keys_configure(struct plugin_config *cfg, struct mosquitto_opt *optio
 	if (failed)
 		goto fail;
 	if ((secret != NULL) == (pem_path != NULL)) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": set exactly one of plugin_opt_jwt_secret, "
-				     "plugin_opt_jwt_secret_file (HS256) and plugin_opt_jwt_public_key_file (RS256)");
+		mosquitto_log_printf(
+		    MOSQ_LOG_ERR, PLUGIN_NAME
+		    ": set exactly one of plugin_opt_jwt_secret, "
+		    "plugin_opt_jwt_secret_file (HS256) and plugin_opt_jwt_public_key_file (RS256)");
 		goto fail;
 	}
 	if (secret != NULL) {
@@ -251,8 +257,9 @@ static int keys_configure(struct plugin_config *cfg, struct mosquitto_opt *optio
 		return 0;
 	}
 	if (previous != NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": a previous HS256 secret is set in RS256 mode "
-				     "(plugin_opt_jwt_public_key_file)");
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     PLUGIN_NAME ": a previous HS256 secret is set in RS256 mode "
+						 "(plugin_opt_jwt_public_key_file)");
 		goto fail;
 	}
 	cfg->verifier.alg = TOKEN_ALG_RS256;
@@ -282,8 +289,9 @@ static int service_configure(struct plugin_config *cfg, struct mosquitto_opt *op
 	cfg->service_password = secret_option(options, option_count, "service_password", false, &failed);
 	if (cfg->service_password == NULL) {
 		if (!failed)
-			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_service_password "
-					     "(or plugin_opt_service_password_file) is required");
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+					     PLUGIN_NAME ": plugin_opt_service_password "
+							 "(or plugin_opt_service_password_file) is required");
 		return -1;
 	}
 	cfg->service_username = strdup(username);
@@ -337,7 +345,8 @@ static int revoked_configure(struct plugin_config *cfg, struct mosquitto_opt *op
 		if (n == 0 || line[0] == '#')
 			continue;
 		if (!auth_id_is_valid(line)) {
-			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s:%d is not a valid user id", path, lineno);
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s:%d is not a valid user id", path,
+					     lineno);
 			free(text);
 			return -1;
 		}
@@ -365,7 +374,8 @@ static bool config_is_revoked(const struct plugin_config *cfg, const char *user_
 /* Loads a whole configuration into cfg (empty on entry). Returns 0, or -1 (logged) with cfg empty. */
 static int config_load(struct plugin_config *cfg, struct mosquitto_opt *options, int option_count)
 {
-	if (keys_configure(cfg, options, option_count) != 0 || service_configure(cfg, options, option_count) != 0 ||
+	if (keys_configure(cfg, options, option_count) != 0 ||
+	    service_configure(cfg, options, option_count) != 0 ||
 	    revoked_configure(cfg, options, option_count) != 0) {
 		config_release(cfg);
 		return -1;
@@ -423,20 +433,23 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 
 	(void)event;
 	if (ed->username == NULL || ed->password == NULL) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused client \"%s\": no username or password",
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				     PLUGIN_NAME ": refused client \"%s\": no username or password",
 				     loggable(client_id));
 		return MOSQ_ERR_AUTH;
 	}
 	if (strcmp(ed->username, cfg->service_username) == 0) {
 		if (secret_equals(ed->password, cfg->service_password))
 			return MOSQ_ERR_SUCCESS;
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused client \"%s\": wrong service password",
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				     PLUGIN_NAME ": refused client \"%s\": wrong service password",
 				     loggable(client_id));
 		return MOSQ_ERR_AUTH;
 	}
 	result = token_verify(&cfg->verifier, ed->password, ed->username, time(NULL));
 	if (result == TOKEN_OK && !config_is_revoked(cfg, ed->username)) {
-		sessions_put(&st->sessions, ed->client, client_id ? client_id : "", ed->username, ed->password);
+		sessions_put(&st->sessions, ed->client, client_id ? client_id : "", ed->username,
+			     ed->password);
 		return MOSQ_ERR_SUCCESS;
 	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused user \"%s\" (client \"%s\"): %s",
@@ -478,16 +491,19 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_SUCCESS;
 	/* Denied reads are not logged: one '#' subscriber would flood the log. */
 	if (access != AUTH_ACCESS_READ)
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": denied %s to \"%s\" by \"%s\" (client \"%s\")",
-				     access == AUTH_ACCESS_WRITE ? "publish" : "subscribe", loggable_topic(ed->topic),
-				     loggable(username), loggable(client_id));
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				     PLUGIN_NAME ": denied %s to \"%s\" by \"%s\" (client \"%s\")",
+				     access == AUTH_ACCESS_WRITE ? "publish" : "subscribe",
+				     loggable_topic(ed->topic), loggable(username), loggable(client_id));
 	return MOSQ_ERR_ACL_DENIED;
 }
 
 static void config_log_summary(const struct plugin_config *cfg, const char *when)
 {
-	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": %s: %s user tokens, %d key(s), service user \"%s\", "
-			     "%zu revoked user(s)", when, cfg->verifier.alg == TOKEN_ALG_RS256 ? "RS256" : "HS256",
+	mosquitto_log_printf(MOSQ_LOG_INFO,
+			     PLUGIN_NAME ": %s: %s user tokens, %d key(s), service user \"%s\", "
+					 "%zu revoked user(s)",
+			     when, cfg->verifier.alg == TOKEN_ALG_RS256 ? "RS256" : "HS256",
 			     cfg->verifier.key_count, loggable(cfg->service_username), cfg->revoked_count);
 }
 
@@ -510,7 +526,8 @@ static void sessions_check(struct plugin_state *st)
 			i++;
 			continue;
 		}
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": disconnecting user \"%s\" (client \"%s\"): %s",
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				     PLUGIN_NAME ": disconnecting user \"%s\" (client \"%s\"): %s",
 				     loggable(s->username), loggable(s->client_id),
 				     revoked ? "user is revoked" : token_result_describe(r));
 		/* Out of the table first: the kick may call on_disconnect() right away. */
@@ -537,7 +554,8 @@ static int on_reload(int event, void *event_data, void *userdata)
 	(void)event_data;
 	memset(&fresh, 0, sizeof(fresh));
 	if (config_load(&fresh, st->options, st->option_count) != 0) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload failed, keeping the previous configuration");
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     PLUGIN_NAME ": reload failed, keeping the previous configuration");
 		return MOSQ_ERR_SUCCESS;
 	}
 	config_release(&st->config);
@@ -585,15 +603,15 @@ static void options_copy(struct plugin_state *st, struct mosquitto_opt *options,
 	st->option_count = option_count;
 }
 
-int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
-			  struct mosquitto_opt *options, int option_count)
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *options,
+			  int option_count)
 {
 	struct plugin_state *st = &plugin_state;
 
 	if (st->id != NULL) {
 		/* e.g. per_listener_settings true with the plugin on several listeners */
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": loaded twice; load it once, with "
-				     "per_listener_settings false");
+							       "per_listener_settings false");
 		return MOSQ_ERR_INVAL;
 	}
 	memset(st, 0, sizeof(*st));
@@ -603,10 +621,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 	options_copy(st, options, option_count);
-	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, st) != MOSQ_ERR_SUCCESS ||
-	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, st) != MOSQ_ERR_SUCCESS ||
-	    mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, on_reload, NULL, st) != MOSQ_ERR_SUCCESS ||
-	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, st) != MOSQ_ERR_SUCCESS) {
+	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, st) !=
+		MOSQ_ERR_SUCCESS ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, st) !=
+		MOSQ_ERR_SUCCESS ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, on_reload, NULL, st) !=
+		MOSQ_ERR_SUCCESS ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, st) !=
+		MOSQ_ERR_SUCCESS) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot register callbacks");
 		config_release(&st->config);
 		options_free(st);

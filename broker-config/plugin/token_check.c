@@ -101,8 +101,8 @@ static int integer_claim(jwt_t *jwt, const char *name, long long *out)
 	return ret;
 }
 
-enum token_result token_verify(const struct token_verifier *v, const char *token,
-			       const char *username, time_t now)
+enum token_result token_verify(const struct token_verifier *v, const char *token, const char *username,
+			       time_t now)
 {
 	enum token_result result;
 	const char *sub;

@@ -34,8 +34,8 @@ struct token_verifier {
 
 enum token_result {
 	TOKEN_OK,
-	TOKEN_INVALID,       /* malformed, bad signature, or signed with another algorithm */
-	TOKEN_NO_EXPIRY,     /* "exp" missing or not an integer */
+	TOKEN_INVALID,   /* malformed, bad signature, or signed with another algorithm */
+	TOKEN_NO_EXPIRY, /* "exp" missing or not an integer */
 	TOKEN_EXPIRED,
 	TOKEN_NOT_YET_VALID, /* "nbf" in the future, or not an integer */
 	TOKEN_BAD_SUBJECT,   /* "sub" missing or not a valid id */
@@ -55,8 +55,8 @@ void token_verifier_release(struct token_verifier *v);
  * Checks token for username at time now (seconds since the epoch).
  * token and username are borrowed for the call.
  */
-enum token_result token_verify(const struct token_verifier *v, const char *token,
-			       const char *username, time_t now);
+enum token_result token_verify(const struct token_verifier *v, const char *token, const char *username,
+			       time_t now);
 
 /* A short human description of r, for logs. Static storage. */
 const char *token_result_describe(enum token_result r);

@@ -22,12 +22,12 @@
 
 static int failures;
 
-#define EXPECT(cond)                                                                   \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                    \
-		}                                                                      \
+#define EXPECT(cond)                                                                                         \
+	do {                                                                                                 \
+		if (!(cond)) {                                                                               \
+			fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond);                  \
+			failures++;                                                                          \
+		}                                                                                            \
 	} while (0)
 
 struct rule_case {
@@ -39,46 +39,46 @@ struct rule_case {
 
 /* User "alice" on client "phone"; the service. */
 static const struct rule_case rule_cases[] = {
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events", true},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/presence/+", true},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/presence/tv", true},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "#", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "+/#", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "$SYS/#", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/#", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/events", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/events", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/#", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/+", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/#", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events/", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events/#", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alicex/events", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "$share/g/users/alice/events", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/alice/events", true},
-	{AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/presence/tv", true},
-	{AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/events", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/presence/tv/x", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_READ, "$SYS/broker/uptime", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone", true},
-	{AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/laptop", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/presence/phone", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone/x", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/events", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/events", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "anything", false},
-	{AUTH_ROLE_USER, AUTH_ACCESS_UNSUBSCRIBE, "#", true},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/events", false},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "#", false},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "$SYS/#", false},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_READ, "users/bob/presence/tv", true},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_READ, "users/bob/events", false},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/events", true},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/presence/tv", false},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/events/x", false},
-	{AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "$SYS/x", false},
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/presence/+", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/presence/tv", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "+/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "$SYS/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/+", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events/", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alicex/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "$share/g/users/alice/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/alice/events", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/presence/tv", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/presence/tv/x", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "$SYS/broker/uptime", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/laptop", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/presence/phone", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone/x", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "anything", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_UNSUBSCRIBE, "#", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/events", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "#", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "$SYS/#", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_READ, "users/bob/presence/tv", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_READ, "users/bob/events", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/events", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/presence/tv", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/events/x", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "$SYS/x", false },
 };
 
 static void rules_follow_the_table(void)
@@ -101,7 +101,8 @@ static void invalid_ids_get_nothing(void)
 	EXPECT(!auth_allows(AUTH_ROLE_USER, "a/b", "phone", AUTH_ACCESS_READ, "users/a/b/events"));
 	EXPECT(!auth_allows(AUTH_ROLE_USER, "+", "phone", AUTH_ACCESS_SUBSCRIBE, "users/+/events"));
 	EXPECT(!auth_allows(AUTH_ROLE_USER, "#", "phone", AUTH_ACCESS_SUBSCRIBE, "users/#/events"));
-	EXPECT(!auth_allows(AUTH_ROLE_USER, "alice", "ph/one", AUTH_ACCESS_WRITE, "users/alice/presence/ph/one"));
+	EXPECT(!auth_allows(AUTH_ROLE_USER, "alice", "ph/one", AUTH_ACCESS_WRITE,
+			    "users/alice/presence/ph/one"));
 	EXPECT(!auth_allows(AUTH_ROLE_USER, "alice", "+", AUTH_ACCESS_WRITE, "users/alice/presence/+"));
 	EXPECT(!auth_allows(AUTH_ROLE_USER, NULL, "phone", AUTH_ACCESS_READ, "users/alice/events"));
 	EXPECT(!auth_allows(AUTH_ROLE_USER, "alice", NULL, AUTH_ACCESS_WRITE, "users/alice/presence/phone"));
@@ -113,8 +114,8 @@ static void id_grammar(void)
 	char long_id[AUTH_ID_MAX + 2];
 
 	EXPECT(auth_id_is_valid("alice"));
-	EXPECT(auth_id_is_valid("J\xc3\xa9r\xc3\xb4me"));   /* Jérôme */
-	EXPECT(auth_id_is_valid("\xf0\x9f\x98\x80"));        /* an emoji */
+	EXPECT(auth_id_is_valid("J\xc3\xa9r\xc3\xb4me")); /* Jérôme */
+	EXPECT(auth_id_is_valid("\xf0\x9f\x98\x80"));     /* an emoji */
 	EXPECT(!auth_id_is_valid(""));
 	EXPECT(!auth_id_is_valid(NULL));
 	EXPECT(!auth_id_is_valid("a/b"));
@@ -122,9 +123,9 @@ static void id_grammar(void)
 	EXPECT(!auth_id_is_valid("a#b"));
 	EXPECT(!auth_id_is_valid("a\nb"));
 	EXPECT(!auth_id_is_valid("a\x7f"));
-	EXPECT(!auth_id_is_valid("\xc3"));            /* truncated */
-	EXPECT(!auth_id_is_valid("\xc0\xaf"));        /* overlong '/' */
-	EXPECT(!auth_id_is_valid("\xed\xa0\x80"));    /* surrogate */
+	EXPECT(!auth_id_is_valid("\xc3"));             /* truncated */
+	EXPECT(!auth_id_is_valid("\xc0\xaf"));         /* overlong '/' */
+	EXPECT(!auth_id_is_valid("\xed\xa0\x80"));     /* surrogate */
 	EXPECT(!auth_id_is_valid("\xf4\x90\x80\x80")); /* beyond U+10FFFF */
 	memset(long_id, 'x', AUTH_ID_MAX);
 	long_id[AUTH_ID_MAX] = '\0';
@@ -170,21 +171,25 @@ static enum token_result check(const struct token_verifier *v, char *token, cons
 
 static void tokens_are_checked(void)
 {
-	struct token_verifier v = {.alg = TOKEN_ALG_HS256};
+	struct token_verifier v = { .alg = TOKEN_ALG_HS256 };
 	const time_t now = 1800000000;
 
 	EXPECT(token_verifier_add_key(&v, (const unsigned char *)secret, strlen(secret)) == 0);
 	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now + 600, 0), "alice", now) == TOKEN_OK);
 	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now + 600, 0), "bob", now) == TOKEN_WRONG_USER);
-	EXPECT(check(&v, mint(JWT_ALG_HS256, other_secret, "alice", now + 600, 0), "alice", now) == TOKEN_INVALID);
+	EXPECT(check(&v, mint(JWT_ALG_HS256, other_secret, "alice", now + 600, 0), "alice", now) ==
+	       TOKEN_INVALID);
 	EXPECT(check(&v, mint(JWT_ALG_NONE, NULL, "alice", now + 600, 0), "alice", now) == TOKEN_INVALID);
 	EXPECT(check(&v, mint(JWT_ALG_HS512, secret, "alice", now + 600, 0), "alice", now) == TOKEN_INVALID);
 	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", 0, 0), "alice", now) == TOKEN_NO_EXPIRY);
-	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now - TOKEN_LEEWAY_S, 0), "alice", now) == TOKEN_EXPIRED);
-	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now - TOKEN_LEEWAY_S + 1, 0), "alice", now) == TOKEN_OK);
-	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now + 600, now + TOKEN_LEEWAY_S + 1), "alice", now) ==
-	       TOKEN_NOT_YET_VALID);
-	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now + 600, now + TOKEN_LEEWAY_S), "alice", now) == TOKEN_OK);
+	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now - TOKEN_LEEWAY_S, 0), "alice", now) ==
+	       TOKEN_EXPIRED);
+	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now - TOKEN_LEEWAY_S + 1, 0), "alice", now) ==
+	       TOKEN_OK);
+	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now + 600, now + TOKEN_LEEWAY_S + 1), "alice",
+		     now) == TOKEN_NOT_YET_VALID);
+	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "alice", now + 600, now + TOKEN_LEEWAY_S), "alice",
+		     now) == TOKEN_OK);
 	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, NULL, now + 600, 0), "alice", now) == TOKEN_BAD_SUBJECT);
 	EXPECT(check(&v, mint(JWT_ALG_HS256, secret, "a/b", now + 600, 0), "a/b", now) == TOKEN_BAD_SUBJECT);
 	EXPECT(token_verify(&v, "", "alice", now) == TOKEN_INVALID);
@@ -194,8 +199,8 @@ static void tokens_are_checked(void)
 	/* Rotation: the previous secret still verifies, a third one does not. */
 	EXPECT(token_verifier_add_key(&v, (const unsigned char *)other_secret, strlen(other_secret)) == 0);
 	EXPECT(check(&v, mint(JWT_ALG_HS256, other_secret, "alice", now + 600, 0), "alice", now) == TOKEN_OK);
-	EXPECT(check(&v, mint(JWT_ALG_HS256, "a third secret, not configured!", "alice", now + 600, 0), "alice",
-		     now) == TOKEN_INVALID);
+	EXPECT(check(&v, mint(JWT_ALG_HS256, "a third secret, not configured!", "alice", now + 600, 0),
+		     "alice", now) == TOKEN_INVALID);
 	EXPECT(token_verifier_add_key(&v, (const unsigned char *)secret, strlen(secret)) == -1);
 	token_verifier_release(&v);
 	EXPECT(v.key_count == 0);
@@ -204,7 +209,7 @@ static void tokens_are_checked(void)
 
 static void sessions_follow_connects_and_disconnects(void)
 {
-	struct session_table t = {0};
+	struct session_table t = { 0 };
 	int a = 0, b = 0, c = 0; /* stand-ins for the broker's client objects */
 	char many[200];
 

@@ -8,8 +8,8 @@
 #include "calls.h"
 #include "check.h"
 
-#define RING 30000
-#define GRACE 15000
+#define RING   30000
+#define GRACE  15000
 #define RETAIN 600000
 
 static struct calls c;
@@ -91,7 +91,8 @@ static void accept_makes_the_call_ongoing_and_tells_both(void)
 	const struct call *call;
 	CHECK(calls_answer(&c, "call-1", 1, NULL, at(700), &ev, &call) == ERR_OK);
 	CHECK(call->status == CALL_ONGOING && call->answered_at == at(700).wall_ms);
-	CHECK(ev.n == 1 && ev.items[0].type == EVENT_ACCEPT_CALL && ev.items[0].to_caller && ev.items[0].to_receiver);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_ACCEPT_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
 	teardown();
 }
 
@@ -102,7 +103,8 @@ static void decline_ends_the_call_and_frees_both_parties(void)
 	const struct call *call;
 	CHECK(calls_answer(&c, "call-1", 0, NULL, at(900), &ev, &call) == ERR_OK);
 	CHECK(call->status == CALL_DECLINED && call->ended_at == at(900).wall_ms);
-	CHECK(ev.n == 1 && ev.items[0].type == EVENT_DECLINE_CALL && ev.items[0].to_caller && ev.items[0].to_receiver);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_DECLINE_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
 	CHECK(!calls_live_of(&c, "alice") && !calls_live_of(&c, "bob"));
 	ev.n = 0;
 	start(&bob, &alice, "call-2", 1000);
@@ -163,7 +165,8 @@ static void caller_ending_a_ringing_call_cancels_it_for_both(void)
 	const struct call *call;
 	CHECK(calls_end(&c, "call-1", "alice", at(3000), &ev, &call) == ERR_OK);
 	CHECK(call->status == CALL_ENDED && call->ended_at == at(3000).wall_ms && call->answered_at == 0);
-	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller && ev.items[0].to_receiver);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
 	CHECK(!calls_live_of(&c, "bob"));
 	teardown();
 }
@@ -187,7 +190,8 @@ static void ending_an_ongoing_call_tells_both(void)
 	ev.n = 0;
 	CHECK(calls_end(&c, "call-1", "bob", at(60000), &ev, &call) == ERR_OK);
 	CHECK(call->status == CALL_ENDED && call->ended_at == at(60000).wall_ms);
-	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller && ev.items[0].to_receiver);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
 	teardown();
 }
 
@@ -224,7 +228,8 @@ static void ring_timeout_makes_the_call_missed_for_both(void)
 	CHECK(ev.n == 0 && call->status == CALL_DIALLING);
 	calls_tick(&c, at(RING), &ev);
 	CHECK(call->status == CALL_MISSED && call->ended_at == at(RING).wall_ms);
-	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller && ev.items[0].to_receiver);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
 	CHECK(!calls_live_of(&c, "alice") && !calls_live_of(&c, "bob"));
 	teardown();
 }

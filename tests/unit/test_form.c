@@ -18,7 +18,8 @@ static void fields_are_decoded(void)
 	const char *bad;
 	CHECK(parse("receiverId=b%C3%B6b+x&callerId=alice&other=1", f, &bad) == ERR_OK);
 	CHECK_STR(f[0].value, "alice");
-	CHECK_STR(f[1].value, "b\xc3\xb6" "b x");
+	CHECK_STR(f[1].value, "b\xc3\xb6"
+			      "b x");
 	free(f[0].value);
 	free(f[1].value);
 }

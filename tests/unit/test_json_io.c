@@ -46,7 +46,8 @@ static void run_cases(const char *dir, char *(*fn)(const char *input, size_t len
 		if (input && expected) {
 			char *got = fn(input, len);
 			if (strcmp(got, expected) != 0) {
-				fprintf(stderr, "  case %s/%s: got \"%s\", expected \"%s\"\n", dir, e->d_name, got, expected);
+				fprintf(stderr, "  case %s/%s: got \"%s\", expected \"%s\"\n", dir, e->d_name,
+					got, expected);
 				check_failures++;
 				check_test_failed = 1;
 			}
@@ -174,7 +175,8 @@ static void users_list_in_order(void)
 	presence_device_up(&p, &a, "1");
 	presence_device_up(&p, &b, "2");
 	s = json_io_users(&p, NULL);
-	CHECK_STR(s, "[{\"id\":\"a\",\"name\":\"A\",\"location\":\"x\"},{\"id\":\"b\",\"name\":\"B\",\"location\":\"\"}]");
+	CHECK_STR(s, "[{\"id\":\"a\",\"name\":\"A\",\"location\":\"x\"},{\"id\":\"b\",\"name\":\"B\","
+		     "\"location\":\"\"}]");
 	free(s);
 	presence_release(&p);
 }

@@ -25,7 +25,7 @@ static void ids_with_topic_syntax_or_control_characters_are_refused(void)
 	CHECK(!valid("a\x7f"));
 	CHECK(!valid("\xc3"));
 	CHECK(!valid("\xff\xfe"));
-	CHECK(!valid("\xc0\xaf")); /* overlong '/' */
+	CHECK(!valid("\xc0\xaf"));     /* overlong '/' */
 	CHECK(!valid("\xed\xa0\x80")); /* surrogate */
 	char long_id[ID_MAX_LEN + 2];
 	memset(long_id, 'a', sizeof(long_id));
