@@ -105,13 +105,17 @@ void core_free(struct core *core)
 /*
  * Renders each event once and queues it for its recipients. Called with
  * core->mu held; the calls the events point at are valid until unlock.
+ * known/known_json: a call already rendered for the reply (or NULL), reused
+ * for its events.
  */
-static void publish_events(struct core *core, struct call_events *ev)
+static void publish_events(struct core *core, struct call_events *ev, const struct call *known,
+			   const char *known_json, size_t known_len)
 {
 	for (size_t i = 0; i < ev->n; i++) {
 		const struct call_event *e = &ev->items[i];
 		size_t len;
-		char *payload = json_io_event(e->type, e->call, &len);
+		char *payload = e->call == known ? json_io_event_around(e->type, known_json, known_len, &len)
+						 : json_io_event(e->type, e->call, &len);
 		char topic[TOPIC_MAX_LEN];
 		if (e->to_caller) {
 			topic_events(e->call->party[PARTY_CALLER].id, topic);
@@ -144,7 +148,7 @@ static void *timer_thread(void *arg)
 	while (core->running) {
 		struct instant now = now_instant();
 		calls_tick(&core->calls, now, &ev);
-		publish_events(core, &ev);
+		publish_events(core, &ev, NULL, NULL, 0);
 		if (now.mono_ms >= core->next_prune) {
 			ratelimit_prune(&core->starts, now.mono_ms);
 			core->next_prune = now.mono_ms + PRUNE_EVERY_MS;
@@ -253,7 +257,7 @@ static void transition_done(struct core *core, const struct call *call, struct c
 			    struct core_reply *r)
 {
 	r->body = json_io_call(call, &r->len);
-	publish_events(core, ev);
+	publish_events(core, ev, call, r->body, r->len);
 	reschedule(core);
 }
 

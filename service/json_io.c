@@ -182,6 +182,16 @@ char *json_io_event(enum event_type type, const struct call *call, size_t *len)
 	return sbuf_detach(&sb, len);
 }
 
+char *json_io_event_around(enum event_type type, const char *call_json, size_t call_len, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, call_len + 48);
+	sbuf_addf(&sb, "{\"type\":\"%s\",\"call\":", event_type_name(type));
+	sbuf_add(&sb, call_json, call_len);
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
 char *json_io_users(const struct presence *p, size_t *len)
 {
 	struct sbuf sb;

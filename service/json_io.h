@@ -46,6 +46,8 @@ void json_io_add_string(struct sbuf *sb, const char *s);
 
 char *json_io_call(const struct call *call, size_t *len);
 char *json_io_event(enum event_type type, const struct call *call, size_t *len);
+/* The same event around a call already rendered by json_io_call (borrowed). */
+char *json_io_event_around(enum event_type type, const char *call_json, size_t call_len, size_t *len);
 /* The array of online Users, in the order they came online. */
 char *json_io_users(const struct presence *p, size_t *len);
 /* {"message": ..., "error": ..., "call"?: ...}; call may be NULL. */

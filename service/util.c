@@ -140,12 +140,27 @@ void sbuf_release(struct sbuf *sb)
 
 void iso_time_format(int64_t ms, char out[ISO_TIME_LEN])
 {
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	char buf[64]; /* room for any int the compiler imagines; real dates fill 24 */
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-	memcpy(out, buf, ISO_TIME_LEN - 1);
-	out[ISO_TIME_LEN - 1] = '\0';
+	/* Every call and event carries timestamps: the part up to the seconds is
+	 * formatted once per second and thread, the milliseconds by hand. */
+	static __thread int64_t cached_secs = -1;
+	static __thread char cached[20];
+	int64_t secs = ms / 1000;
+	if (secs != cached_secs) {
+		time_t t = (time_t)secs;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		char buf[64]; /* room for any int the compiler imagines; real dates fill 19 */
+		snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		memcpy(cached, buf, 19);
+		cached_secs = secs;
+	}
+	int milli = (int)(ms % 1000);
+	memcpy(out, cached, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + milli / 100);
+	out[21] = (char)('0' + milli / 10 % 10);
+	out[22] = (char)('0' + milli % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
