@@ -1,15 +1,17 @@
 /*
  * mqtt_bus.c - see mqtt_bus.h.
  *
- * Built on Paho's MQTTClient API in its threaded mode: the bus thread
- * connects, subscribes and publishes (a publish is written to the socket by
- * the calling thread), while Paho's one background thread reads incoming
- * messages and PUBACKs. Measured against the MQTTAsync API, this saves a
- * thread wake-up per event (docs/performance.md).
+ * Built on Paho's MQTTClient API in its single-threaded mode (no callbacks
+ * are set, so Paho starts no thread of its own): the bus thread is the only
+ * caller of Paho. It publishes what the outbox holds, then reads what the
+ * broker sent (PUBACKs, presence) with zero-timeout receives, and sleeps on
+ * a condition variable that the next queued event signals. Measured against
+ * Paho's threaded mode, this saves the wake-up of a second thread and the
+ * lock hand-offs between the two for every event (docs/performance.md).
  *
  * States: DOWN (waiting for the next attempt, or connecting) -> UP
  * (connected and subscribed). The mutex guards state and outbox and is
- * never held across a Paho call.
+ * never held across a Paho call or a callback.
  */
 #include "mqtt_bus.h"
 
@@ -28,6 +30,9 @@
 #define BACKOFF_MAX_MS 30000
 #define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
 #define SEND_BATCH     256
+#define RECEIVE_BATCH  1024 /* packets read before the outbox is looked at again */
+#define ACTIVE_POLL_MS 1    /* socket poll while acknowledgements are due */
+#define IDLE_POLL_MS   10   /* and while all is quiet: the delay presence may see */
 #define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
 
 enum bus_state { BUS_DOWN, BUS_UP };
@@ -50,7 +55,6 @@ struct mqtt_bus {
 	int running;
 	int64_t next_attempt_ms;
 	int64_t backoff_ms;
-	uint64_t losses; /* connections lost so far: a loss during connect voids it */
 	struct msg *head, *tail;
 	size_t queued;
 	uint64_t published, dropped;
@@ -72,26 +76,67 @@ static void schedule_retry(struct mqtt_bus *bus)
 	pthread_cond_signal(&bus->wake);
 }
 
-static void on_connection_lost(void *ctx, char *cause)
+/* Called on the bus thread, without the mutex, once a Paho call has shown
+ * that the connection is gone. */
+static void connection_lost(struct mqtt_bus *bus, const char *what, int rc)
 {
-	struct mqtt_bus *bus = ctx;
-	log_warn("lost the broker connection to %s (%s)", bus->cfg.url, cause ? cause : "no reason given");
+	log_warn("lost the broker connection to %s (%s: %s)", bus->cfg.url, what, MQTTClient_strerror(rc));
+	if (MQTTClient_isConnected(bus->client))
+		MQTTClient_disconnect(bus->client, 0);
 	pthread_mutex_lock(&bus->mu);
 	bus->backoff_ms = BACKOFF_MIN_MS;
-	bus->losses++;
 	schedule_retry(bus);
 	pthread_mutex_unlock(&bus->mu);
 	bus->cb.on_lost(bus->cb.ctx);
 }
 
-static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
+/* QoS 1 events sent but not yet acknowledged by the broker. */
+static int unacked(struct mqtt_bus *bus)
 {
-	struct mqtt_bus *bus = ctx;
-	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload, (size_t)m->payloadlen);
-	MQTTClient_freeMessage(&m);
-	MQTTClient_free(topic);
-	return 1;
+	MQTTClient_deliveryToken *tokens = NULL;
+	if (MQTTClient_getPendingDeliveryTokens(bus->client, &tokens) != MQTTCLIENT_SUCCESS || !tokens)
+		return 0;
+	int n = 0;
+	while (tokens[n] != -1)
+		n++;
+	MQTTClient_free(tokens);
+	return n;
+}
+
+/*
+ * Reads what the broker has sent, without waiting: PUBACKs, PINGRESPs and
+ * presence messages (handed to on_message). One Paho call reads at most one
+ * packet, so this goes on while calls make progress. Returns the number of
+ * packets handled, or -1 when the connection is gone.
+ */
+static int pump_incoming(struct mqtt_bus *bus)
+{
+	int handled = 0;
+	int pending = unacked(bus);
+	for (int i = 0; i < RECEIVE_BATCH; i++) {
+		char *topic = NULL;
+		int topic_len = 0;
+		MQTTClient_message *m = NULL;
+		int rc = MQTTClient_receive(bus->client, &topic, &topic_len, &m, 0);
+		if (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED) {
+			connection_lost(bus, "receive", rc);
+			return -1;
+		}
+		if (m) {
+			size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+			bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload, (size_t)m->payloadlen);
+			MQTTClient_freeMessage(&m);
+			MQTTClient_free(topic);
+			handled++;
+			continue;
+		}
+		int now_pending = pending > 0 ? unacked(bus) : 0;
+		if (now_pending >= pending)
+			break; /* nothing was ready */
+		handled += pending - now_pending;
+		pending = now_pending;
+	}
+	return handled;
 }
 
 static int is_tls_url(const char *url)
@@ -148,92 +193,120 @@ static void requeue_front(struct mqtt_bus *bus, struct msg *first, struct msg *l
 	bus->queued += n;
 }
 
-static void send_batch(struct mqtt_bus *bus, struct msg *batch)
+/* Publishes a batch in order. 0 when all went out, -1 when the connection
+ * is gone (what was not sent is back at the head of the outbox). */
+static int send_batch(struct mqtt_bus *bus, struct msg *batch)
 {
 	size_t sent = 0;
+	int rc = MQTTCLIENT_SUCCESS;
 	while (batch) {
 		MQTTClient_deliveryToken token;
-		int rc = MQTTClient_publish(bus->client, batch->data, (int)batch->payload_len,
-					    batch->data + batch->topic_len + 1, 1, 0, &token);
-		if (rc != MQTTCLIENT_SUCCESS) {
-			struct msg *last = batch;
-			size_t n = 1;
-			while (last->next) {
-				last = last->next;
-				n++;
-			}
-			pthread_mutex_lock(&bus->mu);
-			requeue_front(bus, batch, last, n);
-			bus->published += sent;
-			pthread_mutex_unlock(&bus->mu);
-			/* The in-flight window is full, or the link just dropped (the
-			 * lost callback then follows): give Paho a moment. */
-			struct timespec ts = { 0, 2 * 1000000 };
-			nanosleep(&ts, NULL);
-			return;
-		}
+		rc = MQTTClient_publish(bus->client, batch->data, (int)batch->payload_len,
+					batch->data + batch->topic_len + 1, 1, 0, &token);
+		if (rc != MQTTCLIENT_SUCCESS)
+			break;
 		struct msg *next = batch->next;
 		free(batch);
 		batch = next;
 		sent++;
 	}
 	pthread_mutex_lock(&bus->mu);
+	if (batch) {
+		struct msg *last = batch;
+		size_t n = 1;
+		while (last->next) {
+			last = last->next;
+			n++;
+		}
+		requeue_front(bus, batch, last, n);
+	}
 	bus->published += sent;
 	pthread_mutex_unlock(&bus->mu);
+	if (rc == MQTTCLIENT_SUCCESS)
+		return 0;
+	if (MQTTClient_isConnected(bus->client)) {
+		/* The in-flight window is full: acknowledgements free it. */
+		log_warn("publishing paused: %s", MQTTClient_strerror(rc));
+		return 0;
+	}
+	connection_lost(bus, "publish", rc);
+	return -1;
 }
 
+/* Called with bus->mu held; takes up to SEND_BATCH messages off the outbox. */
+static struct msg *take_batch(struct mqtt_bus *bus)
+{
+	struct msg *batch = bus->head, *last = bus->head;
+	size_t n = 1;
+	while (n < SEND_BATCH && last->next) {
+		last = last->next;
+		n++;
+	}
+	bus->head = last->next;
+	if (!bus->head)
+		bus->tail = NULL;
+	last->next = NULL;
+	bus->queued -= n;
+	return batch;
+}
+
+static void wait_until(struct mqtt_bus *bus, int64_t wait_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&bus->wake, &bus->mu, &until);
+}
+
+/*
+ * The one thread that calls Paho. While up it alternates: send what the
+ * outbox holds, read what the broker sent, and when neither had work,
+ * sleep until an event is queued or the next poll of the socket is due.
+ */
 static void *bus_thread(void *arg)
 {
 	struct mqtt_bus *bus = arg;
+	int busy = 0; /* the last round read something or left events unacknowledged */
 	pthread_mutex_lock(&bus->mu);
 	while (bus->running || (bus->state == BUS_UP && bus->head)) {
 		int64_t now = mono_ms();
-		if (bus->running && bus->state == BUS_DOWN && now >= bus->next_attempt_ms) {
-			uint64_t losses = bus->losses;
-			pthread_mutex_unlock(&bus->mu);
-			int rc = connect_and_subscribe(bus);
-			pthread_mutex_lock(&bus->mu);
-			if (rc == 0 && losses == bus->losses) {
-				bus->state = BUS_UP;
-				bus->backoff_ms = BACKOFF_MIN_MS;
-			} else if (rc != 0) {
-				schedule_retry(bus);
+		if (bus->state == BUS_DOWN) {
+			if (!bus->running)
+				break;
+			if (now >= bus->next_attempt_ms) {
+				pthread_mutex_unlock(&bus->mu);
+				int rc = connect_and_subscribe(bus);
+				pthread_mutex_lock(&bus->mu);
+				if (rc == 0) {
+					bus->state = BUS_UP;
+					bus->backoff_ms = BACKOFF_MIN_MS;
+				} else {
+					schedule_retry(bus);
+				}
+				continue;
 			}
+			int64_t wait_ms = bus->next_attempt_ms - now;
+			wait_until(bus, wait_ms < 1 ? 1 : wait_ms > 1000 ? 1000 : wait_ms);
 			continue;
 		}
-		if (bus->state == BUS_UP && bus->head) {
-			struct msg *batch = bus->head, *last = bus->head;
-			size_t n = 1;
-			while (n < SEND_BATCH && last->next) {
-				last = last->next;
-				n++;
-			}
-			bus->head = last->next;
-			if (!bus->head)
-				bus->tail = NULL;
-			last->next = NULL;
-			bus->queued -= n;
-			pthread_mutex_unlock(&bus->mu);
-			send_batch(bus, batch);
-			pthread_mutex_lock(&bus->mu);
+		struct msg *batch = bus->head ? take_batch(bus) : NULL;
+		pthread_mutex_unlock(&bus->mu);
+		int lost = batch && send_batch(bus, batch) != 0;
+		int handled = lost ? -1 : pump_incoming(bus);
+		busy = handled > 0 || (handled == 0 && unacked(bus) > 0);
+		pthread_mutex_lock(&bus->mu);
+		if (handled < 0 || bus->head || handled > 0)
 			continue;
-		}
 		if (!bus->running)
-			break;
-		int64_t wait_ms = bus->state == BUS_DOWN ? bus->next_attempt_ms - now : 1000;
-		if (wait_ms > 1000)
-			wait_ms = 1000;
-		if (wait_ms < 1)
-			wait_ms = 1;
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += wait_ms / 1000;
-		until.tv_nsec += (wait_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&bus->wake, &bus->mu, &until);
+			break; /* mqtt_bus_stop lets the in-flight events finish */
+		/* Acknowledgements are due soon after a burst; when all is quiet the
+		 * socket is still read often enough for presence to stay fresh. */
+		wait_until(bus, busy ? ACTIVE_POLL_MS : IDLE_POLL_MS);
 	}
 	pthread_mutex_unlock(&bus->mu);
 	return NULL;
@@ -259,7 +332,6 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 		free(bus);
 		return NULL;
 	}
-	MQTTClient_setCallbacks(bus->client, bus, on_connection_lost, on_message, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

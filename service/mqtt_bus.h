@@ -9,8 +9,9 @@
  * caller holds its own lock) and the bus thread sends it in order. Messages
  * wait in the outbox while the broker is away.
  *
- * on_message and on_lost run on Paho's receive thread, on_connected on the
- * bus thread; none of them may call back into the bus.
+ * The callbacks run on the bus thread, the only thread that calls Paho;
+ * none of them may call back into the bus. Presence messages are read
+ * within IDLE_POLL_MS (10 ms) of their arrival when the bus is quiet.
  */
 #ifndef CALLSIGNAL_MQTT_BUS_H
 #define CALLSIGNAL_MQTT_BUS_H
