@@ -30,9 +30,9 @@
 #define BACKOFF_MAX_MS 30000
 #define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
 #define SEND_BATCH     256
-#define RECEIVE_BATCH  1024 /* packets read before the outbox is looked at again */
-#define ACTIVE_POLL_MS 1    /* socket poll while acknowledgements are due */
-#define IDLE_POLL_MS   10   /* and while all is quiet: the delay presence may see */
+#define RECEIVE_BATCH  1024  /* packets read before the outbox is looked at again */
+#define ACTIVE_POLL_MS 1     /* socket poll while acknowledgements are due */
+#define IDLE_POLL_MS   10    /* and while all is quiet: the delay presence may see */
 #define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
 
 enum bus_state { BUS_DOWN, BUS_UP };
