@@ -34,7 +34,8 @@ struct options {
 	const char *call_retention; /* for the cycle phases; NULL = service default */
 	int smoke;
 	int broker_pid;
-	int pairs, latency_pairs, mqtt_conns, qos, real_devices, publishers;
+	int pairs[8], n_pairs; /* the saturation sweep */
+	int endurance_pairs, latency_pairs, mqtt_conns, qos, real_devices, publishers;
 	double rate, duration, warmup, endurance, window;
 	long held;
 	long devices[8];
@@ -50,7 +51,8 @@ static void usage(FILE *f)
 	      "  --log-dir DIR          the service's stderr goes to DIR/service-<phase>.log\n"
 	      "  --phases LIST          saturation,latency,presence,held,endurance (default all)\n"
 	      "  --smoke                tiny sizes, a few seconds: a check, not a measurement\n"
-	      "  --pairs K              closed-loop pairs (default 32)\n"
+	      "  --pairs K[,K...]       closed-loop pairs of the saturation sweep (default 32,64,128,256)\n"
+	      "  --endurance-pairs K    closed-loop pairs of the endurance phase (default 32)\n"
 	      "  --rate R               open-loop offered cycles/s (default 1000)\n"
 	      "  --latency-pairs N      pairs the open loop draws from (default 64)\n"
 	      "  --duration S           measured seconds per cycle phase (default 10)\n"
@@ -69,9 +71,28 @@ static void usage(FILE *f)
 	      f);
 }
 
+/* "N[,N...]" of positive numbers into out; returns how many. */
+static int parse_list(const char *arg, int *out, int max, const char *what)
+{
+	int n = 0;
+	for (const char *p = arg; *p;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p || v < 1 || v > 10000000 || n == max || (*end && *end != ','))
+			die("bad %s list", what);
+		out[n++] = (int)v;
+		p = *end ? end + 1 : end;
+	}
+	if (n == 0)
+		die("bad %s list", what);
+	return n;
+}
+
 static void parse(struct options *o, int argc, char **argv)
 {
-	*o = (struct options){ .pairs = 32,
+	*o = (struct options){ .pairs = { 32, 64, 128, 256 },
+			       .n_pairs = 4,
+			       .endurance_pairs = 32,
 			       .latency_pairs = 64,
 			       .mqtt_conns = 4,
 			       .qos = 1,
@@ -96,6 +117,7 @@ static void parse(struct options *o, int argc, char **argv)
 		O_PHASES,
 		O_SMOKE,
 		O_PAIRS,
+		O_EPAIRS,
 		O_RATE,
 		O_LPAIRS,
 		O_DURATION,
@@ -121,6 +143,7 @@ static void parse(struct options *o, int argc, char **argv)
 						  { "phases", 1, 0, O_PHASES },
 						  { "smoke", 0, 0, O_SMOKE },
 						  { "pairs", 1, 0, O_PAIRS },
+						  { "endurance-pairs", 1, 0, O_EPAIRS },
 						  { "rate", 1, 0, O_RATE },
 						  { "latency-pairs", 1, 0, O_LPAIRS },
 						  { "duration", 1, 0, O_DURATION },
@@ -163,7 +186,10 @@ static void parse(struct options *o, int argc, char **argv)
 			o->smoke = 1;
 			break;
 		case O_PAIRS:
-			o->pairs = atoi(optarg);
+			o->n_pairs = parse_list(optarg, o->pairs, 8, "--pairs");
+			break;
+		case O_EPAIRS:
+			o->endurance_pairs = atoi(optarg);
 			break;
 		case O_RATE:
 			o->rate = atof(optarg);
@@ -184,14 +210,10 @@ static void parse(struct options *o, int argc, char **argv)
 			o->window = atof(optarg);
 			break;
 		case O_DEVICES: {
-			o->n_devices = 0;
-			for (char *s = optarg; *s && o->n_devices < 8;) {
-				o->devices[o->n_devices++] = strtol(s, &s, 10);
-				if (*s == ',')
-					s++;
-				else if (*s)
-					die("bad --devices list");
-			}
+			int d[8];
+			o->n_devices = parse_list(optarg, d, 8, "--devices");
+			for (int i = 0; i < o->n_devices; i++)
+				o->devices[i] = d[i];
 			break;
 		}
 		case O_REAL:
@@ -230,7 +252,7 @@ static void parse(struct options *o, int argc, char **argv)
 		usage(stderr);
 		exit(2);
 	}
-	if (o->pairs < 1 || o->latency_pairs < 1 || o->qos < 0 || o->qos > 2 || o->window <= 0)
+	if (o->endurance_pairs < 1 || o->latency_pairs < 1 || o->qos < 0 || o->qos > 2 || o->window <= 0)
 		die("bad option value");
 }
 
@@ -277,7 +299,7 @@ static void service_for(const struct options *o, struct service *s, const char *
 	}
 }
 
-static void run_cycles(const struct options *o, struct report *rep, const char *phase)
+static void run_cycles(const struct options *o, struct report *rep, const char *phase, int pairs)
 {
 	struct service svc;
 	char log_path[1024], retention[64];
@@ -297,14 +319,14 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 	int endurance = strcmp(phase, "endurance") == 0;
 	if (strcmp(phase, "saturation") == 0) {
 		co.prefix = "sat";
-		co.pairs = o->pairs;
+		co.pairs = pairs;
 	} else if (strcmp(phase, "latency") == 0) {
 		co.prefix = "lat";
 		co.pairs = o->latency_pairs;
 		co.rate = o->rate;
 	} else {
 		co.prefix = "end";
-		co.pairs = o->pairs;
+		co.pairs = o->endurance_pairs;
 		co.duration_s = o->endurance;
 		co.window_s = o->window;
 		co.warmup_s = 0;
@@ -403,7 +425,9 @@ int main(int argc, char **argv)
 	struct options o;
 	parse(&o, argc, argv);
 	if (o.smoke) {
-		o.pairs = 4;
+		o.pairs[0] = 4;
+		o.n_pairs = 1;
+		o.endurance_pairs = 4;
 		o.latency_pairs = 4;
 		o.rate = 200;
 		o.devices[0] = 200;
@@ -425,15 +449,18 @@ int main(int argc, char **argv)
 	report_machine(rep, mosq, svc_version, paho, BENCH_MHD_VERSION);
 	report_command(rep, argc, argv);
 
-	if (wants(&o, "saturation"))
-		run_cycles(&o, rep, "saturation");
+	if (wants(&o, "saturation")) {
+		for (int i = 0; i < o.n_pairs; i++)
+			run_cycles(&o, rep, "saturation", o.pairs[i]);
+		report_saturation(rep);
+	}
 	if (wants(&o, "latency"))
-		run_cycles(&o, rep, "latency");
+		run_cycles(&o, rep, "latency", 0);
 	if (wants(&o, "presence"))
 		run_presence(&o, rep);
 	if (wants(&o, "held"))
 		run_held(&o, rep);
 	if (wants(&o, "endurance") && o.endurance > 0)
-		run_cycles(&o, rep, "endurance");
+		run_cycles(&o, rep, "endurance", 0);
 	return report_finish(rep, o.json_path);
 }

@@ -225,15 +225,57 @@ void report_cycles(struct report *rep, const char *key, const char *title, const
 	cycles_common(rep, o, opt, r);
 	if (opt->rate > 0 && r->late_starts)
 		line(rep, "  %ld cycles started late (no free pair at the scheduled time)", r->late_starts);
-	json_object_set_new(rep->root, key, o);
 	if (opt->max_cycles > 0)
-		return; /* smoke sizes: no targets */
+		json_object_set_new(o, "smoke", json_true());
 	if (opt->rate > 0) {
-		target(rep, "start -> INCOMING_CALL p99 at 1000 cycles/s",
-		       ms(samples_quantile(&r->leg[LEG_START], 0.99)), "ms", "<", 5);
-	} else {
-		target(rep, "call cycles/s at saturation", r->cps, "cycles/s", ">=", 5000);
+		json_object_set_new(rep->root, key, o);
+		if (opt->max_cycles == 0) /* smoke sizes: no targets */
+			target(rep, "start -> INCOMING_CALL p99 at 1000 cycles/s",
+			       ms(samples_quantile(&r->leg[LEG_START], 0.99)), "ms", "<", 5);
+		return;
 	}
+	/* Closed loop: one run of the sweep; report_saturation sums them up. */
+	json_t *runs = json_object_get(rep->root, key);
+	if (!runs) {
+		runs = json_array();
+		json_object_set_new(rep->root, key, runs);
+	}
+	json_object_set_new(o, "errors", json_boolean(cycle_errors(r)));
+	json_array_append_new(runs, o);
+}
+
+void report_saturation(struct report *rep)
+{
+	json_t *runs = json_object_get(rep->root, "saturation");
+	size_t i;
+	json_t *run, *best = NULL;
+	int smoke = 0;
+	char curve[256] = "";
+	size_t used = 0;
+	json_array_foreach(runs, i, run)
+	{
+		double cps = json_real_value(json_object_get(run, "cycles_per_s"));
+		int n = snprintf(curve + used, sizeof curve - used, "%s%lld: %.0f", i ? ", " : "",
+				 (long long)json_integer_value(json_object_get(run, "pairs")), cps);
+		if (n > 0 && (size_t)n < sizeof curve - used)
+			used += (size_t)n;
+		smoke |= json_is_true(json_object_get(run, "smoke"));
+		if (json_is_true(json_object_get(run, "errors")))
+			continue; /* a run that lost events does not count */
+		if (!best || cps > json_real_value(json_object_get(best, "cycles_per_s")))
+			best = run;
+	}
+	if (!runs || json_array_size(runs) == 0)
+		return;
+	line(rep, "\nsaturation: cycles/s by closed-loop pairs: %s", curve);
+	double best_cps = best ? json_real_value(json_object_get(best, "cycles_per_s")) : 0;
+	int best_pairs = best ? (int)json_integer_value(json_object_get(best, "pairs")) : 0;
+	line(rep, "  best: %.0f cycles/s with %d pairs (runs with lost events, errors excluded)", best_cps,
+	     best_pairs);
+	json_object_set_new(rep->root, "saturation_best",
+			    json_pack("{s:f, s:i}", "cycles_per_s", best_cps, "pairs", best_pairs));
+	if (!smoke)
+		target(rep, "call cycles/s at saturation", best_cps, "cycles/s", ">=", 5000);
 }
 
 void report_endurance(struct report *rep, const struct cycle_opts *opt, struct cycle_result *r)

@@ -19,6 +19,8 @@ void report_machine(struct report *rep, const char *mosquitto, const char *servi
 void report_command(struct report *rep, int argc, char **argv);
 void report_cycles(struct report *rep, const char *key, const char *title, const struct cycle_opts *o,
 		   struct cycle_result *r);
+/* After the saturation sweep: the curve, the best run and its target. */
+void report_saturation(struct report *rep);
 void report_endurance(struct report *rep, const struct cycle_opts *o, struct cycle_result *r);
 void report_presence(struct report *rep, const struct presence_opts *o, const struct presence_result *r);
 void report_held(struct report *rep, const struct held_opts *o, const struct held_result *r);
