@@ -30,9 +30,11 @@
 #define BACKOFF_MAX_MS 30000
 #define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
 #define SEND_BATCH     256
-#define RECEIVE_BATCH  1024  /* packets read before the outbox is looked at again */
-#define ACTIVE_POLL_MS 1     /* socket poll while acknowledgements are due */
-#define IDLE_POLL_MS   10    /* and while all is quiet: the delay presence may see */
+#define RECEIVE_BATCH  1024 /* packets read before the outbox is looked at again */
+#define ACTIVE_POLL_MS 1    /* socket poll while acknowledgements are due, */
+#define QUIET_POLL_MS  10   /* for a second after the last traffic, */
+#define IDLE_POLL_MS   100  /* and after that: the delay presence may see */
+#define QUIET_MS       1000
 #define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
 
 enum bus_state { BUS_DOWN, BUS_UP };
@@ -271,7 +273,8 @@ static void wait_until(struct mqtt_bus *bus, int64_t wait_ms)
 static void *bus_thread(void *arg)
 {
 	struct mqtt_bus *bus = arg;
-	int busy = 0; /* the last round read something or left events unacknowledged */
+	int busy = 0;                /* the last round read something or left events unacknowledged */
+	int64_t last_traffic_ms = 0; /* when a round last sent or read anything */
 	pthread_mutex_lock(&bus->mu);
 	while (bus->running || (bus->state == BUS_UP && bus->head)) {
 		int64_t now = mono_ms();
@@ -299,14 +302,19 @@ static void *bus_thread(void *arg)
 		int lost = batch && send_batch(bus, batch) != 0;
 		int handled = lost ? -1 : pump_incoming(bus);
 		busy = handled > 0 || (handled == 0 && unacked(bus) > 0);
+		if (batch || handled > 0)
+			last_traffic_ms = now;
 		pthread_mutex_lock(&bus->mu);
 		if (handled < 0 || bus->head || handled > 0)
 			continue;
 		if (!bus->running)
 			break; /* mqtt_bus_stop lets the in-flight events finish */
 		/* Acknowledgements are due soon after a burst; when all is quiet the
-		 * socket is still read often enough for presence to stay fresh. */
-		wait_until(bus, busy ? ACTIVE_POLL_MS : IDLE_POLL_MS);
+		 * socket is still read often enough for presence to stay fresh,
+		 * and an idle service wakes 10 times a second. */
+		wait_until(bus, busy                               ? ACTIVE_POLL_MS
+				: now - last_traffic_ms < QUIET_MS ? QUIET_POLL_MS
+								   : IDLE_POLL_MS);
 	}
 	pthread_mutex_unlock(&bus->mu);
 	return NULL;

@@ -11,7 +11,8 @@
  *
  * The callbacks run on the bus thread, the only thread that calls Paho;
  * none of them may call back into the bus. Presence messages are read
- * within IDLE_POLL_MS (10 ms) of their arrival when the bus is quiet.
+ * within 10 ms of their arrival while there is traffic, within 100 ms when
+ * the bus has been quiet for a second.
  */
 #ifndef CALLSIGNAL_MQTT_BUS_H
 #define CALLSIGNAL_MQTT_BUS_H

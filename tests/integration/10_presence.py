@@ -8,6 +8,7 @@ message being ignored (bad ids in the topic, bad JSON, payload id != topic user)
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -251,6 +252,17 @@ def test_health_counts_online_users(env):
     env.user("count2")
     after = env.get("/health").json["users"]
     check(after >= before + 2, "health users went from %s to %s after 2 users came online" % (before, after))
+
+
+def test_presence_and_events_flow_after_the_bus_was_quiet(env):
+    # The service polls its broker connection less often once it has been
+    # quiet for a second; a device coming online then must still be seen,
+    # and a call to it must still ring.
+    a = env.user("quiet1")
+    time.sleep(1.5)
+    b = env.user("quiet2")
+    call = env.start_call(a, b)
+    b.expect_event("INCOMING_CALL", call_id=call["id"])
 
 
 def test_service_still_serves_after_bad_presence(env):
