@@ -174,9 +174,14 @@ int http_conn_read(struct http_conn *c)
 			c->cap = c->cap ? c->cap * 2 : 16384;
 			c->buf = xrealloc(c->buf, c->cap);
 		}
-		ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+		size_t room = c->cap - c->len - 1;
+		ssize_t r = recv(c->fd, c->buf + c->len, room, 0);
 		if (r > 0) {
 			c->len += (size_t)r;
+			/* A short read drained the socket: no need for the recv that
+			 * would say EAGAIN (epoll is level-triggered). */
+			if ((size_t)r < room)
+				break;
 			continue;
 		}
 		if (r == 0)
