@@ -185,52 +185,62 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 	return 0;
 }
 
-/* Puts messages that could not be sent back at the head, keeping their order. */
-static void requeue_front(struct mqtt_bus *bus, struct msg *first, struct msg *last, size_t n)
+/* Called with bus->mu held: puts what could not be sent yet back at the
+ * head of the outbox, in order. */
+static void give_back(struct mqtt_bus *bus, struct msg *batch)
 {
+	struct msg *last = batch;
+	size_t n = 1;
+	while (last->next) {
+		last = last->next;
+		n++;
+	}
 	last->next = bus->head;
-	bus->head = first;
+	bus->head = batch;
 	if (!bus->tail)
 		bus->tail = last;
 	bus->queued += n;
 }
 
-/* Publishes a batch in order. 0 when all went out, -1 when the connection
- * is gone (what was not sent is back at the head of the outbox). */
+/*
+ * Publishes a batch in order. 0 when it all went out, 1 when the in-flight
+ * window filled (the rest waits at the head of the outbox for PUBACKs), -1
+ * when the connection is gone (the rest waits for the next connection).
+ * A message that Paho refuses on a working connection would be refused
+ * forever: it is dropped, so that it cannot hold up the ones behind it.
+ */
 static int send_batch(struct mqtt_bus *bus, struct msg *batch)
 {
-	size_t sent = 0;
+	size_t sent = 0, refused = 0;
 	int rc = MQTTCLIENT_SUCCESS;
 	while (batch) {
 		MQTTClient_deliveryToken token;
 		rc = MQTTClient_publish(bus->client, batch->data, (int)batch->payload_len,
 					batch->data + batch->topic_len + 1, 1, 0, &token);
-		if (rc != MQTTCLIENT_SUCCESS)
+		if (rc == MQTTCLIENT_SUCCESS) {
+			sent++;
+		} else if (rc == MQTTCLIENT_MAX_MESSAGES_INFLIGHT || !MQTTClient_isConnected(bus->client)) {
 			break;
+		} else {
+			log_error("dropped an event to '%s' that the MQTT client refused (%s)", batch->data,
+				  MQTTClient_strerror(rc));
+			refused++;
+			rc = MQTTCLIENT_SUCCESS;
+		}
 		struct msg *next = batch->next;
 		free(batch);
 		batch = next;
-		sent++;
 	}
 	pthread_mutex_lock(&bus->mu);
-	if (batch) {
-		struct msg *last = batch;
-		size_t n = 1;
-		while (last->next) {
-			last = last->next;
-			n++;
-		}
-		requeue_front(bus, batch, last, n);
-	}
+	if (batch)
+		give_back(bus, batch);
 	bus->published += sent;
+	bus->dropped += refused;
 	pthread_mutex_unlock(&bus->mu);
 	if (rc == MQTTCLIENT_SUCCESS)
 		return 0;
-	if (MQTTClient_isConnected(bus->client)) {
-		/* The in-flight window is full: acknowledgements free it. */
-		log_warn("publishing paused: %s", MQTTClient_strerror(rc));
-		return 0;
-	}
+	if (rc == MQTTCLIENT_MAX_MESSAGES_INFLIGHT)
+		return 1;
 	connection_lost(bus, "publish", rc);
 	return -1;
 }
@@ -299,14 +309,14 @@ static void *bus_thread(void *arg)
 		}
 		struct msg *batch = bus->head ? take_batch(bus) : NULL;
 		pthread_mutex_unlock(&bus->mu);
-		int lost = batch && send_batch(bus, batch) != 0;
-		int handled = lost ? -1 : pump_incoming(bus);
+		int sent = batch ? send_batch(bus, batch) : 0;
+		int handled = sent < 0 ? -1 : pump_incoming(bus);
 		busy = handled > 0 || (handled == 0 && unacked(bus) > 0);
 		if (batch || handled > 0)
 			last_traffic_ms = now;
 		pthread_mutex_lock(&bus->mu);
-		if (handled < 0 || bus->head || handled > 0)
-			continue;
+		if (handled != 0 || (bus->head && sent == 0))
+			continue; /* more to read or to send; a full window waits below */
 		if (!bus->running)
 			break; /* mqtt_bus_stop lets the in-flight events finish */
 		/* Acknowledgements are due soon after a burst; when all is quiet the
