@@ -109,12 +109,14 @@ static int unacked(struct mqtt_bus *bus)
  * Reads what the broker has sent, without waiting: PUBACKs, PINGRESPs and
  * presence messages (handed to on_message). One Paho call reads at most one
  * packet, so this goes on while calls make progress. Returns the number of
- * packets handled, or -1 when the connection is gone.
+ * packets handled, or -1 when the connection is gone; *left is the number
+ * of events still unacknowledged.
  */
-static int pump_incoming(struct mqtt_bus *bus)
+static int pump_incoming(struct mqtt_bus *bus, int *left)
 {
 	int handled = 0;
 	int pending = unacked(bus);
+	*left = 0;
 	for (int i = 0; i < RECEIVE_BATCH; i++) {
 		char *topic = NULL;
 		int topic_len = 0;
@@ -138,6 +140,7 @@ static int pump_incoming(struct mqtt_bus *bus)
 		handled += pending - now_pending;
 		pending = now_pending;
 	}
+	*left = pending;
 	return handled;
 }
 
@@ -283,7 +286,6 @@ static void wait_until(struct mqtt_bus *bus, int64_t wait_ms)
 static void *bus_thread(void *arg)
 {
 	struct mqtt_bus *bus = arg;
-	int busy = 0;                /* the last round read something or left events unacknowledged */
 	int64_t last_traffic_ms = 0; /* when a round last sent or read anything */
 	pthread_mutex_lock(&bus->mu);
 	while (bus->running || (bus->state == BUS_UP && bus->head)) {
@@ -309,9 +311,8 @@ static void *bus_thread(void *arg)
 		}
 		struct msg *batch = bus->head ? take_batch(bus) : NULL;
 		pthread_mutex_unlock(&bus->mu);
-		int sent = batch ? send_batch(bus, batch) : 0;
-		int handled = sent < 0 ? -1 : pump_incoming(bus);
-		busy = handled > 0 || (handled == 0 && unacked(bus) > 0);
+		int sent = batch ? send_batch(bus, batch) : 0, unacknowledged = 0;
+		int handled = sent < 0 ? -1 : pump_incoming(bus, &unacknowledged);
 		if (batch || handled > 0)
 			last_traffic_ms = now;
 		pthread_mutex_lock(&bus->mu);
@@ -322,7 +323,7 @@ static void *bus_thread(void *arg)
 		/* Acknowledgements are due soon after a burst; when all is quiet the
 		 * socket is still read often enough for presence to stay fresh,
 		 * and an idle service wakes 10 times a second. */
-		wait_until(bus, busy                               ? ACTIVE_POLL_MS
+		wait_until(bus, unacknowledged > 0                 ? ACTIVE_POLL_MS
 				: now - last_traffic_ms < QUIET_MS ? QUIET_POLL_MS
 								   : IDLE_POLL_MS);
 	}
