@@ -262,22 +262,35 @@ int json_value_is_uuid(const char *v, size_t n)
 	return 1;
 }
 
-int json_find_string(const char *json, size_t len, const char *key, char *out, size_t outsz,
-		     int (*accept)(const char *value, size_t n))
+static const char *skip_space(const char *q, const char *end)
+{
+	while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+		q++;
+	return q;
+}
+
+/* The value after the next "key": from *cursor on (which moves past the
+ * key), or NULL when the key does not occur again. */
+static const char *next_value(const char **cursor, const char *end, const char *key, const char **value)
 {
 	char pat[64];
 	int pl = snprintf(pat, sizeof pat, "\"%s\"", key);
-	const char *p = json, *end = json + len;
-	while ((p = memmem(p, (size_t)(end - p), pat, (size_t)pl)) != NULL) {
-		const char *q = p + pl;
-		p = q;
-		while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-			q++;
-		if (q >= end || *q != ':')
-			continue;
-		q++;
-		while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-			q++;
+	while ((*cursor = memmem(*cursor, (size_t)(end - *cursor), pat, (size_t)pl)) != NULL) {
+		*cursor += pl;
+		const char *q = skip_space(*cursor, end);
+		if (q < end && *q == ':') {
+			*value = skip_space(q + 1, end);
+			return *value;
+		}
+	}
+	return NULL;
+}
+
+int json_find_string(const char *json, size_t len, const char *key, char *out, size_t outsz,
+		     int (*accept)(const char *value, size_t n))
+{
+	const char *p = json, *end = json + len, *q;
+	while (next_value(&p, end, key, &q)) {
 		if (q >= end || *q != '"')
 			continue;
 		q++;
@@ -298,14 +311,8 @@ int json_find_string(const char *json, size_t len, const char *key, char *out, s
 
 int json_find_long(const char *json, size_t len, const char *key, long *out)
 {
-	char pat[64];
-	int pl = snprintf(pat, sizeof pat, "\"%s\"", key);
-	const char *p = json, *end = json + len;
-	while ((p = memmem(p, (size_t)(end - p), pat, (size_t)pl)) != NULL) {
-		const char *q = p + pl;
-		p = q;
-		while (q < end && (*q == ' ' || *q == ':' || *q == '\t' || *q == '\n' || *q == '\r'))
-			q++;
+	const char *p = json, *end = json + len, *q;
+	while (next_value(&p, end, key, &q)) {
 		if (q < end && (*q == '-' || (*q >= '0' && *q <= '9'))) {
 			*out = strtol(q, NULL, 10);
 			return 0;
