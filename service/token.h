@@ -1,8 +1,9 @@
 /*
- * token.h - the JWTs of the service (the only includer of jwt.h).
+ * token.h - the JWTs of the service (the service's only includer of jwt.h).
  *
  * Mints LiveKit access tokens for a party of a live call, and in jwt mode
- * verifies the user tokens that an app's backend issues to its users.
+ * verifies the user tokens that an app's backend issues to its users, with
+ * common/user_token.c (the checks the broker plugin applies to MQTT logins).
  */
 #ifndef CALLSIGNAL_TOKEN_H
 #define CALLSIGNAL_TOKEN_H
@@ -34,8 +35,8 @@ void token_verifier_free(struct token_verifier *v);
 /*
  * Checks a user token: signature with the configured algorithm (any other
  * "alg", "none" included, is refused), exp required and not passed, nbf
- * honoured, sub a valid id. Returns 0 and copies sub into user_id, or -1
- * with *why set to a static reason.
+ * honoured, both with 60 s of leeway, sub a valid id. Returns 0 and copies
+ * sub into user_id, or -1 with *why set to a static reason.
  */
 int token_verify_user(const struct token_verifier *v, const char *jwt, int64_t now_s,
 		      char user_id[ID_MAX_LEN + 1], const char **why);

@@ -1,5 +1,5 @@
 /*
- * topics.c - see topics.h. No I/O, no state.
+ * topics.c - see topics.h. No I/O, no state; the id grammar itself is common/ids.c.
  */
 #include "topics.h"
 
@@ -8,57 +8,6 @@
 
 const char TOPIC_PRESENCE_ALL[] = "users/+/presence/+";
 static const char EVENTS_FORMAT[] = "users/%s/events";
-
-int utf8_is_valid(const char *str, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		unsigned int cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (i + n >= len)
-			return 0; /* truncated sequence */
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		/* overlong forms, surrogates and values past U+10FFFF */
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return 0;
-		i += n + 1;
-	}
-	return 1;
-}
-
-int id_is_valid(const char *s, size_t len)
-{
-	if (len == 0 || len > ID_MAX_LEN)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#')
-			return 0;
-	}
-	return utf8_is_valid(s, len);
-}
 
 static int take_id(const char *start, size_t len, char out[ID_MAX_LEN + 1])
 {

@@ -1,23 +1,23 @@
 /*
- * topics.h - PURE grammar of ids and MQTT topic names.
+ * topics.h - PURE grammar of the service's MQTT topic names.
  *
  * User ids and client ids end up in topic names, so one rule decides what
- * an id may be, for REST and MQTT alike: 1..ID_MAX_LEN bytes of valid UTF-8
- * without '/', '+', '#' or control characters.
+ * an id may be, for REST and MQTT alike and for the broker plugin too: the
+ * id grammar of common/ids.h (1..ID_MAX_LEN bytes of valid UTF-8 without
+ * '/', '+', '#' or control characters),
+ * included here so that users of topics.h see one grammar.
  */
 #ifndef CALLSIGNAL_TOPICS_H
 #define CALLSIGNAL_TOPICS_H
 
 #include <stddef.h>
 
-#define ID_MAX_LEN 128
+#include "ids.h"
+
 /* Longest topic this module formats: "users/" id "/events" and a NUL. */
 #define TOPIC_MAX_LEN (ID_MAX_LEN * 2 + 32)
 
 extern const char TOPIC_PRESENCE_ALL[]; /* subscription of the service */
-
-int utf8_is_valid(const char *s, size_t len);
-int id_is_valid(const char *s, size_t len);
 
 struct presence_topic {
 	char user_id[ID_MAX_LEN + 1];

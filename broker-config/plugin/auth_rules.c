@@ -3,71 +3,13 @@
  *
  * Pure functions over strings. Topic filters are compared level by level
  * without allocating; the per-user patterns are built in a stack buffer,
- * which is safe because a valid id is at most AUTH_ID_MAX bytes.
+ * which is safe because a valid id is at most ID_MAX_LEN bytes (common/ids.h,
+ * the service's grammar).
  */
 #include "auth_rules.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-
-/* Length of the valid UTF-8 sequence starting at s, or 0 when it is not one. */
-static size_t utf8_sequence_length(const unsigned char *s)
-{
-	unsigned int c = s[0];
-	size_t len;
-	unsigned int min;
-	unsigned int cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		min = 0x80;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		min = 0x800;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		min = 0x10000;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0; /* also stops at the terminating NUL */
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-bool auth_id_is_valid(const char *id)
-{
-	const unsigned char *s = (const unsigned char *)id;
-	size_t total = 0;
-
-	if (id == NULL || id[0] == '\0')
-		return false;
-	while (*s != '\0') {
-		size_t n;
-
-		if (*s < 0x20 || *s == 0x7f || *s == '/' || *s == '+' || *s == '#')
-			return false;
-		n = utf8_sequence_length(s);
-		if (n == 0)
-			return false;
-		s += n;
-		total += n;
-		if (total > AUTH_ID_MAX)
-			return false;
-	}
-	return true;
-}
 
 bool auth_filter_within(const char *filter, const char *pattern)
 {
@@ -105,9 +47,9 @@ static const char presence_pattern[] = "users/+/presence/+";
 static bool user_allows(const char *user_id, const char *client_id, enum auth_access access,
 			const char *topic)
 {
-	char own[AUTH_ID_MAX * 2 + 32];
+	char own[ID_MAX_LEN * 2 + 32];
 
-	if (!auth_id_is_valid(user_id))
+	if (!id_str_is_valid(user_id))
 		return false;
 	switch (access) {
 	case AUTH_ACCESS_SUBSCRIBE:
@@ -116,7 +58,7 @@ static bool user_allows(const char *user_id, const char *client_id, enum auth_ac
 		return auth_filter_within(topic, own) || auth_filter_within(topic, presence_pattern);
 	case AUTH_ACCESS_WRITE:
 		/* An invalid client id could smuggle levels into the topic. */
-		if (!auth_id_is_valid(client_id))
+		if (!id_str_is_valid(client_id))
 			return false;
 		snprintf(own, sizeof(own), "users/%s/presence/%s", user_id, client_id);
 		return strcmp(topic, own) == 0;

@@ -3,7 +3,7 @@
  * broker in jwt mode.
  *
  * Pure: no I/O, no clock, no broker types, so the rules can be unit-tested
- * (tests/security/auth_rules_test.c) and reviewed in one place. plugin.c maps
+ * (tests/unit/test_plugin_rules.c) and reviewed in one place. plugin.c maps
  * Mosquitto's ACL events onto auth_allows().
  *
  * The rules (docs/security.md explains why):
@@ -19,6 +19,8 @@
 
 #include <stdbool.h>
 
+#include "ids.h"
+
 enum auth_role {
 	AUTH_ROLE_USER,
 	AUTH_ROLE_SERVICE,
@@ -30,15 +32,6 @@ enum auth_access {
 	AUTH_ACCESS_READ,        /* topic is the concrete topic of a message to deliver */
 	AUTH_ACCESS_WRITE,       /* topic is the concrete topic of a message received */
 };
-
-/* Longest id the rules accept, in bytes (the service's limit too). */
-#define AUTH_ID_MAX 128
-
-/*
- * True when id is a valid user or client id: 1..AUTH_ID_MAX bytes of valid
- * UTF-8, without '/', '+', '#' or control characters (< 0x20, 0x7f).
- */
-bool auth_id_is_valid(const char *id);
 
 /*
  * True when a client may perform access on topic.

@@ -33,7 +33,7 @@
 
 #include "auth_rules.h"
 #include "sessions.h"
-#include "token_check.h"
+#include "user_token.h"
 
 #define PLUGIN_NAME     "callsignal_auth"
 #define OPTION_FILE_MAX (64 * 1024)
@@ -41,7 +41,7 @@
 
 /* What the options and the files they name say; replaced whole on reload. */
 struct plugin_config {
-	struct token_verifier verifier;
+	struct user_token_verifier verifier;
 	char *service_username;
 	char *service_password;
 	char **revoked; /* user ids refused at CONNECT and kicked on reload */
@@ -183,25 +183,31 @@ static char *secret_option(struct mosquitto_opt *options, int option_count, cons
 	return value;
 }
 
-/* Adds an HS256 secret to the verifier; warns about short ones. Steals secret. */
-static void verifier_add_secret(struct token_verifier *v, char *secret, const char *name)
+/* Adds an HS256 secret to the verifier; warns about short ones. Steals secret. Returns 0 or -1 (logged). */
+static int verifier_add_secret(struct user_token_verifier *v, char *secret, const char *name)
 {
 	size_t len = strlen(secret);
+	int rc;
 
 	if (len < SECRET_MIN_LEN)
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 				     PLUGIN_NAME
 				     ": plugin_opt_%s is shorter than %d bytes; use a long random secret",
 				     name, SECRET_MIN_LEN);
-	token_verifier_add_key(v, (const unsigned char *)secret, len);
+	rc = user_token_verifier_add_key(v, (const unsigned char *)secret, len);
+	if (rc != 0)
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot keep plugin_opt_%s (out of memory)",
+				     name);
 	secret_free(secret);
+	return rc;
 }
 
 /*
  * Adds the RS256 public key in the PEM file at path. Returns 1 when added,
  * 0 when optional and the file does not exist, -1 on error (logged).
  */
-static int verifier_add_pem(struct token_verifier *v, const char *option, const char *path, bool optional)
+static int verifier_add_pem(struct user_token_verifier *v, const char *option, const char *path,
+			    bool optional)
 {
 	size_t len;
 	char *pem = file_read(option, path, false, optional, &len);
@@ -216,7 +222,12 @@ static int verifier_add_pem(struct token_verifier *v, const char *option, const 
 		free(pem);
 		return -1;
 	}
-	token_verifier_add_key(v, (const unsigned char *)pem, len);
+	if (user_token_verifier_add_key(v, (const unsigned char *)pem, len) != 0) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot keep plugin_opt_%s (out of memory)",
+				     option);
+		free(pem);
+		return -1;
+	}
 	free(pem);
 	return 1;
 }
@@ -247,13 +258,17 @@ static int keys_configure(struct plugin_config *cfg, struct mosquitto_opt *optio
 		goto fail;
 	}
 	if (secret != NULL) {
-		cfg->verifier.alg = TOKEN_ALG_HS256;
-		verifier_add_secret(&cfg->verifier, secret, "jwt_secret");
+		int rc;
+
+		cfg->verifier.alg = USER_TOKEN_HS256;
+		rc = verifier_add_secret(&cfg->verifier, secret, "jwt_secret");
 		secret = NULL;
 		if (previous != NULL) {
-			verifier_add_secret(&cfg->verifier, previous, "jwt_secret_previous");
+			rc |= verifier_add_secret(&cfg->verifier, previous, "jwt_secret_previous");
 			previous = NULL;
 		}
+		if (rc != 0)
+			goto fail;
 		return 0;
 	}
 	if (previous != NULL) {
@@ -262,7 +277,7 @@ static int keys_configure(struct plugin_config *cfg, struct mosquitto_opt *optio
 						 "(plugin_opt_jwt_public_key_file)");
 		goto fail;
 	}
-	cfg->verifier.alg = TOKEN_ALG_RS256;
+	cfg->verifier.alg = USER_TOKEN_RS256;
 	if (verifier_add_pem(&cfg->verifier, "jwt_public_key_file", pem_path, false) < 0)
 		goto fail;
 	if (pem_previous != NULL &&
@@ -272,7 +287,7 @@ static int keys_configure(struct plugin_config *cfg, struct mosquitto_opt *optio
 fail:
 	secret_free(secret);
 	secret_free(previous);
-	token_verifier_release(&cfg->verifier);
+	user_token_verifier_release(&cfg->verifier);
 	return -1;
 }
 
@@ -303,7 +318,7 @@ static int service_configure(struct plugin_config *cfg, struct mosquitto_opt *op
 /* Frees everything cfg holds and empties it. */
 static void config_release(struct plugin_config *cfg)
 {
-	token_verifier_release(&cfg->verifier);
+	user_token_verifier_release(&cfg->verifier);
 	secret_free(cfg->service_password);
 	free(cfg->service_username);
 	for (size_t i = 0; i < cfg->revoked_count; i++)
@@ -344,7 +359,7 @@ static int revoked_configure(struct plugin_config *cfg, struct mosquitto_opt *op
 			line[--n] = '\0';
 		if (n == 0 || line[0] == '#')
 			continue;
-		if (!auth_id_is_valid(line)) {
+		if (!id_str_is_valid(line)) {
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s:%d is not a valid user id", path,
 					     lineno);
 			free(text);
@@ -406,7 +421,7 @@ static const char *loggable(const char *s)
 {
 	if (s == NULL)
 		return "(none)";
-	return auth_id_is_valid(s) ? s : "(not a valid id)";
+	return id_str_is_valid(s) ? s : "(not a valid id)";
 }
 
 /* A topic safe to put in a log line: topic itself when short and free of control bytes. */
@@ -429,7 +444,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	struct plugin_state *st = userdata;
 	const struct plugin_config *cfg = &st->config;
 	const char *client_id = mosquitto_client_id(ed->client);
-	enum token_result result;
+	enum user_token_result result;
 
 	(void)event;
 	if (ed->username == NULL || ed->password == NULL) {
@@ -446,15 +461,16 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 				     loggable(client_id));
 		return MOSQ_ERR_AUTH;
 	}
-	result = token_verify(&cfg->verifier, ed->password, ed->username, time(NULL));
-	if (result == TOKEN_OK && !config_is_revoked(cfg, ed->username)) {
+	result = user_token_verify(&cfg->verifier, ed->password, ed->username, time(NULL), NULL);
+	if (result == USER_TOKEN_OK && !config_is_revoked(cfg, ed->username)) {
 		sessions_put(&st->sessions, ed->client, client_id ? client_id : "", ed->username,
 			     ed->password);
 		return MOSQ_ERR_SUCCESS;
 	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused user \"%s\" (client \"%s\"): %s",
 			     loggable(ed->username), loggable(client_id),
-			     result == TOKEN_OK ? "user is revoked" : token_result_describe(result));
+			     result == USER_TOKEN_OK ? "user is revoked"
+						     : user_token_result_describe(result));
 	return MOSQ_ERR_AUTH;
 }
 
@@ -503,7 +519,7 @@ static void config_log_summary(const struct plugin_config *cfg, const char *when
 	mosquitto_log_printf(MOSQ_LOG_INFO,
 			     PLUGIN_NAME ": %s: %s user tokens, %d key(s), service user \"%s\", "
 					 "%zu revoked user(s)",
-			     when, cfg->verifier.alg == TOKEN_ALG_RS256 ? "RS256" : "HS256",
+			     when, cfg->verifier.alg == USER_TOKEN_RS256 ? "RS256" : "HS256",
 			     cfg->verifier.key_count, loggable(cfg->service_username), cfg->revoked_count);
 }
 
@@ -518,18 +534,19 @@ static void sessions_check(struct plugin_state *st)
 
 	while (i < st->sessions.count) {
 		const struct session *s = &st->sessions.items[i];
-		enum token_result r = token_verify(&st->config.verifier, s->token, s->username, now);
+		enum user_token_result r =
+		    user_token_verify(&st->config.verifier, s->token, s->username, now, NULL);
 		bool revoked = config_is_revoked(&st->config, s->username);
 		char *client_id;
 
-		if (r == TOKEN_OK && !revoked) {
+		if (r == USER_TOKEN_OK && !revoked) {
 			i++;
 			continue;
 		}
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
 				     PLUGIN_NAME ": disconnecting user \"%s\" (client \"%s\"): %s",
 				     loggable(s->username), loggable(s->client_id),
-				     revoked ? "user is revoked" : token_result_describe(r));
+				     revoked ? "user is revoked" : user_token_result_describe(r));
 		/* Out of the table first: the kick may call on_disconnect() right away. */
 		client_id = strdup(s->client_id);
 		if (client_id == NULL)

@@ -1,5 +1,6 @@
 /*
- * test_topics.c - the grammar of ids and topics.
+ * test_topics.c - the grammar of ids (common/ids.c, which the broker plugin
+ * links too) and of the service's topics (service/topics.c).
  */
 #include <string.h>
 
@@ -25,8 +26,12 @@ static void ids_with_topic_syntax_or_control_characters_are_refused(void)
 	CHECK(!valid("a\x7f"));
 	CHECK(!valid("\xc3"));
 	CHECK(!valid("\xff\xfe"));
-	CHECK(!valid("\xc0\xaf"));     /* overlong '/' */
-	CHECK(!valid("\xed\xa0\x80")); /* surrogate */
+	CHECK(!valid("\xc0\xaf"));             /* overlong '/' */
+	CHECK(!valid("\xed\xa0\x80"));         /* surrogate */
+	CHECK(!valid("\xf4\x90\x80\x80"));     /* beyond U+10FFFF */
+	CHECK(!valid("\xf8\x88\x80\x80\x80")); /* five-byte form */
+	CHECK(valid("\xf0\x9f\x98\x80"));      /* an emoji */
+	CHECK(valid("J\xc3\xa9r\xc3\xb4me"));
 	char long_id[ID_MAX_LEN + 2];
 	memset(long_id, 'a', sizeof(long_id));
 	long_id[ID_MAX_LEN] = '\0';
@@ -35,6 +40,10 @@ static void ids_with_topic_syntax_or_control_characters_are_refused(void)
 	long_id[ID_MAX_LEN + 1] = '\0';
 	CHECK(!valid(long_id));
 	CHECK(!id_is_valid("ab\0c", 4));
+	CHECK(id_str_is_valid("alice"));
+	CHECK(!id_str_is_valid(""));
+	CHECK(!id_str_is_valid(NULL));
+	CHECK(!id_str_is_valid(long_id));
 }
 
 static int parse(const char *topic, struct presence_topic *pt)

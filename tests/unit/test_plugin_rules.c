@@ -1,0 +1,127 @@
+/*
+ * test_plugin_rules.c - the broker plugin's pure parts without a broker:
+ * the topic rules (broker-config/plugin/auth_rules.c) and the table of
+ * connected clients (sessions.c). The id grammar and the user-token checks
+ * it shares with the service are tested in test_topics.c and
+ * test_user_token.c; tests/security (10_broker_connect.py,
+ * 20_broker_acl.py) checks the same rules through a real Mosquitto.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "auth_rules.h"
+#include "check.h"
+#include "sessions.h"
+
+struct rule_case {
+	enum auth_role role;
+	enum auth_access access;
+	const char *topic;
+	bool allowed;
+};
+
+/* User "alice" on client "phone"; the service. */
+static const struct rule_case rule_cases[] = {
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/presence/+", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/presence/tv", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "+/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "$SYS/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/+", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events/", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alicex/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "$share/g/users/alice/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/alice/events", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/presence/tv", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/presence/tv/x", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "$SYS/broker/uptime", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/laptop", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/presence/phone", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone/x", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/events", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "anything", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_UNSUBSCRIBE, "#", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/events", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "#", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "$SYS/#", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_READ, "users/bob/presence/tv", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_READ, "users/bob/events", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/events", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/presence/tv", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/events/x", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "$SYS/x", false },
+};
+
+static void rules_follow_the_table(void)
+{
+	for (size_t i = 0; i < sizeof(rule_cases) / sizeof(rule_cases[0]); i++) {
+		const struct rule_case *c = &rule_cases[i];
+		bool got = auth_allows(c->role, "alice", "phone", c->access, c->topic);
+
+		if (got != c->allowed) {
+			fprintf(stderr, "rule case %zu (%s, access %d, \"%s\"): expected %s\n", i,
+				c->role == AUTH_ROLE_USER ? "user alice/phone" : "service", (int)c->access,
+				c->topic, c->allowed ? "allowed" : "denied");
+			check_failures++;
+			check_test_failed = 1;
+		}
+	}
+}
+
+static void invalid_ids_get_nothing(void)
+{
+	CHECK(!auth_allows(AUTH_ROLE_USER, "a/b", "phone", AUTH_ACCESS_READ, "users/a/b/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "+", "phone", AUTH_ACCESS_SUBSCRIBE, "users/+/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "#", "phone", AUTH_ACCESS_SUBSCRIBE, "users/#/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "ph/one", AUTH_ACCESS_WRITE,
+			   "users/alice/presence/ph/one"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "+", AUTH_ACCESS_WRITE, "users/alice/presence/+"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, NULL, "phone", AUTH_ACCESS_READ, "users/alice/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", NULL, AUTH_ACCESS_WRITE, "users/alice/presence/phone"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "phone", AUTH_ACCESS_READ, NULL));
+}
+
+static void sessions_follow_connects_and_disconnects(void)
+{
+	struct session_table t = { 0 };
+	int a = 0, b = 0, c = 0; /* stand-ins for the broker's client objects */
+	char many[200];
+
+	sessions_put(&t, &a, "a-dev", "alice", "token-a1");
+	sessions_put(&t, &b, "b-dev", "bob", "token-b");
+	sessions_put(&t, &a, "a-dev", "alice", "token-a2"); /* re-authenticated: replaced */
+	CHECK(t.count == 2);
+	CHECK(strcmp(t.items[0].token, "token-a2") == 0);
+	sessions_remove(&t, &c); /* never authenticated: nothing happens */
+	CHECK(t.count == 2);
+	sessions_remove(&t, &a);
+	CHECK(t.count == 1 && t.items[0].client == &b && strcmp(t.items[0].username, "bob") == 0);
+	for (size_t i = 0; i < sizeof(many); i++)
+		sessions_put(&t, &many[i], "c", "carol", "token-c");
+	CHECK(t.count == 201);
+	sessions_remove_at(&t, 0);
+	CHECK(t.count == 200);
+	sessions_release(&t);
+	CHECK(t.count == 0 && t.items == NULL);
+}
+
+int main(void)
+{
+	RUN(rules_follow_the_table);
+	RUN(invalid_ids_get_nothing);
+	RUN(sessions_follow_connects_and_disconnects);
+	return check_done();
+}
