@@ -64,3 +64,34 @@ bool id_str_is_valid(const char *s)
 {
 	return s != NULL && id_is_valid(s, strlen(s));
 }
+
+/* The device part of a user's client id: at least one byte, no '.' (the rest of the grammar is checked
+ * whole). */
+static bool device_is_valid(const char *s, size_t len)
+{
+	return len > 0 && memchr(s, '.', len) == NULL;
+}
+
+bool client_id_names_user(const char *client_id, const char *user_id)
+{
+	size_t user_len;
+	size_t len;
+
+	if (client_id == NULL || !id_str_is_valid(user_id))
+		return false;
+	user_len = strlen(user_id);
+	len = strlen(client_id);
+	return id_is_valid(client_id, len) && len > user_len + 1 &&
+	       memcmp(client_id, user_id, user_len) == 0 && client_id[user_len] == '.' &&
+	       device_is_valid(client_id + user_len + 1, len - user_len - 1);
+}
+
+bool client_id_names_a_user(const char *client_id)
+{
+	const char *dot;
+
+	if (!id_str_is_valid(client_id))
+		return false;
+	dot = strrchr(client_id, '.');
+	return dot != NULL && dot != client_id && dot[1] != '\0';
+}

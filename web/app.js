@@ -30,7 +30,8 @@
     config: { mqttWsUrl: null, livekitUrl: null, authMode: 'open' },
     me: null, // { id, name, location }
     userToken: null, // jwt mode only
-    clientId: 'web-' + randomHex(6),
+    device: 'web-' + randomHex(4), // this tab
+    clientId: null, // `${me.id}.${device}`, set at sign-in: jwt mode requires that form (docs/mqtt.md)
     mqtt: null,
     mqttUrl: null,
     connState: 'offline',
@@ -113,6 +114,7 @@
   function idProblem(id) {
     if (!id) return 'Choose a user id.';
     if (new TextEncoder().encode(id).length > 128) return 'The user id is longer than 128 bytes.';
+    if (new TextEncoder().encode(`${id}.${app.device}`).length > 128) return 'The user id is too long for a client id.';
     if (/[/+#\u0000-\u001f\u007f]/.test(id)) return 'The user id may not contain /, +, # or control characters.';
     return null;
   }
@@ -854,6 +856,7 @@
       return;
     }
     app.me = { id: f.id, name: f.name, location: f.location };
+    app.clientId = `${f.id}.${app.device}`;
     app.userToken = app.config.authMode === 'jwt' ? f.token : null;
     if (app.userToken) {
       // Check the token with the service first: its 401 message is clearer than the broker's.

@@ -49,7 +49,8 @@ static bool user_allows(const char *user_id, const char *client_id, enum auth_ac
 {
 	char own[ID_MAX_LEN * 2 + 32];
 
-	if (!id_str_is_valid(user_id))
+	/* Also checked at CONNECT; here it keeps any other client id from getting a right. */
+	if (!client_id_names_user(client_id, user_id))
 		return false;
 	switch (access) {
 	case AUTH_ACCESS_SUBSCRIBE:
@@ -57,9 +58,6 @@ static bool user_allows(const char *user_id, const char *client_id, enum auth_ac
 		snprintf(own, sizeof(own), "users/%s/events", user_id);
 		return auth_filter_within(topic, own) || auth_filter_within(topic, presence_pattern);
 	case AUTH_ACCESS_WRITE:
-		/* An invalid client id could smuggle levels into the topic. */
-		if (!id_str_is_valid(client_id))
-			return false;
 		snprintf(own, sizeof(own), "users/%s/presence/%s", user_id, client_id);
 		return strcmp(topic, own) == 0;
 	case AUTH_ACCESS_UNSUBSCRIBE:
@@ -78,6 +76,17 @@ static bool service_allows(enum auth_access access, const char *topic)
 		return auth_filter_within(topic, "users/+/events");
 	case AUTH_ACCESS_UNSUBSCRIBE:
 		return true;
+	}
+	return false;
+}
+
+bool auth_client_id_allowed(enum auth_role role, const char *user_id, const char *client_id)
+{
+	switch (role) {
+	case AUTH_ROLE_USER:
+		return client_id_names_user(client_id, user_id);
+	case AUTH_ROLE_SERVICE:
+		return id_str_is_valid(client_id) && !client_id_names_a_user(client_id);
 	}
 	return false;
 }

@@ -7,6 +7,11 @@
  * Mosquitto's ACL events onto auth_allows().
  *
  * The rules (docs/security.md explains why):
+ *   CONNECT:             user U only with a client id "U.{device}"
+ *                        (common/ids.h), so nobody takes over another
+ *                        user's session; the service only with a client id
+ *                        that names no user, so no user takes over its
+ *                        session either
  *   user U on client C:  subscribe/read  users/U/events, users/+/presence/+
  *                        write           users/U/presence/C   (also its Will)
  *   service:             subscribe/read  users/+/presence/+
@@ -34,10 +39,19 @@ enum auth_access {
 };
 
 /*
+ * True when a client of role may connect with client_id: for
+ * AUTH_ROLE_USER, client_id must name user_id ("{user_id}.{device}"); for
+ * AUTH_ROLE_SERVICE (user_id ignored), it must be a valid id that names no
+ * user. Strings are borrowed for the call; NULL denies.
+ */
+bool auth_client_id_allowed(enum auth_role role, const char *user_id, const char *client_id);
+
+/*
  * True when a client may perform access on topic.
  * user_id: the authenticated username (the token's subject) for
  * AUTH_ROLE_USER; ignored for AUTH_ROLE_SERVICE. client_id: the MQTT client id
- * of the connection (AUTH_ROLE_USER only). All strings are borrowed for the
+ * of the connection (AUTH_ROLE_USER only; one that does not name user_id
+ * gets no right at all). All strings are borrowed for the
  * duration of the call; a NULL string denies.
  */
 bool auth_allows(enum auth_role role, const char *user_id, const char *client_id, enum auth_access access,

@@ -5,9 +5,13 @@
  * Loaded by broker-config/mosquitto-jwt.conf (and the TLS variant). It owns
  * the broker side of "nobody rings, listens or joins as someone else":
  *   - CONNECT: username = user id, password = the user's token, checked by
- *     token_check.c when the client connects (and again on reload, below;
- *     otherwise a connected client stays until it disconnects). The service
- *     logs in with its own username and password, compared in constant time.
+ *     common/user_token.c (the service's own checks) when the client
+ *     connects (and again on reload, below; otherwise a connected client
+ *     stays until it disconnects). The service logs in with its own username
+ *     and password, compared in constant time. The client id must name the
+ *     user ("{userId}.{device}"), and the service's must name no user
+ *     (auth_rules.c): Mosquitto asks the plugin before it looks for a session
+ *     of that client id, so a refused CONNECT takes over nobody's session.
  *   - every SUBSCRIBE, delivered message (READ) and PUBLISH/Will (WRITE) is
  *     decided by auth_rules.c.
  *   - on SIGHUP (MOSQ_EVT_RELOAD) the files named by the options are read
@@ -454,14 +458,29 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_AUTH;
 	}
 	if (strcmp(ed->username, cfg->service_username) == 0) {
-		if (secret_equals(ed->password, cfg->service_password))
+		if (!secret_equals(ed->password, cfg->service_password)) {
+			mosquitto_log_printf(MOSQ_LOG_NOTICE,
+					     PLUGIN_NAME ": refused client \"%s\": wrong service password",
+					     loggable(client_id));
+			return MOSQ_ERR_AUTH;
+		}
+		if (auth_client_id_allowed(AUTH_ROLE_SERVICE, NULL, client_id))
 			return MOSQ_ERR_SUCCESS;
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
-				     PLUGIN_NAME ": refused client \"%s\": wrong service password",
+				     PLUGIN_NAME ": refused the service on client \"%s\": its client ids "
+						 "must name no user (no '.')",
 				     loggable(client_id));
 		return MOSQ_ERR_AUTH;
 	}
 	result = user_token_verify(&cfg->verifier, ed->password, ed->username, time(NULL), NULL);
+	if (result == USER_TOKEN_OK && !auth_client_id_allowed(AUTH_ROLE_USER, ed->username, client_id)) {
+		/* Refused before Mosquitto looks for a session of that id: no takeover. */
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				     PLUGIN_NAME ": refused user \"%s\" on client \"%s\": a user's client id "
+						 "must be \"{userId}.{device}\"",
+				     loggable(ed->username), loggable(client_id));
+		return MOSQ_ERR_AUTH;
+	}
 	if (result == USER_TOKEN_OK && !config_is_revoked(cfg, ed->username)) {
 		sessions_put(&st->sessions, ed->client, client_id ? client_id : "", ed->username,
 			     ed->password);

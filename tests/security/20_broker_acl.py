@@ -29,7 +29,7 @@ def setup(sc, **kw):
 
 
 def user(sc, b, uid, client_id=None, **kw):
-    return sc.probe(b.port, uid, b.token(uid), client_id=client_id or uid + "-dev", **kw)
+    return sc.probe(b.port, uid, b.token(uid), client_id=client_id or uid + ".dev", **kw)
 
 
 def test_wildcard_sys_and_foreign_event_subscriptions_yield_nothing(sc):
@@ -39,10 +39,10 @@ def test_wildcard_sys_and_foreign_event_subscriptions_yield_nothing(sc):
     spies = {}
     for topic in ("#", "$SYS/#", "users/bob/events", "users/+/events", "users/#", "+/+/+",
                   "users/bob/#", "$SYS/broker/version", "$share/g/users/bob/events"):
-        spy = user(sc, b, "mallory", client_id="mallory-%d" % len(spies))
+        spy = user(sc, b, "mallory", client_id="mallory.spy%d" % len(spies))
         spy.subscribe(topic)
         spies[topic] = spy
-    bob.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
+    bob.publish("users/bob/presence/bob.dev", presence("bob"), retain=True)
     service.publish("users/bob/events", EVENT)
     bob.expect_message("users/bob/events", EVENT)
     # $SYS is published every second (sys_interval 1) and mostly retained: give it time.
@@ -68,8 +68,8 @@ def test_user_reads_own_events_and_everyones_presence(sc):
     bob = user(sc, b, "bob")
     h.eq(alice.subscribe("users/alice/events"), 1, "SUBACK users/alice/events")
     h.eq(alice.subscribe("users/+/presence/+"), 1, "SUBACK users/+/presence/+")
-    bob.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
-    alice.expect_message("users/bob/presence/bob-dev", presence("bob"))
+    bob.publish("users/bob/presence/bob.dev", presence("bob"), retain=True)
+    alice.expect_message("users/bob/presence/bob.dev", presence("bob"))
     service.publish("users/alice/events", EVENT)
     alice.expect_message("users/alice/events", EVENT)
 
@@ -78,19 +78,19 @@ def test_publishing_another_users_presence_is_dropped(sc):
     b, service = setup(sc)
     service.subscribe("users/+/presence/+")
     mallory = user(sc, b, "mallory")
-    mallory.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
-    mallory.publish("users/bob/presence/mallory-dev", presence("bob"), retain=True)
-    mallory.publish("users/mallory/presence/other-dev", presence("mallory"), retain=True)
-    mallory.publish("users/mallory/presence/mallory-dev/x", presence("mallory"), retain=True)
-    mallory.publish("users/mallory/presence/mallory-dev", presence("mallory"), retain=True)
+    mallory.publish("users/bob/presence/bob.dev", presence("bob"), retain=True)
+    mallory.publish("users/bob/presence/mallory.dev", presence("bob"), retain=True)
+    mallory.publish("users/mallory/presence/mallory.other", presence("mallory"), retain=True)
+    mallory.publish("users/mallory/presence/mallory.dev/x", presence("mallory"), retain=True)
+    mallory.publish("users/mallory/presence/mallory.dev", presence("mallory"), retain=True)
     # Only the last one is mallory's own device topic; it must arrive, and first.
     topic, payload, _ = service.messages.get(timeout=3)
-    h.eq(topic, "users/mallory/presence/mallory-dev", "first presence the service sees")
+    h.eq(topic, "users/mallory/presence/mallory.dev", "first presence the service sees")
     service.expect_nothing(timeout=0.3, what="forged presence")
     # Nor was any forged one retained: a fresh subscriber gets only the real one.
     late = sc.probe(b.port, s.SERVICE_USERNAME, b.service_password, client_id="svc-late")
     late.subscribe("users/+/presence/+")
-    h.eq(late.messages.get(timeout=3)[0], "users/mallory/presence/mallory-dev", "retained presence")
+    h.eq(late.messages.get(timeout=3)[0], "users/mallory/presence/mallory.dev", "retained presence")
     late.expect_nothing(timeout=0.3, what="a retained forged presence")
 
 
@@ -125,11 +125,11 @@ def test_users_cannot_publish_anywhere_else(sc):
 def test_last_will_clears_own_presence(sc):
     b, service = setup(sc)
     service.subscribe("users/+/presence/+")
-    alice = user(sc, b, "alice", will=("users/alice/presence/alice-dev", b"", True))
-    alice.publish("users/alice/presence/alice-dev", presence("alice"), retain=True)
-    service.expect_message("users/alice/presence/alice-dev", presence("alice"))
+    alice = user(sc, b, "alice", will=("users/alice/presence/alice.dev", b"", True))
+    alice.publish("users/alice/presence/alice.dev", presence("alice"), retain=True)
+    service.expect_message("users/alice/presence/alice.dev", presence("alice"))
     alice.drop()
-    payload, _ = service.expect_message("users/alice/presence/alice-dev", timeout=5)
+    payload, _ = service.expect_message("users/alice/presence/alice.dev", timeout=5)
     h.eq(payload, b"", "Last Will payload")
 
 
@@ -137,10 +137,10 @@ def test_last_will_on_another_users_presence_is_dropped(sc):
     b, service = setup(sc)
     service.subscribe("users/+/presence/+")
     bob = user(sc, b, "bob")
-    bob.publish("users/bob/presence/bob-dev", presence("bob"), retain=True)
-    service.expect_message("users/bob/presence/bob-dev", presence("bob"))
+    bob.publish("users/bob/presence/bob.dev", presence("bob"), retain=True)
+    service.expect_message("users/bob/presence/bob.dev", presence("bob"))
     try:
-        mallory = user(sc, b, "mallory", will=("users/bob/presence/bob-dev", b"", True))
+        mallory = user(sc, b, "mallory", will=("users/bob/presence/bob.dev", b"", True))
     except AssertionError:
         mallory = None  # refusing the CONNECT outright is fine too
     if mallory is not None:
@@ -148,7 +148,7 @@ def test_last_will_on_another_users_presence_is_dropped(sc):
     service.expect_nothing(timeout=1.0, what="mallory's Will on bob's presence")
     late = sc.probe(b.port, s.SERVICE_USERNAME, b.service_password, client_id="svc-late")
     late.subscribe("users/bob/presence/+")
-    h.eq(late.expect_message("users/bob/presence/bob-dev")[0], presence("bob"), "bob's retained presence")
+    h.eq(late.expect_message("users/bob/presence/bob.dev")[0], presence("bob"), "bob's retained presence")
 
 
 def test_service_publishes_events_and_reads_presence_only(sc):
@@ -157,14 +157,14 @@ def test_service_publishes_events_and_reads_presence_only(sc):
     alice = user(sc, b, "alice")
     alice.subscribe("users/alice/events")
     alice.subscribe("users/+/presence/+")
-    alice.publish("users/alice/presence/alice-dev", presence("alice"), retain=True)
-    service.expect_message("users/alice/presence/alice-dev", presence("alice"))
-    alice.expect_message("users/alice/presence/alice-dev", presence("alice"))
+    alice.publish("users/alice/presence/alice.dev", presence("alice"), retain=True)
+    service.expect_message("users/alice/presence/alice.dev", presence("alice"))
+    alice.expect_message("users/alice/presence/alice.dev", presence("alice"))
     service.publish("users/alice/events", EVENT)
     alice.expect_message("users/alice/events", EVENT)
     # The service cannot fake presence either.
-    service.publish("users/alice/presence/svc-dev", presence("alice"), retain=True)
-    service.publish("users/alice/presence/alice-dev", b"", retain=True)
+    service.publish("users/alice/presence/svc", presence("alice"), retain=True)
+    service.publish("users/alice/presence/alice.dev", b"", retain=True)
     alice.expect_nothing(timeout=0.5, what="presence published by the service")
 
 
@@ -173,19 +173,19 @@ def test_oversized_presence_is_refused(sc):
     service.subscribe("users/+/presence/+")
     alice = user(sc, b, "alice")
     big = b'{"id":"alice","name":"' + b"x" * 100000 + b'"}'
-    alice.mqtt.publish("users/alice/presence/alice-dev", big, qos=1, retain=True)
+    alice.mqtt.publish("users/alice/presence/alice.dev", big, qos=1, retain=True)
     h.check(alice.disconnected.wait(3), "a 100 kB presence message did not end the connection")
     service.expect_nothing(timeout=0.3, what="an oversized presence")
-    ok = user(sc, b, "alice", client_id="alice-2")
-    ok.publish("users/alice/presence/alice-2", b'{"id":"alice","name":"' + b"x" * 4000 + b'"}', retain=True)
-    service.expect_message("users/alice/presence/alice-2")
+    ok = user(sc, b, "alice", client_id="alice.2")
+    ok.publish("users/alice/presence/alice.2", b'{"id":"alice","name":"' + b"x" * 4000 + b'"}', retain=True)
+    service.expect_message("users/alice/presence/alice.2")
 
 
 def test_websocket_clients_get_the_same_rules(sc):
     b, service = setup(sc)
-    bob = sc.probe(b.wsport, "bob", b.token("bob"), client_id="bob-ws", transport="websockets")
+    bob = sc.probe(b.wsport, "bob", b.token("bob"), client_id="bob.ws", transport="websockets")
     bob.subscribe("users/bob/events")
-    spy = sc.probe(b.wsport, "mallory", b.token("mallory"), client_id="m-ws", transport="websockets")
+    spy = sc.probe(b.wsport, "mallory", b.token("mallory"), client_id="mallory.ws", transport="websockets")
     spy.subscribe("#")
     spy.subscribe("users/bob/events")
     service.publish("users/bob/events", EVENT)

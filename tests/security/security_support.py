@@ -36,6 +36,14 @@ import harness as h  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 SERVICE_USERNAME = "callsignal-service"  # as in broker-config/mosquitto-jwt.conf
+
+
+def default_client_id(username):
+    """A fresh client id of the form jwt mode requires: "{userId}.{device}" for a user, one that
+    names no user (no '.') for the service or an anonymous probe."""
+    if username is None or username == SERVICE_USERNAME:
+        return "probe-" + secrets.token_hex(4)
+    return "%s.probe-%s" % (username, secrets.token_hex(4))
 CONNACK_REFUSED = (4, 5)  # bad username or password / not authorised (MQTT 3.1.1)
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +228,7 @@ def connect_rc(port, username, password, client_id=None, transport="tcp", tls_ca
     """CONNECTs and returns the CONNACK return code (0 = accepted); raises when there is none.
     tls_ca: None = plain, a CA file path, or "system" (TLS with the system's trust store)."""
     got = queue.Queue()
-    c = mqtt.Client(client_id=client_id or "probe-" + secrets.token_hex(4), transport=transport,
+    c = mqtt.Client(client_id=default_client_id(username) if client_id is None else client_id, transport=transport,
                     reconnect_on_failure=False)
     if username is not None:
         c.username_pw_set(username, password)
@@ -258,7 +266,7 @@ class Probe:
 
     def __init__(self, port, username, password, client_id=None, will=None, transport="tcp",
                  tls_ca=None, timeout=5.0):
-        self.client_id = client_id or "probe-" + secrets.token_hex(4)
+        self.client_id = default_client_id(username) if client_id is None else client_id
         self.messages = queue.Queue()
         self.timeout = timeout
         self._acks = queue.Queue()
@@ -487,7 +495,7 @@ class JwtStack:
     def user(self, prefix):
         """A user online with one device (token login, presence, events subscription)."""
         uid = "%s-%s" % (prefix, secrets.token_hex(3))
-        c = h.Client(self.broker, uid, username=uid, password=self.token(uid), client_id=uid + "-dev")
+        c = h.Client(self.broker, uid, username=uid, password=self.token(uid), client_id=uid + ".dev")
         self.sc.add(c, c.close)
         h.wait_until(lambda: uid in [u.get("id") for u in (self.request("GET", "/users", self.token(uid)).json
                                                             or []) if isinstance(u, dict)],

@@ -21,7 +21,7 @@ struct rule_case {
 	bool allowed;
 };
 
-/* User "alice" on client "phone"; the service. */
+/* User "alice" on client "alice.phone"; the service. */
 static const struct rule_case rule_cases[] = {
 	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/events", true },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true },
@@ -45,10 +45,10 @@ static const struct rule_case rule_cases[] = {
 	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/events", false },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/presence/tv/x", false },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "$SYS/broker/uptime", false },
-	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone", true },
-	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/laptop", false },
-	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/presence/phone", false },
-	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/phone/x", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/alice.phone", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/alice.laptop", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/presence/alice.phone", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/presence/alice.phone/x", false },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/events", false },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/events", false },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "anything", false },
@@ -69,12 +69,12 @@ static void rules_follow_the_table(void)
 {
 	for (size_t i = 0; i < sizeof(rule_cases) / sizeof(rule_cases[0]); i++) {
 		const struct rule_case *c = &rule_cases[i];
-		bool got = auth_allows(c->role, "alice", "phone", c->access, c->topic);
+		bool got = auth_allows(c->role, "alice", "alice.phone", c->access, c->topic);
 
 		if (got != c->allowed) {
 			fprintf(stderr, "rule case %zu (%s, access %d, \"%s\"): expected %s\n", i,
-				c->role == AUTH_ROLE_USER ? "user alice/phone" : "service", (int)c->access,
-				c->topic, c->allowed ? "allowed" : "denied");
+				c->role == AUTH_ROLE_USER ? "user alice on alice.phone" : "service",
+				(int)c->access, c->topic, c->allowed ? "allowed" : "denied");
 			check_failures++;
 			check_test_failed = 1;
 		}
@@ -83,15 +83,57 @@ static void rules_follow_the_table(void)
 
 static void invalid_ids_get_nothing(void)
 {
-	CHECK(!auth_allows(AUTH_ROLE_USER, "a/b", "phone", AUTH_ACCESS_READ, "users/a/b/events"));
-	CHECK(!auth_allows(AUTH_ROLE_USER, "+", "phone", AUTH_ACCESS_SUBSCRIBE, "users/+/events"));
-	CHECK(!auth_allows(AUTH_ROLE_USER, "#", "phone", AUTH_ACCESS_SUBSCRIBE, "users/#/events"));
-	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "ph/one", AUTH_ACCESS_WRITE,
-			   "users/alice/presence/ph/one"));
-	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "+", AUTH_ACCESS_WRITE, "users/alice/presence/+"));
-	CHECK(!auth_allows(AUTH_ROLE_USER, NULL, "phone", AUTH_ACCESS_READ, "users/alice/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "a/b", "a/b.phone", AUTH_ACCESS_READ, "users/a/b/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "+", "+.phone", AUTH_ACCESS_SUBSCRIBE, "users/+/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "#", "#.phone", AUTH_ACCESS_SUBSCRIBE, "users/#/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "alice.ph/one", AUTH_ACCESS_WRITE,
+			   "users/alice/presence/alice.ph/one"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "alice.+", AUTH_ACCESS_WRITE,
+			   "users/alice/presence/alice.+"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, NULL, "alice.phone", AUTH_ACCESS_READ, "users/alice/events"));
 	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", NULL, AUTH_ACCESS_WRITE, "users/alice/presence/phone"));
-	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "phone", AUTH_ACCESS_READ, NULL));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "alice.phone", AUTH_ACCESS_READ, NULL));
+}
+
+/* A client id that does not name its user gets no right, even to its "own" presence topic. */
+static void a_client_id_of_another_form_gets_nothing(void)
+{
+	CHECK(auth_allows(AUTH_ROLE_USER, "alice", "alice.phone", AUTH_ACCESS_READ, "users/alice/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "bob.phone", AUTH_ACCESS_READ, "users/alice/events"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "bob.phone", AUTH_ACCESS_WRITE,
+			   "users/alice/presence/bob.phone"));
+	CHECK(
+	    !auth_allows(AUTH_ROLE_USER, "alice", "phone", AUTH_ACCESS_WRITE, "users/alice/presence/phone"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "callsignal-0a1b2c3d", AUTH_ACCESS_SUBSCRIBE,
+			   "users/+/presence/+"));
+}
+
+static void users_connect_only_with_client_ids_that_name_them(void)
+{
+	CHECK(auth_client_id_allowed(AUTH_ROLE_USER, "alice", "alice.phone"));
+	CHECK(auth_client_id_allowed(AUTH_ROLE_USER, "alice", "alice.web-1a2b3c"));
+	CHECK(auth_client_id_allowed(AUTH_ROLE_USER, "jo.doe", "jo.doe.phone"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "jo", "jo.doe.phone")); /* jo.doe's device */
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", "bob.phone"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", "alice"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", "alice."));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", "alicex.phone"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", "phone"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", "callsignal-0a1b2c3d"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", "auto-6F2A0C8E-0000-0000-0000-000000000000"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", ""));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "alice", NULL));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, NULL, "alice.phone"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_USER, "a/b", "a/b.phone"));
+}
+
+static void the_service_connects_only_with_client_ids_that_name_no_user(void)
+{
+	CHECK(auth_client_id_allowed(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d"));
+	CHECK(auth_client_id_allowed(AUTH_ROLE_SERVICE, NULL, "svc"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_SERVICE, NULL, "bob.phone"));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_SERVICE, NULL, ""));
+	CHECK(!auth_client_id_allowed(AUTH_ROLE_SERVICE, NULL, NULL));
 }
 
 static void sessions_follow_connects_and_disconnects(void)
@@ -122,6 +164,9 @@ int main(void)
 {
 	RUN(rules_follow_the_table);
 	RUN(invalid_ids_get_nothing);
+	RUN(a_client_id_of_another_form_gets_nothing);
+	RUN(users_connect_only_with_client_ids_that_name_them);
+	RUN(the_service_connects_only_with_client_ids_that_name_no_user);
 	RUN(sessions_follow_connects_and_disconnects);
 	return check_done();
 }

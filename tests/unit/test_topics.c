@@ -2,6 +2,7 @@
  * test_topics.c - the grammar of ids (common/ids.c, which the broker plugin
  * links too) and of the service's topics (service/topics.c).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -46,6 +47,40 @@ static void ids_with_topic_syntax_or_control_characters_are_refused(void)
 	CHECK(!id_str_is_valid(long_id));
 }
 
+static void client_ids_name_their_user(void)
+{
+	char long_user[ID_MAX_LEN + 1];
+	char cid[ID_MAX_LEN + 8];
+	CHECK(client_id_names_user("alice.phone", "alice"));
+	CHECK(client_id_names_user("Zo\xc3\xab.t\xc3\xa9l\xc3\xa9phone", "Zo\xc3\xab"));
+	CHECK(client_id_names_user("jo.doe.phone", "jo.doe"));
+	CHECK(!client_id_names_user("jo.doe.phone", "jo")); /* the device may hold no '.' */
+	CHECK(!client_id_names_user("alice", "alice"));
+	CHECK(!client_id_names_user("alice.", "alice"));
+	CHECK(!client_id_names_user(".phone", ""));
+	CHECK(!client_id_names_user("alicex.phone", "alice"));
+	CHECK(!client_id_names_user("alice.ph/one", "alice"));
+	CHECK(!client_id_names_user("alice.ph+", "alice"));
+	CHECK(!client_id_names_user("alice.\xc3", "alice"));
+	CHECK(!client_id_names_user(NULL, "alice"));
+	CHECK(!client_id_names_user("alice.phone", NULL));
+	/* The whole client id is an id, so at most ID_MAX_LEN bytes. */
+	memset(long_user, 'u', ID_MAX_LEN - 2);
+	long_user[ID_MAX_LEN - 2] = '\0';
+	snprintf(cid, sizeof(cid), "%s.d", long_user);
+	CHECK(client_id_names_user(cid, long_user));
+	snprintf(cid, sizeof(cid), "%s.dd", long_user);
+	CHECK(!client_id_names_user(cid, long_user));
+
+	CHECK(client_id_names_a_user("alice.phone"));
+	CHECK(client_id_names_a_user("jo.doe.phone"));
+	CHECK(!client_id_names_a_user("callsignal-0a1b2c3d"));
+	CHECK(!client_id_names_a_user("alice."));
+	CHECK(!client_id_names_a_user(".phone"));
+	CHECK(!client_id_names_a_user("a/b.phone"));
+	CHECK(!client_id_names_a_user(NULL));
+}
+
 static int parse(const char *topic, struct presence_topic *pt)
 {
 	return topic_parse_presence(topic, strlen(topic), pt);
@@ -78,6 +113,7 @@ static void events_topic_names_the_user(void)
 int main(void)
 {
 	RUN(ids_with_topic_syntax_or_control_characters_are_refused);
+	RUN(client_ids_name_their_user);
 	RUN(presence_topics_parse_into_user_and_client);
 	RUN(events_topic_names_the_user);
 	return check_done();
