@@ -43,6 +43,7 @@ bool auth_filter_within(const char *filter, const char *pattern)
 }
 
 static const char presence_pattern[] = "users/+/presence/+";
+static const char call_pattern[] = "users/+/call";
 
 static bool user_allows(const char *user_id, const char *client_id, enum auth_access access,
 			const char *topic)
@@ -55,8 +56,13 @@ static bool user_allows(const char *user_id, const char *client_id, enum auth_ac
 	switch (access) {
 	case AUTH_ACCESS_SUBSCRIBE:
 	case AUTH_ACCESS_READ:
+		if (auth_filter_within(topic, presence_pattern))
+			return true;
 		snprintf(own, sizeof(own), "users/%s/events", user_id);
-		return auth_filter_within(topic, own) || auth_filter_within(topic, presence_pattern);
+		if (auth_filter_within(topic, own))
+			return true;
+		snprintf(own, sizeof(own), "users/%s/call", user_id);
+		return auth_filter_within(topic, own);
 	case AUTH_ACCESS_WRITE:
 		snprintf(own, sizeof(own), "users/%s/presence/%s", user_id, client_id);
 		return strcmp(topic, own) == 0;
@@ -66,14 +72,25 @@ static bool user_allows(const char *user_id, const char *client_id, enum auth_ac
 	return false;
 }
 
-static bool service_allows(enum auth_access access, const char *topic)
+/* The service's end-of-replay marker, callsignal/sync/{its client id}: read and written by itself only. */
+static bool is_own_sync_topic(const char *client_id, const char *topic)
+{
+	static const char prefix[] = "callsignal/sync/";
+
+	return id_str_is_valid(client_id) && strncmp(topic, prefix, sizeof(prefix) - 1) == 0 &&
+	       strcmp(topic + sizeof(prefix) - 1, client_id) == 0;
+}
+
+static bool service_allows(const char *client_id, enum auth_access access, const char *topic)
 {
 	switch (access) {
 	case AUTH_ACCESS_SUBSCRIBE:
 	case AUTH_ACCESS_READ:
-		return auth_filter_within(topic, presence_pattern);
+		return auth_filter_within(topic, presence_pattern) ||
+		       auth_filter_within(topic, call_pattern) || is_own_sync_topic(client_id, topic);
 	case AUTH_ACCESS_WRITE:
-		return auth_filter_within(topic, "users/+/events");
+		return auth_filter_within(topic, "users/+/events") ||
+		       auth_filter_within(topic, call_pattern) || is_own_sync_topic(client_id, topic);
 	case AUTH_ACCESS_UNSUBSCRIBE:
 		return true;
 	}
@@ -100,7 +117,7 @@ bool auth_allows(enum auth_role role, const char *user_id, const char *client_id
 	case AUTH_ROLE_USER:
 		return user_allows(user_id, client_id, access, topic);
 	case AUTH_ROLE_SERVICE:
-		return service_allows(access, topic);
+		return service_allows(client_id, access, topic);
 	}
 	return false;
 }

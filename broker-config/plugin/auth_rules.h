@@ -12,10 +12,13 @@
  *                        user's session; the service only with a client id
  *                        that names no user, so no user takes over its
  *                        session either
- *   user U on client C:  subscribe/read  users/U/events, users/+/presence/+
+ *   user U on client C:  subscribe/read  users/U/events, users/U/call,
+ *                                        users/+/presence/+
  *                        write           users/U/presence/C   (also its Will)
- *   service:             subscribe/read  users/+/presence/+
- *                        write           users/+/events
+ *   service on client S: subscribe/read  users/+/presence/+, users/+/call,
+ *                                        callsignal/sync/S
+ *                        write           users/+/events, users/+/call,
+ *                                        callsignal/sync/S
  *   anyone:              unsubscribe from anything (it only removes access)
  * Everything else ($SYS/#, '#', other users' events, ...) is denied.
  */
@@ -50,8 +53,8 @@ bool auth_client_id_allowed(enum auth_role role, const char *user_id, const char
  * True when a client may perform access on topic.
  * user_id: the authenticated username (the token's subject) for
  * AUTH_ROLE_USER; ignored for AUTH_ROLE_SERVICE. client_id: the MQTT client id
- * of the connection (AUTH_ROLE_USER only; one that does not name user_id
- * gets no right at all). All strings are borrowed for the
+ * of the connection (for a user, one that does not name user_id gets no
+ * right at all; for the service, it names its sync topic). All strings are borrowed for the
  * duration of the call; a NULL string denies.
  */
 bool auth_allows(enum auth_role role, const char *user_id, const char *client_id, enum auth_access access,

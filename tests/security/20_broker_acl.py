@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Broker access control in jwt mode: a user reads only its own events and everyone's presence,
-writes only its own device's presence (and its Last Will there); the service reads presence and
-writes events; nothing else, $SYS included.
+"""Broker access control in jwt mode: a user reads only its own events, its own call topic and
+everyone's presence, writes only its own device's presence (and its Last Will there); the service
+reads presence, writes events, reads and writes the call topics; nothing else, $SYS included.
 
 Each "yields nothing" check runs next to a permitted subscriber of the same message receiving it,
 so a broker that delivers nothing at all fails the suite too.
@@ -191,6 +191,84 @@ def test_websocket_clients_get_the_same_rules(sc):
     service.publish("users/bob/events", EVENT)
     bob.expect_message("users/bob/events", EVENT)
     spy.expect_nothing(timeout=0.3)
+
+
+def call(uid, revision):
+    return ('{"id":"c-%s","status":"DIALLING","revision":%d}' % (uid, revision)).encode()
+
+
+def test_a_user_reads_only_their_own_call_topic(sc):
+    b, service = setup(sc)
+    alice = user(sc, b, "alice")
+    h.eq(alice.subscribe("users/alice/call"), 1, "alice's SUBACK for her own call topic")
+    spy = user(sc, b, "mallory")
+    for topic in ("users/+/call", "users/alice/call", "users/+/+", "users/alice/#"):
+        h.check(spy.subscribe(topic) >= 0x80, "mallory's SUBACK for %r: expected a failure code" % topic)
+    h.eq(spy.subscribe("users/mallory/call"), 1, "mallory's SUBACK for her own call topic")
+    # Alice's call is published first: had it leaked, it would reach mallory before her own.
+    service.publish("users/alice/call", call("alice", 1), retain=True)
+    service.publish("users/mallory/call", call("mallory", 1), retain=True)
+    alice.expect_message("users/alice/call", call("alice", 1))
+    topic, payload, _ = spy.messages.get(timeout=3)
+    h.eq((topic, payload), ("users/mallory/call", call("mallory", 1)), "mallory's first message")
+    spy.expect_nothing(timeout=0.3, what="another user's call")
+    # The retained replay follows the same rule: the forbidden filters first, her own last.
+    late = user(sc, b, "mallory", client_id="mallory.late")
+    for topic in ("users/+/call", "users/alice/call"):
+        late.subscribe(topic)
+    late.subscribe("users/mallory/call")
+    topic, payload, retain = late.messages.get(timeout=3)
+    h.eq((topic, payload, retain), ("users/mallory/call", call("mallory", 1), 1), "mallory's retained replay")
+    late.expect_nothing(timeout=0.3, what="another user's retained call")
+
+
+def test_users_cannot_publish_call_topics(sc):
+    b, service = setup(sc)
+    alice = user(sc, b, "alice")
+    alice.subscribe("users/alice/call")
+    mallory = user(sc, b, "mallory")
+    mallory.subscribe("users/mallory/call")
+    forged = b'{"id":"forged","status":"ONGOING","revision":99}'
+    mallory.publish("users/alice/call", forged, retain=True)
+    mallory.publish("users/mallory/call", forged, retain=True)
+    mallory.publish("users/bob/call", forged, retain=True)
+    alice.publish("users/alice/call", forged, retain=True)
+    service.publish("users/alice/call", call("alice", 1), retain=True)
+    service.publish("users/mallory/call", call("mallory", 1), retain=True)
+    h.eq(alice.messages.get(timeout=3)[:2], ("users/alice/call", call("alice", 1)), "alice's first call message")
+    h.eq(mallory.messages.get(timeout=3)[:2], ("users/mallory/call", call("mallory", 1)),
+         "mallory's first call message")
+    alice.expect_nothing(timeout=0.3, what="a call published by a user")
+    mallory.expect_nothing(timeout=0.1, what="a call published by a user")
+    # Nor was a forged one retained where the service wrote nothing: bob subscribes, then the
+    # service's own message is the first he gets.
+    bob = user(sc, b, "bob")
+    bob.subscribe("users/bob/call")
+    service.publish("users/bob/call", call("bob", 1), retain=True)
+    h.eq(bob.messages.get(timeout=3)[:2], ("users/bob/call", call("bob", 1)), "bob's first call message")
+    bob.expect_nothing(timeout=0.3, what="a forged retained call")
+
+
+def test_service_reads_and_writes_call_topics(sc):
+    b, service = setup(sc)
+    h.eq(service.subscribe("users/+/call"), 1, "service SUBACK users/+/call")
+    service.publish("users/alice/call", call("alice", 2), retain=True)
+    payload, _ = service.expect_message("users/alice/call")
+    h.eq(payload, call("alice", 2), "the call the service reads back")
+    # Its end-of-replay marker: callsignal/sync/{its own client id}, nobody else's.
+    h.eq(service.subscribe("callsignal/sync/svc"), 1, "service SUBACK for its sync topic")
+    h.check(service.subscribe("callsignal/sync/+") >= 0x80, "service SUBACK for every sync topic")
+    spy = user(sc, b, "mallory")
+    h.check(spy.subscribe("callsignal/sync/svc") >= 0x80, "mallory's SUBACK for the service's sync topic")
+    service.publish("callsignal/sync/svc", b"sync")
+    service.expect_message("callsignal/sync/svc", b"sync")
+    spy.expect_nothing(timeout=0.1, what="the service's sync marker")
+    service.publish("users/alice/call", b"", retain=True)  # cleared: no live call
+    late = sc.probe(b.port, s.SERVICE_USERNAME, b.service_password, client_id="svc-late")
+    late.subscribe("users/+/call")
+    service.publish("users/carol/call", call("carol", 1), retain=True)
+    h.eq(late.messages.get(timeout=3)[:2], ("users/carol/call", call("carol", 1)), "first call after the clear")
+    late.expect_nothing(timeout=0.3, what="a cleared call")
 
 
 if __name__ == "__main__":

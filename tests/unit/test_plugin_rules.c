@@ -53,6 +53,19 @@ static const struct rule_case rule_cases[] = {
 	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/events", false },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "anything", false },
 	{ AUTH_ROLE_USER, AUTH_ACCESS_UNSUBSCRIBE, "#", true },
+	/* users/{userId}/call: a user reads only their own; only the service writes. */
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/call", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/bob/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/+/+", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alice/call/#", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "users/alicex/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/alice/call", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_READ, "users/bob/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/alice/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "users/bob/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_SUBSCRIBE, "callsignal/sync/+", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_WRITE, "callsignal/sync/alice.phone", false },
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/presence/+", true },
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/events", false },
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "#", false },
@@ -63,6 +76,11 @@ static const struct rule_case rule_cases[] = {
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/presence/tv", false },
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/events/x", false },
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "$SYS/x", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/call", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_READ, "users/bob/call", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/call", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/call/x", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/+", false },
 };
 
 static void rules_follow_the_table(void)
@@ -106,6 +124,28 @@ static void a_client_id_of_another_form_gets_nothing(void)
 	    !auth_allows(AUTH_ROLE_USER, "alice", "phone", AUTH_ACCESS_WRITE, "users/alice/presence/phone"));
 	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "callsignal-0a1b2c3d", AUTH_ACCESS_SUBSCRIBE,
 			   "users/+/presence/+"));
+}
+
+/* The service's end-of-replay marker is callsignal/sync/{its own client id}, and only that. */
+static void the_service_reads_and_writes_only_its_own_sync_topic(void)
+{
+	static const enum auth_access rw[] = { AUTH_ACCESS_SUBSCRIBE, AUTH_ACCESS_READ, AUTH_ACCESS_WRITE };
+
+	for (size_t i = 0; i < sizeof(rw) / sizeof(rw[0]); i++) {
+		CHECK(auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", rw[i],
+				  "callsignal/sync/callsignal-0a1b2c3d"));
+		CHECK(!auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", rw[i],
+				   "callsignal/sync/callsignal-ffffffff"));
+		CHECK(
+		    !auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", rw[i], "callsignal/sync/+"));
+		CHECK(
+		    !auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", rw[i], "callsignal/sync/#"));
+		CHECK(!auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", rw[i],
+				   "callsignal/sync/callsignal-0a1b2c3d/x"));
+		CHECK(!auth_allows(AUTH_ROLE_SERVICE, NULL, NULL, rw[i], "callsignal/sync/"));
+		CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "alice.phone", rw[i],
+				   "callsignal/sync/alice.phone"));
+	}
 }
 
 static void users_connect_only_with_client_ids_that_name_them(void)
@@ -165,6 +205,7 @@ int main(void)
 	RUN(rules_follow_the_table);
 	RUN(invalid_ids_get_nothing);
 	RUN(a_client_id_of_another_form_gets_nothing);
+	RUN(the_service_reads_and_writes_only_its_own_sync_topic);
 	RUN(users_connect_only_with_client_ids_that_name_them);
 	RUN(the_service_connects_only_with_client_ids_that_name_no_user);
 	RUN(sessions_follow_connects_and_disconnects);
