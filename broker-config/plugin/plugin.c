@@ -23,6 +23,9 @@
  *     values of the start are kept here.
  * This file is the only one that includes the broker's headers; it parses
  * the plugin_opt_* options (listed in docs/security.md) and maps events.
+ * Running out of memory refuses the one client, or fails the start or the
+ * reload (which then keeps the running configuration): the plugin never
+ * aborts the broker that everyone else is connected to.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -115,8 +118,13 @@ static char *file_read(const char *option, const char *path, bool trim, bool mis
 		return NULL;
 	}
 	buf = malloc(OPTION_FILE_MAX + 1);
-	if (buf == NULL)
-		abort();
+	if (buf == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot read %s \"%s\": out of memory",
+				     option, path);
+		fclose(f);
+		errno = ENOMEM;
+		return NULL;
+	}
 	n = fread(buf, 1, OPTION_FILE_MAX + 1, f);
 	if (ferror(f) || n > OPTION_FILE_MAX) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot read %s \"%s\": %s", option, path,
@@ -171,8 +179,12 @@ static char *secret_option(struct mosquitto_opt *options, int option_count, cons
 		}
 	} else if (inline_value != NULL) {
 		value = strdup(inline_value);
-		if (value == NULL)
-			abort();
+		if (value == NULL) {
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+					     PLUGIN_NAME ": cannot keep plugin_opt_%s: out of memory", name);
+			*failed = true;
+			return NULL;
+		}
 		len = strlen(value);
 	} else {
 		return NULL;
@@ -314,8 +326,11 @@ static int service_configure(struct plugin_config *cfg, struct mosquitto_opt *op
 		return -1;
 	}
 	cfg->service_username = strdup(username);
-	if (cfg->service_username == NULL)
-		abort();
+	if (cfg->service_username == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot keep plugin_opt_service_username: "
+							       "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -340,6 +355,8 @@ static void config_release(struct plugin_config *cfg)
 static int revoked_configure(struct plugin_config *cfg, struct mosquitto_opt *options, int option_count)
 {
 	const char *path = option_get(options, option_count, "revoked_users_file");
+	char **grown;
+	char *copy;
 	char *text;
 	char *line;
 	char *next;
@@ -369,13 +386,17 @@ static int revoked_configure(struct plugin_config *cfg, struct mosquitto_opt *op
 			free(text);
 			return -1;
 		}
-		cfg->revoked = realloc(cfg->revoked, (cfg->revoked_count + 1) * sizeof(*cfg->revoked));
-		if (cfg->revoked == NULL)
-			abort();
-		cfg->revoked[cfg->revoked_count] = strdup(line);
-		if (cfg->revoked[cfg->revoked_count] == NULL)
-			abort();
-		cfg->revoked_count++;
+		grown = realloc(cfg->revoked, (cfg->revoked_count + 1) * sizeof(*cfg->revoked));
+		if (grown != NULL)
+			cfg->revoked = grown;
+		copy = grown != NULL ? strdup(line) : NULL;
+		if (copy == NULL) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot read %s: out of memory",
+					     path);
+			free(text);
+			return -1;
+		}
+		cfg->revoked[cfg->revoked_count++] = copy;
 	}
 	free(text);
 	return 0;
@@ -482,9 +503,14 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_AUTH;
 	}
 	if (result == USER_TOKEN_OK && !config_is_revoked(cfg, ed->username)) {
-		sessions_put(&st->sessions, ed->client, client_id ? client_id : "", ed->username,
-			     ed->password);
-		return MOSQ_ERR_SUCCESS;
+		/* Untracked, a client would outlive its token's expiry or revocation: refuse it. */
+		if (sessions_put(&st->sessions, ed->client, client_id ? client_id : "", ed->username,
+				 ed->password) == 0)
+			return MOSQ_ERR_SUCCESS;
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     PLUGIN_NAME ": refused user \"%s\" (client \"%s\"): out of memory",
+				     loggable(ed->username), loggable(client_id));
+		return MOSQ_ERR_AUTH;
 	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": refused user \"%s\" (client \"%s\"): %s",
 			     loggable(ed->username), loggable(client_id),
@@ -567,9 +593,8 @@ static void sessions_check(struct plugin_state *st)
 				     loggable(s->username), loggable(s->client_id),
 				     revoked ? "user is revoked" : user_token_result_describe(r));
 		/* Out of the table first: the kick may call on_disconnect() right away. */
-		client_id = strdup(s->client_id);
-		if (client_id == NULL)
-			abort();
+		client_id = st->sessions.items[i].client_id;
+		st->sessions.items[i].client_id = NULL;
 		sessions_remove_at(&st->sessions, i);
 		mosquitto_kick_client_by_clientid(client_id, true);
 		free(client_id);
@@ -624,19 +649,24 @@ static void options_free(struct plugin_state *st)
 	st->option_count = 0;
 }
 
-/* Keeps a copy of the start-up options for reloads. */
-static void options_copy(struct plugin_state *st, struct mosquitto_opt *options, int option_count)
+/* Keeps a copy of the start-up options for reloads. Returns 0, or -1 (logged) when memory ran out. */
+static int options_copy(struct plugin_state *st, struct mosquitto_opt *options, int option_count)
 {
 	st->options = calloc(option_count > 0 ? (size_t)option_count : 1, sizeof(*st->options));
 	if (st->options == NULL)
-		abort();
+		goto fail;
+	st->option_count = option_count;
 	for (int i = 0; i < option_count; i++) {
 		st->options[i].key = strdup(options[i].key ? options[i].key : "");
 		st->options[i].value = strdup(options[i].value ? options[i].value : "");
 		if (st->options[i].key == NULL || st->options[i].value == NULL)
-			abort();
+			goto fail;
 	}
-	st->option_count = option_count;
+	return 0;
+fail:
+	mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": cannot keep the options: out of memory");
+	options_free(st);
+	return -1;
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *options,
@@ -656,7 +686,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 		st->id = NULL;
 		return MOSQ_ERR_INVAL;
 	}
-	options_copy(st, options, option_count);
+	if (options_copy(st, options, option_count) != 0) {
+		config_release(&st->config);
+		st->id = NULL;
+		return MOSQ_ERR_NOMEM;
+	}
 	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, st) !=
 		MOSQ_ERR_SUCCESS ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, st) !=

@@ -2,21 +2,13 @@
  * sessions.c - table of connected user clients and their tokens (see
  * sessions.h). An unsorted array: put and remove scan it, which costs
  * microseconds even for tens of thousands of clients and happens once per
- * connect and disconnect.
+ * connect and disconnect. Running out of memory fails the one put; it never
+ * aborts (the broker runs this code).
  */
 #include "sessions.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static char *xstrdup(const char *s)
-{
-	char *copy = strdup(s);
-
-	if (copy == NULL)
-		abort();
-	return copy;
-}
 
 static void session_free(struct session *s)
 {
@@ -30,11 +22,14 @@ static void session_free(struct session *s)
 	memset(s, 0, sizeof(*s));
 }
 
-void sessions_put(struct session_table *t, const void *client, const char *client_id, const char *username,
-		  const char *token)
+int sessions_put(struct session_table *t, const void *client, const char *client_id, const char *username,
+		 const char *token)
 {
+	struct session fresh = { client, strdup(client_id), strdup(username), strdup(token) };
 	struct session *s = NULL;
 
+	if (fresh.client_id == NULL || fresh.username == NULL || fresh.token == NULL)
+		goto fail;
 	for (size_t i = 0; i < t->count; i++) {
 		if (t->items[i].client == client) {
 			s = &t->items[i];
@@ -44,17 +39,21 @@ void sessions_put(struct session_table *t, const void *client, const char *clien
 	}
 	if (s == NULL) {
 		if (t->count == t->cap) {
-			t->cap = t->cap ? t->cap * 2 : 64;
-			t->items = realloc(t->items, t->cap * sizeof(*t->items));
-			if (t->items == NULL)
-				abort();
+			size_t cap = t->cap ? t->cap * 2 : 64;
+			struct session *items = realloc(t->items, cap * sizeof(*t->items));
+
+			if (items == NULL)
+				goto fail;
+			t->items = items;
+			t->cap = cap;
 		}
 		s = &t->items[t->count++];
 	}
-	s->client = client;
-	s->client_id = xstrdup(client_id);
-	s->username = xstrdup(username);
-	s->token = xstrdup(token);
+	*s = fresh;
+	return 0;
+fail:
+	session_free(&fresh);
+	return -1;
 }
 
 void sessions_remove_at(struct session_table *t, size_t i)

@@ -35,9 +35,10 @@ struct session_table {
 /*
  * Records that client (re)authenticated with these strings, which are
  * copied; replaces the session of the same client if there is one.
+ * Returns 0, or -1 when memory ran out (the table is then unchanged).
  */
-void sessions_put(struct session_table *t, const void *client, const char *client_id, const char *username,
-		  const char *token);
+int sessions_put(struct session_table *t, const void *client, const char *client_id, const char *username,
+		 const char *token);
 
 /* Forgets client's session, if any. */
 void sessions_remove(struct session_table *t, const void *client);

@@ -182,9 +182,9 @@ static void sessions_follow_connects_and_disconnects(void)
 	int a = 0, b = 0, c = 0; /* stand-ins for the broker's client objects */
 	char many[200];
 
-	sessions_put(&t, &a, "a-dev", "alice", "token-a1");
-	sessions_put(&t, &b, "b-dev", "bob", "token-b");
-	sessions_put(&t, &a, "a-dev", "alice", "token-a2"); /* re-authenticated: replaced */
+	CHECK(sessions_put(&t, &a, "a-dev", "alice", "token-a1") == 0);
+	CHECK(sessions_put(&t, &b, "b-dev", "bob", "token-b") == 0);
+	CHECK(sessions_put(&t, &a, "a-dev", "alice", "token-a2") == 0); /* re-authenticated: replaced */
 	CHECK(t.count == 2);
 	CHECK(strcmp(t.items[0].token, "token-a2") == 0);
 	sessions_remove(&t, &c); /* never authenticated: nothing happens */
@@ -192,7 +192,7 @@ static void sessions_follow_connects_and_disconnects(void)
 	sessions_remove(&t, &a);
 	CHECK(t.count == 1 && t.items[0].client == &b && strcmp(t.items[0].username, "bob") == 0);
 	for (size_t i = 0; i < sizeof(many); i++)
-		sessions_put(&t, &many[i], "c", "carol", "token-c");
+		CHECK(sessions_put(&t, &many[i], "c", "carol", "token-c") == 0);
 	CHECK(t.count == 201);
 	sessions_remove_at(&t, 0);
 	CHECK(t.count == 200);
