@@ -1,9 +1,11 @@
 /*
- * token.h - the JWTs of the service (the service's only includer of jwt.h).
+ * token.h - the JWTs of the service.
  *
  * Mints LiveKit access tokens for a party of a live call, and in jwt mode
  * verifies the user tokens that an app's backend issues to its users, with
  * common/user_token.c (the checks the broker plugin applies to MQTT logins).
+ * token.c is the only file of service/ that includes jwt.h; the other one
+ * is common/user_token.c, the shared library's edge to libjwt.
  */
 #ifndef CALLSIGNAL_TOKEN_H
 #define CALLSIGNAL_TOKEN_H
