@@ -200,6 +200,62 @@ static void sessions_follow_connects_and_disconnects(void)
 	CHECK(t.count == 0 && t.items == NULL);
 }
 
+/*
+ * Allocation failures, injected: the test links with -Wl,--wrap=strdup,--wrap=realloc, so
+ * sessions.c's calls land here. allocations_left counts the allocations that still succeed;
+ * negative means all do.
+ */
+static int allocations_left = -1;
+
+char *__real_strdup(const char *s);
+void *__real_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+void *__wrap_realloc(void *p, size_t n);
+
+static bool allocation_fails(void)
+{
+	return allocations_left >= 0 && allocations_left-- == 0;
+}
+
+char *__wrap_strdup(const char *s)
+{
+	return allocation_fails() ? NULL : __real_strdup(s);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return allocation_fails() ? NULL : __real_realloc(p, n);
+}
+
+/* The plugin never aborts: a put that runs out of memory fails and leaves the table as it was. */
+static void sessions_put_out_of_memory_fails_and_changes_nothing(void)
+{
+	struct session_table t = { 0 };
+	int a = 0, b = 0;
+	int failures_seen = 0;
+
+	/* Into an empty table: three string copies, then the array itself. */
+	for (int k = 0; k < 4; k++) {
+		allocations_left = k;
+		failures_seen += sessions_put(&t, &a, "alice.phone", "alice", "token-a1") == -1;
+		CHECK(t.count == 0);
+	}
+	CHECK(failures_seen == 4);
+	allocations_left = -1;
+	CHECK(sessions_put(&t, &a, "alice.phone", "alice", "token-a1") == 0);
+	/* Replacing a client's session: the old one stays when the copies fail. */
+	for (int k = 0; k < 3; k++) {
+		allocations_left = k;
+		CHECK(sessions_put(&t, &a, "alice.phone", "alice", "token-a2") == -1);
+		CHECK(t.count == 1 && t.items[0].client == &a && strcmp(t.items[0].token, "token-a1") == 0);
+	}
+	allocations_left = -1;
+	CHECK(sessions_put(&t, &b, "bob.tv", "bob", "token-b") == 0);
+	CHECK(sessions_put(&t, &a, "alice.phone", "alice", "token-a2") == 0);
+	CHECK(t.count == 2 && strcmp(t.items[0].token, "token-a2") == 0);
+	sessions_release(&t);
+}
+
 int main(void)
 {
 	RUN(rules_follow_the_table);
@@ -209,5 +265,6 @@ int main(void)
 	RUN(users_connect_only_with_client_ids_that_name_them);
 	RUN(the_service_connects_only_with_client_ids_that_name_no_user);
 	RUN(sessions_follow_connects_and_disconnects);
+	RUN(sessions_put_out_of_memory_fails_and_changes_nothing);
 	return check_done();
 }
