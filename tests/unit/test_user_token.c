@@ -5,6 +5,7 @@
  * Tokens are minted here with libjwt itself; tests/security checks the same
  * rules through the real service and a real Mosquitto.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +165,36 @@ static void previous_key_verifies_during_a_rotation(void)
 	CHECK(user_token_verifier_add_key(&v, (const unsigned char *)"", 0) == -1);
 }
 
+/* Failure injection: the test links with -Wl,--wrap=calloc, so user_token.c's calls land here. */
+static bool fail_next_calloc;
+
+void *__real_calloc(size_t count, size_t n);
+void *__wrap_calloc(size_t count, size_t n);
+
+void *__wrap_calloc(size_t count, size_t n)
+{
+	if (fail_next_calloc) {
+		fail_next_calloc = false;
+		return NULL;
+	}
+	return __real_calloc(count, n);
+}
+
+/* The broker plugin links this code and must never abort: out of memory is an error value. */
+static void adding_a_key_out_of_memory_fails_and_changes_nothing(void)
+{
+	struct user_token_verifier v = hs256();
+
+	fail_next_calloc = true;
+	CHECK(user_token_verifier_add_key(&v, (const unsigned char *)other_secret, strlen(other_secret)) ==
+	      -1);
+	CHECK(v.key_count == 1);
+	CHECK(check(&v, mint(JWT_ALG_HS256, secret, "alice", now + 600, 0), NULL) == USER_TOKEN_OK);
+	CHECK(check(&v, mint(JWT_ALG_HS256, other_secret, "alice", now + 600, 0), NULL) ==
+	      USER_TOKEN_INVALID);
+	user_token_verifier_release(&v);
+}
+
 static void every_result_has_a_description(void)
 {
 	for (int r = USER_TOKEN_OK; r <= USER_TOKEN_WRONG_USER; r++)
@@ -178,6 +209,7 @@ int main(void)
 	RUN(not_before_is_honoured_with_leeway);
 	RUN(subject_must_be_a_valid_user_id);
 	RUN(previous_key_verifies_during_a_rotation);
+	RUN(adding_a_key_out_of_memory_fails_and_changes_nothing);
 	RUN(every_result_has_a_description);
 	return check_done();
 }
