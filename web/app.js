@@ -6,11 +6,14 @@
  *   - MQTT over WebSocket (global `mqtt`, vendor/mqtt.min.js): my retained presence on
  *     users/{id}/presence/{clientId} with an empty retained Last Will; the online list rebuilt
  *     from users/+/presence/+ (the broker replays the retained ones, so there is no polling);
- *     call events on users/{id}/events.
+ *     call events on users/{id}/events; my live call, retained, on users/{id}/call.
  *   - REST on the same origin: /config, /calls/start|answer|end, /token. Every error's
  *     `message` is shown to the person. In jwt mode every request carries the user token as
  *     `Authorization: Bearer`, and the token is the MQTT password (username = user id).
  *   - LiveKit (global `LivekitClient`, vendor/livekit-client.umd.js) for the media of a live call.
+ *
+ * A reloaded or reconnected page picks its call up from the retained users/{id}/call topic
+ * (onCallState); a reload does not end a call, the service's offline grace period does.
  *
  * The call state machine (app.call.phase):
  *   caller:   starting -> calling -> (cancelling) -> live -> (ending) -> idle
@@ -39,6 +42,7 @@
     call: null, // { id, call, role, phase, peer, room, liveSince, cancelRequested }
     early: [], // events that arrived while POST /calls/start was still in flight
     finished: new Set(), // ids of calls already recorded
+    seenEvents: new Set(), // event ids already handled (QoS 1 may deliver one twice)
     recents: [], // newest first
     tokens: {}, // callId -> LiveKit token obtained for that call
     room: null, // the LivekitClient.Room of the live call
@@ -215,6 +219,11 @@
     return `users/${app.me.id}/events`;
   }
 
+  /* Retained by the service: my live call (DIALLING or ONGOING), empty when I have none. */
+  function callTopic() {
+    return `users/${app.me.id}/call`;
+  }
+
   function setConnState(state, text) {
     app.connState = state;
     const pill = $('conn-status');
@@ -289,7 +298,8 @@
     app.presence.clear();
     renderUsers();
     setConnState('online', 'online');
-    client.subscribe([eventsTopic(), 'users/+/presence/+'], { qos: 1 }, (err, granted) => {
+    // The retained call topic tells a (re)connected page where its call stands.
+    client.subscribe([eventsTopic(), callTopic(), 'users/+/presence/+'], { qos: 1 }, (err, granted) => {
       if (err) {
         notify(`Could not subscribe: ${err.message}`);
         return;
@@ -315,6 +325,17 @@
         return;
       }
       handleEvent(ev);
+    } else if (topic === callTopic()) {
+      let call = null;
+      if (payload.length) {
+        try {
+          call = JSON.parse(new TextDecoder().decode(payload));
+        } catch (e) {
+          console.warn('unparseable call state on', topic, e);
+          return;
+        }
+      }
+      onCallState(call);
     }
   }
 
@@ -510,7 +531,7 @@
       addRecent({ callId: null, peer: user, direction: 'outgoing', outcome: 'failed', label: `Failed: ${r.message}` });
       setOutcome(`Could not call ${displayName(user)}: ${r.message}`, 'failed');
       showStage();
-      for (const ev of early) handleEvent(ev);
+      for (const ev of early) replayEarly(ev);
       return;
     }
     cur.id = r.data.id;
@@ -518,8 +539,24 @@
     cur.peer = r.data.receiver || user;
     cur.phase = 'calling';
     showStage();
-    for (const ev of early) handleEvent(ev);
+    for (const ev of early) replayEarly(ev);
     if (cur.cancelRequested && app.call === cur) endCall();
+  }
+
+  /* A call's state older than the one we hold (revisions grow with every transition). */
+  function isStale(call) {
+    const cur = app.call;
+    return Boolean(cur && cur.id === call.id && cur.call && Number.isInteger(cur.call.revision) &&
+                   Number.isInteger(call.revision) && call.revision < cur.call.revision);
+  }
+
+  function ringExpired(call) {
+    return typeof call.ringDeadline === 'string' && Date.parse(call.ringDeadline) <= Date.now();
+  }
+
+  function replayEarly(ev) {
+    if (ev.type === 'CALL_STATE') onCallState(ev.call);
+    else handleEvent(ev);
   }
 
   function handleEvent(ev) {
@@ -532,9 +569,16 @@
       app.early.push(ev);
       return;
     }
+    if (typeof ev.id === 'string') {
+      if (app.seenEvents.has(ev.id)) return; // a duplicate delivery
+      app.seenEvents.add(ev.id);
+      if (app.seenEvents.size > 1000) app.seenEvents.delete(app.seenEvents.values().next().value);
+    }
+    if (isStale(call)) return;
     if (ev.type === 'INCOMING_CALL') {
       if (!call.receiver || call.receiver.id !== app.me.id || app.finished.has(call.id)) return;
       if (cur) return; // the service refuses a second call to a busy user; nothing to show
+      if (ringExpired(call)) return; // a stale ring (delivered late): the call is missed by now
       app.call = { id: call.id, call, role: 'receiver', phase: 'ringing', peer: call.caller || {} };
       setOutcome('', '');
       showStage();
@@ -549,6 +593,58 @@
       else if (cur.phase === 'ringing' || cur.phase === 'declining') finishCall(call, 'elsewhere');
     } else if (ev.type === 'DECLINE_CALL' || ev.type === 'END_CALL') {
       finishCall(call, cur.role === 'receiver' && cur.phase === 'ringing' ? 'elsewhere' : null);
+    }
+  }
+
+  /*
+   * The retained users/{me}/call: delivered on every (re)connect and on every change of my live
+   * call. It brings a reloaded or reconnected page to where the call stands: ringing, calling or
+   * in the call. Empty: I have no live call; one we still show has ended meanwhile, and the
+   * service tells how (GET /calls/{id}).
+   */
+  function onCallState(call) {
+    const cur = app.call;
+    if (cur && cur.phase === 'starting') {
+      if (call) app.early.push({ type: 'CALL_STATE', call });
+      return;
+    }
+    if (!call) {
+      if (cur && cur.id) settleEnded(cur);
+      return;
+    }
+    if (typeof call !== 'object' || typeof call.id !== 'string' || !call.caller || !call.receiver) return;
+    if (app.finished.has(call.id) || isStale(call)) return;
+    if (cur && cur.id !== call.id) settleEnded(cur); // ours ended unseen, this one is newer
+    if (app.call && app.call.id === call.id) {
+      const mine = app.call;
+      mine.call = call;
+      if (call.status === 'ONGOING' && ['calling', 'accepting'].includes(mine.phase)) enterCall(call);
+      else if (call.status === 'ONGOING' && mine.phase === 'ringing') finishCall(call, 'elsewhere');
+      return;
+    }
+    const role = call.caller.id === app.me.id ? 'caller' : 'receiver';
+    const peer = (role === 'caller' ? call.receiver : call.caller) || {};
+    if (call.status === 'DIALLING') {
+      if (role === 'receiver' && ringExpired(call)) return;
+      app.call = { id: call.id, call, role, phase: role === 'caller' ? 'calling' : 'ringing', peer };
+      setOutcome('', '');
+      showStage();
+      if (role === 'receiver') openIncoming(app.call);
+    } else if (call.status === 'ONGOING') {
+      app.call = { id: call.id, call, role, phase: 'accepting', peer };
+      setOutcome('', '');
+      enterCall(call);
+    }
+  }
+
+  /* The call we show is no longer live: learn its outcome from the service. */
+  async function settleEnded(cur) {
+    const r = await api('GET', `/calls/${encodeURIComponent(cur.id)}`);
+    if (app.call !== cur) return;
+    if (r.ok && r.data && r.data.id === cur.id && !['DIALLING', 'ONGOING'].includes(r.data.status)) {
+      finishCall(r.data);
+    } else if (!r.ok && r.status === 404) {
+      finishLocally(cur, 'Ended');
     }
   }
 
@@ -872,6 +968,8 @@
     }
     try {
       sessionStorage.setItem('callsignal.profile', JSON.stringify({ name: f.name, id: f.id, location: f.location }));
+      // This tab is signed in: a reload signs in again and picks the call up where it stands.
+      sessionStorage.setItem('callsignal.session', JSON.stringify({ token: app.userToken }));
     } catch (e) { /* storage may be disabled; the form just won't be prefilled */ }
     $('me-name').textContent = `${f.name} (${f.id})`;
     $('signin').hidden = true;
@@ -902,6 +1000,9 @@
 
   /* Back to the sign-in form. clean: end the current call and clear presence first. */
   async function goOffline(clean) {
+    try {
+      sessionStorage.removeItem('callsignal.session');
+    } catch (e) { /* nothing stored */ }
     if (clean && app.call) {
       if (['calling', 'live'].includes(app.call.phase)) await endCall();
       if (app.call) finishLocally(app.call, 'Signed out');
@@ -925,17 +1026,13 @@
   }
 
   /*
-   * The tab is going away: end a call we are placing or in, clear the presence, and DISCONNECT.
-   * All of it is best effort. The clear and the DISCONNECT go out in order on one socket, so
-   * either both reach the broker or it sees the socket close and publishes the (same) Last Will.
+   * The tab is going away (closed, reloaded, navigated): clear the presence and DISCONNECT, best
+   * effort. A call is NOT ended here: a reload finds it again on the retained call topic, and a
+   * tab that never comes back is ended by the service's offline grace period. The clear and the
+   * DISCONNECT go out in order on one socket, so either both reach the broker or it sees the
+   * socket close and publishes the (same) Last Will.
    */
   function onPageHide() {
-    const cur = app.call;
-    if (cur && cur.id && ['calling', 'live', 'ending', 'cancelling'].includes(cur.phase)) {
-      fetch('/calls/end', { method: 'POST', keepalive: true,
-                            headers: { 'Content-Type': 'application/json', ...authHeaders() },
-                            body: JSON.stringify({ callId: cur.id, userId: app.me.id }) }).catch(() => {});
-    }
     if (app.room) app.room.disconnect().catch(() => {});
     const client = app.mqtt;
     if (!client) return;
@@ -950,10 +1047,16 @@
   }
 
   function onPageShow(event) {
-    // Back from the back/forward cache: go online again.
+    // Back from the back/forward cache: go online again. What we showed of a call is dropped
+    // unrecorded; the retained call topic, read on connect, says where it stands now.
     if (event.persisted && app.suspended && app.me) {
       app.suspended = false;
-      if (app.call) finishLocally(app.call, 'Disconnected');
+      if (app.call) {
+        app.call = null;
+        closeIncoming();
+        leaveMedia();
+        showStage();
+      }
       connectMqtt();
     }
   }
@@ -968,6 +1071,17 @@
       const v = params.get(k) || saved[k];
       if (v) $('f-' + k).value = v;
     }
+  }
+
+  /* A reload of a signed-in tab signs in again with what it used (the token stays in this tab). */
+  function resumeSession(event) {
+    let session = null;
+    try {
+      session = JSON.parse(sessionStorage.getItem('callsignal.session') || 'null');
+    } catch (e) { session = null; }
+    if (!session || !$('f-id').value || !$('f-name').value) return;
+    if (session.token) $('f-token').value = session.token;
+    signIn(event);
   }
 
   async function init() {
@@ -992,6 +1106,7 @@
     await loadConfig();
     $('connect').disabled = false;
     document.body.dataset.ready = 'true';
+    resumeSession({ preventDefault() {} });
   }
 
   init();

@@ -9,8 +9,9 @@
 // (GET /token 200) and says that no LiveKit server is reachable; Alice hangs up and Bob's page
 // shows the call ended. A second call Bob declines (Alice sees "declined"); while it rings,
 // Carol tries Bob and her page shows the service's "Receiver busy". A third call rings out and
-// both show it missed. Bob closes his tab and leaves Alice's list; Carol's tab crashes (no
-// pagehide) and the broker's Last Will takes her off it too. With E2E_AUTH_MODE=jwt everyone
+// both show it missed. A fourth call: Bob reloads his tab while it rings (it rings again and he
+// accepts) and again during the call (it goes on); Alice hangs up. Bob closes his tab and leaves
+// Alice's list; Carol's tab crashes (no pagehide) and the broker's Last Will takes her off it too. With E2E_AUTH_MODE=jwt everyone
 // pastes a user token, which must reach every REST request as `Authorization: Bearer` (and the
 // broker as the MQTT password). Screenshots go to tests/e2e/screenshots/ (E2E_SCREENSHOTS
 // overrides). Exit 0 = pass, 1 = fail.
@@ -166,6 +167,7 @@ const bob = await person(browser, 'Bob Tanaka', BOB_ID, 'Osaka', process.env.E2E
 const carol = await person(browser, 'Carol Diaz', CAROL_ID, 'Porto', process.env.E2E_CAROL_TOKEN);
 if (JWT) check(alice.token && bob.token && carol.token, 'jwt mode needs E2E_{ALICE,BOB,CAROL}_TOKEN');
 let failed = false;
+let reloadCallId = null;
 
 try {
   await step('three go online; Alice sees Bob and Carol, Bob sees Alice', async () => {
@@ -270,6 +272,39 @@ try {
     await sideBySide(browser, 'two-tabs-recents', { png: a, label: 'Tab 1: Alice' }, { png: b, label: 'Tab 2: Bob' });
     await sideBySide(browser, 'two-tabs-ringing', { png: ringingShots[0], label: 'Tab 1: Alice calls Bob' },
                      { png: ringingShots[1], label: 'Tab 2: Bob\'s page rings' });
+  });
+
+  await step('Bob reloads while Alice\'s call rings: his page rings again and he accepts', async () => {
+    const id4 = await placeCall(alice, bob);
+    await bob.page.reload();
+    // The reloaded page signs in again by itself and reads its retained call topic.
+    await bob.page.locator('[data-testid="conn-status"][data-state="online"]').waitFor({ timeout: T });
+    const dialog = bob.page.getByTestId('incoming-dialog');
+    await dialog.waitFor({ state: 'visible', timeout: T });
+    const again = await dialog.getAttribute('data-call-id');
+    check(again === id4, `Bob's reloaded page rings for ${again}, expected ${id4}`);
+    await bob.page.getByTestId('accept').click({ timeout: T });
+    for (const p of [alice, bob]) {
+      await p.page.locator(`[data-testid="call-view"][data-call-id="${id4}"]`).waitFor({ state: 'visible', timeout: T });
+    }
+    reloadCallId = id4;
+  });
+
+  await step('Bob reloads during the call: the call goes on, then Alice hangs up', async () => {
+    const id4 = reloadCallId;
+    await bob.page.reload();
+    await bob.page.locator('[data-testid="conn-status"][data-state="online"]').waitFor({ timeout: T });
+    await bob.page.locator(`[data-testid="call-view"][data-call-id="${id4}"]`).waitFor({ state: 'visible', timeout: T });
+    await bob.page.locator(`[data-testid="call-view"][data-token-room="${id4}"]`).waitFor({ timeout: T });
+    // Bob is back in the call: Alice's page never left it and has no outcome for it.
+    check(await alice.page.locator(`[data-testid="call-view"][data-call-id="${id4}"]`).isVisible(),
+          'Alice\'s call view closed while Bob reloaded');
+    check(await recent(alice, id4).count() === 0, 'Alice recorded the call as finished while Bob reloaded');
+    await alice.page.getByTestId('hangup').click();
+    for (const p of [alice, bob]) {
+      await p.page.getByTestId('call-view').waitFor({ state: 'hidden', timeout: T });
+      await expectRecent(p, id4, 'ended', /^Ended/);
+    }
   });
 
   await step('Bob closes his tab and leaves Alice\'s list', async () => {
