@@ -6,8 +6,9 @@ Chromium shares a loaded machine, as the accept must land while it rings), a Liv
 (so GET /token answers 200) and a LIVEKIT_URL pointing at a free, closed loopback port, so that
 joining the media room fails fast and the page must say that no LiveKit server is reachable.
 
-Usage: run_e2e.py [--auth open|jwt]. With --auth jwt the broker runs the shipped
-broker-config/mosquitto-jwt.conf with the callsignal_auth plugin (tests/security's JwtBroker),
+Usage: run_e2e.py [--auth open|jwt]. The broker runs the shipped broker-config/mosquitto.conf
+(tests/integration's Broker: ports, persistence and logging swapped); with --auth jwt it runs the
+shipped broker-config/mosquitto-jwt.conf with the callsignal_auth plugin (tests/security's JwtBroker),
 the service runs with AUTH_MODE=jwt, and each person signs in with a user token minted here.
 
 Exit codes: 0 pass, 1 fail, 77 skip (only when the Chromium binary is absent; CTest's

@@ -1,7 +1,8 @@
 """Integration-test harness of the call-signalling service (in the spirit of Mosquitto's mosq_test.py).
 
 Every test runs against a real Mosquitto and the real `callsignal` binary, both started here on
-free loopback ports in a temporary directory. A test file is a list of `test_*` functions taking one
+free loopback ports in a temporary directory; Mosquitto runs the shipped broker-config/mosquitto.conf
+with only its ports, persistence and logging changed (default_broker_conf). A test file is a list of `test_*` functions taking one
 argument, the `Env`; it ends with `harness.main()`, which runs them in order, prints one line per
 test and exits non-zero when any failed. Tests of one file share one broker+service by default
 (use unique user ids via `env.uid()`); a test decorated with `@harness.options(...)` gets its own.
@@ -204,22 +205,44 @@ def http_request(port, method, path, json_body=None, form=None, body=None, heade
 # ---------------------------------------------------------------------------------------------
 # Mosquitto
 
-DEFAULT_BROKER_CONF = """\
-per_listener_settings false
-allow_anonymous true
-persistence {persistence}
-persistence_location {dir}/
-log_dest file {dir}/mosquitto.log
-log_type all
-log_timestamp_format %H:%M:%S
-listener {port} 127.0.0.1
-listener {wsport} 127.0.0.1
-protocol websockets
-"""
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BROKER_CONFIG_DIR = os.path.join(REPO, "broker-config")
+
+
+def swap_line(text, old, new):
+    """text with its one line equal to old (ignoring surrounding blanks) replaced by new; a
+    HarnessError when there is not exactly one such line (the shipped config changed)."""
+    lines = text.split("\n")
+    hits = [i for i, line in enumerate(lines) if line.strip() == old]
+    if len(hits) != 1:
+        raise HarnessError("shipped broker config: expected one line %r, found %d" % (old, len(hits)))
+    lines[hits[0]] = new
+    return "\n".join(lines)
+
+
+def shipped_broker_conf(name="mosquitto.conf"):
+    """broker-config/<name> as a Broker conf template: its text with braces escaped, so that
+    str.format leaves it as it is; swap_line() then puts fields ({port}, ...) where wanted."""
+    with open(os.path.join(BROKER_CONFIG_DIR, name)) as f:
+        return f.read().replace("{", "{{").replace("}", "}}")
+
+
+def default_broker_conf():
+    """The open-mode config the product ships (broker-config/mosquitto.conf) with only what a test
+    needs changed: the two listener ports, persistence (Broker's persistence=, kept in the test
+    dir), and logging (everything, to mosquitto.log in the test dir, with connection messages)."""
+    text = shipped_broker_conf("mosquitto.conf")
+    text = swap_line(text, "listener 1883 127.0.0.1", "listener {port} 127.0.0.1")
+    text = swap_line(text, "listener 9001 lo", "listener {wsport} lo")
+    text = swap_line(text, "persistence false", "persistence {persistence}\npersistence_location {dir}/")
+    text = swap_line(text, "log_dest stderr", "log_dest file {dir}/mosquitto.log")
+    text = swap_line(text, "connection_messages false", "connection_messages true")
+    return text + "log_type all\nlog_timestamp_format %H:%M:%S\n"
 
 
 class Broker:
-    """A Mosquitto on free loopback ports: .port (MQTT/TCP) and .wsport (WebSockets).
+    """A Mosquitto on free loopback ports: .port (MQTT/TCP) and .wsport (WebSockets), started from
+    broker-config/mosquitto.conf (see default_broker_conf()).
 
     conf: replacement config text (str.format fields: port, wsport, dir, persistence, plus any in
     conf_vars); extra_conf: lines appended (e.g. a plugin, TLS listeners on env ports)."""
@@ -232,7 +255,7 @@ class Broker:
         self.log_path = os.path.join(tmpdir, "mosquitto.log")
         self.stderr_path = os.path.join(tmpdir, "mosquitto.stderr")
         self.bin = os.environ.get("MOSQUITTO_BIN") or "/usr/sbin/mosquitto"
-        text = (conf if conf is not None else DEFAULT_BROKER_CONF).format(
+        text = (conf if conf is not None else default_broker_conf()).format(
             port=self.port, wsport=self.wsport, dir=tmpdir,
             persistence="true" if persistence else "false", **(conf_vars or {}))
         if os.geteuid() == 0 and "\nuser " not in "\n" + text:

@@ -145,7 +145,7 @@ class JwtBroker(h.Broker):
             text = self._swap(text, "listener 8883", "listener {tlsport}")
             text = self._swap(text, "listener 9443", "listener {wssport}")
         else:
-            text = self._swap(text, "listener 9001 127.0.0.1", "listener {wsport} 127.0.0.1")
+            text = self._swap(text, "listener 9001 lo", "listener {wsport} lo")
         if tls:
             if certs_dir and os.path.abspath(certs_dir) != os.path.join(tmpdir, "certs"):
                 os.symlink(os.path.abspath(certs_dir), os.path.join(tmpdir, "certs"))
