@@ -221,8 +221,11 @@ static int settle_acked(struct mqtt_bus *bus)
 		}
 		for (size_t i = 0; i < n; i++)
 			token_mark(bus->pending, tokens[i]);
+		/* The broker acknowledges in order, so the walk usually ends
+		 * after the acknowledged ones at the head. */
+		size_t acked = bus->inflight.n - n;
 		struct msg **link = &bus->inflight.head, *last = NULL;
-		while (*link) {
+		while (acked > 0 && *link) {
 			struct msg *m = *link;
 			if (token_marked(bus->pending, m->token)) {
 				last = m;
@@ -230,10 +233,12 @@ static int settle_acked(struct mqtt_bus *bus)
 			} else {
 				*link = m->next;
 				bus->inflight.n--;
+				acked--;
 				free(m);
 			}
 		}
-		bus->inflight.tail = last;
+		if (!*link)
+			bus->inflight.tail = last;
 		for (size_t i = 0; i < n; i++)
 			token_clear(bus->pending, tokens[i]);
 	}
