@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Events survive a broker restart: under 8 pairs of call load, every event whose REST request
 answered 200 reaches its party once the broker is back, over (a) a quick restart and (b) a 10 s
-outage. Prints lost, duplicated and stranded counts (stranded: a started call that a party never
-saw end); requires 0 lost and 0 stranded. Duplicates are allowed (QoS 1 is at least once).
+outage. Prints lost, duplicated, stranded (a started call that a party never saw end) and out of
+order (a party got a call's events first in another order than they were caused) counts; requires
+0 lost, 0 stranded, 0 out of order. Duplicates are allowed (QoS 1 is at least once).
 
 The parties' own losses are kept out of the count: each party is a persistent session
 (clean_session=False, QoS 1) on a broker with persistence on, so the broker keeps their
@@ -42,6 +43,7 @@ class Party:
     def __init__(self, broker, user_id):
         self.user_id = user_id
         self.received = collections.Counter()
+        self.first = {}  # (call id, type) -> position of its first arrival
         self.lock = threading.Lock()
         self.connects = 0
         self.ready = threading.Event()
@@ -71,10 +73,18 @@ class Party:
             key = ("<unparseable>", msg.payload[:80])
         with self.lock:
             self.received[key] += 1
+            self.first.setdefault(key, len(self.first))
 
     def count(self, call_id, type_):
         with self.lock:
             return self.received[(call_id, type_)]
+
+    def out_of_order(self, call_id):
+        """1 when this call's events first arrived in another order than they were caused."""
+        with self.lock:
+            seen = [self.first[(call_id, ty)] for ty in ("INCOMING_CALL", "ACCEPT_CALL", "END_CALL")
+                    if (call_id, ty) in self.first]
+        return int(seen != sorted(seen))
 
     def snapshot(self):
         with self.lock:
@@ -229,6 +239,7 @@ def restart_under_load(env, outage_s):
         duplicated = sum(n - 1 for p in parties for n in received[p].values() if n > 1)
         unexpected = sum(n for p in parties for (cid, ty), n in received[p].items()
                          if (p, cid, ty) not in ledger.expected)
+        out_of_order = sum(a.out_of_order(cid) + b.out_of_order(cid) for cid, a, b in ledger.calls)
         stranded = [cid for cid, a, b in ledger.calls
                     if received[a][(cid, "END_CALL")] == 0 or received[b][(cid, "END_CALL")] == 0]
         print("    %d calls, %d events promised (%d before the broker stopped), 503 answers: %d; "
@@ -236,8 +247,8 @@ def restart_under_load(env, outage_s):
                   len(ledger.calls), len(ledger.expected), promised_before,
                   sum(n for (_, s), n in ledger.status.items() if s == 503),
                   sum(p.connects - 1 for p in parties)))
-        print("    lost %d, duplicated %d, stranded %d, unexpected %d" % (
-            len(lost), duplicated, len(stranded), unexpected))
+        print("    lost %d, duplicated %d, stranded %d, out of order %d, unexpected %d" % (
+            len(lost), duplicated, len(stranded), out_of_order, unexpected))
         for p, cid, ty in sorted(lost, key=lambda x: (x[1], x[2]))[:10]:
             print("      lost: %s to %s (call %s)" % (ty, p.user_id, cid))
         # the load went on across the restart: calls started after the service was back
@@ -246,6 +257,7 @@ def restart_under_load(env, outage_s):
               ledger.status[("/calls/end", 503)] > 0, "no request saw the broker away")
         check(not lost, "%d events whose request answered 200 never arrived" % len(lost))
         check(not stranded, "%d calls never ended for a party" % len(stranded))
+        check(out_of_order == 0, "%d parties got a call's events in another order" % out_of_order)
         check(unexpected == 0, "%d events nobody asked for" % unexpected)
     finally:
         for p in parties:
