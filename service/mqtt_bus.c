@@ -514,13 +514,12 @@ void mqtt_bus_stop(struct mqtt_bus *bus)
 	pthread_mutex_unlock(&bus->mu);
 	pthread_join(bus->thread, NULL);
 
-	if (MQTTClient_isConnected(bus->client)) {
-		settle_acked(bus);
-		MQTTClient_disconnect(bus->client, 1000); /* lets in-flight QoS 1 messages finish */
-	}
+	settle_acked(bus);
 	if (bus->outbox.n + bus->inflight.n > 0)
-		log_warn("stopped with %zu events the broker had not acknowledged (%zu never sent)",
+		log_warn("stopping with %zu events the broker has not acknowledged (%zu never sent)",
 			 bus->outbox.n + bus->inflight.n, bus->outbox.n);
+	if (MQTTClient_isConnected(bus->client))
+		MQTTClient_disconnect(bus->client, 1000); /* a last second for the in-flight ones */
 	MQTTClient_destroy(&bus->client);
 	list_free(&bus->outbox);
 	list_free(&bus->inflight);

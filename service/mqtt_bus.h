@@ -11,8 +11,8 @@
  * broker is away, and one sent but unacknowledged when the connection
  * drops is sent again first after the reconnect (at least once, in order;
  * the broker may see it twice). Only the outbox cap (200,000 messages
- * waiting, the oldest dropped and counted first) or the end of the process
- * loses one.
+ * waiting, the oldest dropped and counted first), a message the MQTT client
+ * refuses (dropped and counted) or the end of the process loses one.
  *
  * The callbacks run on the bus thread, the only thread that calls Paho;
  * none of them may call back into the bus. Presence messages are read
