@@ -9,9 +9,21 @@
  * Paho's threaded mode, this saves the wake-up of a second thread and the
  * lock hand-offs between the two for every event (docs/performance.md).
  *
+ * Delivery: an event stays the bus's until the broker has acknowledged it.
+ * Published, it moves from the outbox to the in-flight list with its
+ * delivery token; it is freed once Paho no longer lists that token as
+ * pending, that is once its PUBACK arrived. When the connection is lost
+ * (including a publish that Paho reports as done on a socket that has just
+ * died), Paho forgets its in-flight messages (clean session), so the bus
+ * puts its in-flight list back at the head of the outbox, in order, and
+ * sends it first after the next connect: at least once, never lost while
+ * the process lives. The broker may then see an event twice, when only its
+ * PUBACK was lost.
+ *
  * States: DOWN (waiting for the next attempt, or connecting) -> UP
  * (connected and subscribed). The mutex guards state and outbox and is
- * never held across a Paho call or a callback.
+ * never held across a Paho call or a callback; the in-flight list belongs
+ * to the bus thread alone.
  */
 #include "mqtt_bus.h"
 
@@ -36,13 +48,22 @@
 #define IDLE_POLL_MS   100  /* and after that: the delay presence may see */
 #define QUIET_MS       1000
 #define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
+#define TOKEN_SPACE    65536 /* MQTT packet ids are 1..65535 */
 
 enum bus_state { BUS_DOWN, BUS_UP };
 
 struct msg {
 	struct msg *next;
 	size_t topic_len, payload_len;
-	char data[]; /* topic, NUL, payload */
+	int token;    /* Paho's delivery token while in flight */
+	int retained; /* publish with the retain flag */
+	char data[];  /* topic, NUL, payload */
+};
+
+/* A list of messages in sending order. */
+struct msg_list {
+	struct msg *head, *tail;
+	size_t n;
 };
 
 struct mqtt_bus {
@@ -57,9 +78,13 @@ struct mqtt_bus {
 	int running;
 	int64_t next_attempt_ms;
 	int64_t backoff_ms;
-	struct msg *head, *tail;
-	size_t queued;
+	struct msg_list outbox;
+	size_t unacked; /* bus->inflight.n as of the bus thread's last round, for stats */
 	uint64_t published, dropped;
+
+	/* The bus thread's own, no lock: sent, awaiting their PUBACK. */
+	struct msg_list inflight;
+	unsigned char pending[TOKEN_SPACE / 8]; /* scratch bitmap of Paho's pending tokens */
 };
 
 static int64_t mono_ms(void)
@@ -67,6 +92,60 @@ static int64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void list_append(struct msg_list *l, struct msg *m)
+{
+	m->next = NULL;
+	if (l->tail)
+		l->tail->next = m;
+	else
+		l->head = m;
+	l->tail = m;
+	l->n++;
+}
+
+/* Detaches and returns the first message; the list must not be empty. */
+static struct msg *list_pop(struct msg_list *l)
+{
+	struct msg *m = l->head;
+	l->head = m->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->n--;
+	m->next = NULL;
+	return m;
+}
+
+/* Moves all of `front` before the messages of `l`, in order; `front` ends empty. */
+static void list_prepend(struct msg_list *l, struct msg_list *front)
+{
+	if (!front->head)
+		return;
+	front->tail->next = l->head;
+	l->head = front->head;
+	if (!l->tail)
+		l->tail = front->tail;
+	l->n += front->n;
+	*front = (struct msg_list){ 0 };
+}
+
+static void list_free(struct msg_list *l)
+{
+	while (l->head)
+		free(list_pop(l));
+}
+
+/* Called with bus->mu held: drops the oldest waiting events until `room`
+ * more fit under the cap. */
+static void enforce_cap(struct mqtt_bus *bus, size_t room)
+{
+	while (bus->outbox.head && bus->outbox.n + room > OUTBOX_MAX) {
+		free(list_pop(&bus->outbox));
+		if (++bus->dropped % 1000 == 1)
+			log_error("outbox full (%d events waiting for the broker): dropped the oldest",
+				  OUTBOX_MAX);
+	}
 }
 
 /* Called with bus->mu held. */
@@ -78,31 +157,93 @@ static void schedule_retry(struct mqtt_bus *bus)
 	pthread_cond_signal(&bus->wake);
 }
 
-/* Called on the bus thread, without the mutex, once a Paho call has shown
- * that the connection is gone. */
+/*
+ * Called on the bus thread, without the mutex, once a Paho call has shown
+ * that the connection is gone. The events still unacknowledged go back to
+ * the head of the outbox, ahead of those never sent, to be sent first on
+ * the next connection: the broker may or may not have them.
+ */
 static void connection_lost(struct mqtt_bus *bus, const char *what, int rc)
 {
+	size_t unacked = bus->inflight.n;
 	log_warn("lost the broker connection to %s (%s: %s)", bus->cfg.url, what, MQTTClient_strerror(rc));
 	if (MQTTClient_isConnected(bus->client))
 		MQTTClient_disconnect(bus->client, 0);
 	pthread_mutex_lock(&bus->mu);
+	list_prepend(&bus->outbox, &bus->inflight);
+	enforce_cap(bus, 0);
+	bus->unacked = 0;
 	bus->backoff_ms = BACKOFF_MIN_MS;
 	schedule_retry(bus);
 	pthread_mutex_unlock(&bus->mu);
+	if (unacked > 0)
+		log_info("%zu events the broker had not acknowledged will be sent again first", unacked);
 	bus->cb.on_lost(bus->cb.ctx);
 }
 
-/* QoS 1 events sent but not yet acknowledged by the broker. */
-static int unacked(struct mqtt_bus *bus)
+static void token_mark(unsigned char *bits, int token)
 {
-	MQTTClient_deliveryToken *tokens = NULL;
-	if (MQTTClient_getPendingDeliveryTokens(bus->client, &tokens) != MQTTCLIENT_SUCCESS || !tokens)
+	unsigned t = (unsigned)token & (TOKEN_SPACE - 1);
+	bits[t >> 3] |= (unsigned char)(1u << (t & 7));
+}
+
+static void token_clear(unsigned char *bits, int token)
+{
+	bits[((unsigned)token & (TOKEN_SPACE - 1)) >> 3] = 0; /* its neighbours are cleared too */
+}
+
+static int token_marked(const unsigned char *bits, int token)
+{
+	unsigned t = (unsigned)token & (TOKEN_SPACE - 1);
+	return bits[t >> 3] >> (t & 7) & 1;
+}
+
+/*
+ * Frees the in-flight events the broker has acknowledged: those whose token
+ * Paho no longer lists as pending. Paho's list is only trusted while it is
+ * connected, as losing the connection empties it. Returns the number of
+ * events still in flight, or -1 when the connection is gone.
+ */
+static int settle_acked(struct mqtt_bus *bus)
+{
+	if (!bus->inflight.head)
 		return 0;
-	int n = 0;
-	while (tokens[n] != -1)
+	MQTTClient_deliveryToken *tokens = NULL;
+	if (MQTTClient_getPendingDeliveryTokens(bus->client, &tokens) != MQTTCLIENT_SUCCESS)
+		return (int)bus->inflight.n; /* none settled this time */
+	size_t n = 0;
+	while (tokens && tokens[n] != -1)
 		n++;
+	if (n < bus->inflight.n) {
+		if (!MQTTClient_isConnected(bus->client)) {
+			MQTTClient_free(tokens);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++)
+			token_mark(bus->pending, tokens[i]);
+		/* The broker acknowledges in order, so the walk usually ends
+		 * after the acknowledged ones at the head. */
+		size_t acked = bus->inflight.n - n;
+		struct msg **link = &bus->inflight.head, *last = NULL;
+		while (acked > 0 && *link) {
+			struct msg *m = *link;
+			if (token_marked(bus->pending, m->token)) {
+				last = m;
+				link = &m->next;
+			} else {
+				*link = m->next;
+				bus->inflight.n--;
+				acked--;
+				free(m);
+			}
+		}
+		if (!*link)
+			bus->inflight.tail = last;
+		for (size_t i = 0; i < n; i++)
+			token_clear(bus->pending, tokens[i]);
+	}
 	MQTTClient_free(tokens);
-	return n;
+	return (int)bus->inflight.n;
 }
 
 /*
@@ -115,9 +256,9 @@ static int unacked(struct mqtt_bus *bus)
 static int pump_incoming(struct mqtt_bus *bus, int *left)
 {
 	int handled = 0;
-	int pending = unacked(bus);
+	int pending = settle_acked(bus);
 	*left = 0;
-	for (int i = 0; i < RECEIVE_BATCH; i++) {
+	for (int i = 0; pending >= 0 && i < RECEIVE_BATCH; i++) {
 		char *topic = NULL;
 		int topic_len = 0;
 		MQTTClient_message *m = NULL;
@@ -134,11 +275,16 @@ static int pump_incoming(struct mqtt_bus *bus, int *left)
 			handled++;
 			continue;
 		}
-		int now_pending = pending > 0 ? unacked(bus) : 0;
+		int now_pending = pending > 0 ? settle_acked(bus) : 0;
 		if (now_pending >= pending)
 			break; /* nothing was ready */
-		handled += pending - now_pending;
+		if (now_pending >= 0)
+			handled += pending - now_pending;
 		pending = now_pending;
+	}
+	if (pending < 0) {
+		connection_lost(bus, "receive", MQTTCLIENT_DISCONNECTED);
+		return -1;
 	}
 	*left = pending;
 	return handled;
@@ -188,55 +334,42 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 	return 0;
 }
 
-/* Called with bus->mu held: puts what could not be sent yet back at the
- * head of the outbox, in order. */
-static void give_back(struct mqtt_bus *bus, struct msg *batch)
-{
-	struct msg *last = batch;
-	size_t n = 1;
-	while (last->next) {
-		last = last->next;
-		n++;
-	}
-	last->next = bus->head;
-	bus->head = batch;
-	if (!bus->tail)
-		bus->tail = last;
-	bus->queued += n;
-}
-
 /*
- * Publishes a batch in order. 0 when it all went out, 1 when the in-flight
- * window filled (the rest waits at the head of the outbox for PUBACKs), -1
- * when the connection is gone (the rest waits for the next connection).
- * A message that Paho refuses on a working connection would be refused
- * forever: it is dropped, so that it cannot hold up the ones behind it.
+ * Publishes a batch in order; each event sent moves to the in-flight list.
+ * 0 when it all went out, 1 when the in-flight window filled (the rest
+ * waits at the head of the outbox for PUBACKs), -1 when the connection is
+ * gone (the rest waits for the next connection). A message that Paho
+ * refuses on a working connection would be refused forever: it is dropped,
+ * so that it cannot hold up the ones behind it.
  */
-static int send_batch(struct mqtt_bus *bus, struct msg *batch)
+static int send_batch(struct mqtt_bus *bus, struct msg_list *batch)
 {
 	size_t sent = 0, refused = 0;
 	int rc = MQTTCLIENT_SUCCESS;
-	while (batch) {
-		MQTTClient_deliveryToken token;
-		rc = MQTTClient_publish(bus->client, batch->data, (int)batch->payload_len,
-					batch->data + batch->topic_len + 1, 1, 0, &token);
+	while (batch->head) {
+		struct msg *m = batch->head;
+		MQTTClient_deliveryToken token = 0;
+		rc = MQTTClient_publish(bus->client, m->data, (int)m->payload_len, m->data + m->topic_len + 1,
+					1, m->retained, &token);
 		if (rc == MQTTCLIENT_SUCCESS) {
+			m->token = token;
+			list_append(&bus->inflight, list_pop(batch));
 			sent++;
 		} else if (rc == MQTTCLIENT_MAX_MESSAGES_INFLIGHT || !MQTTClient_isConnected(bus->client)) {
 			break;
 		} else {
-			log_error("dropped an event to '%s' that the MQTT client refused (%s)", batch->data,
+			log_error("dropped an event to '%s' that the MQTT client refused (%s)", m->data,
 				  MQTTClient_strerror(rc));
+			free(list_pop(batch));
 			refused++;
 			rc = MQTTCLIENT_SUCCESS;
 		}
-		struct msg *next = batch->next;
-		free(batch);
-		batch = next;
 	}
+	/* Paho reports a QoS 1 publish as done when the socket died under it. */
+	if (rc == MQTTCLIENT_SUCCESS && sent > 0 && !MQTTClient_isConnected(bus->client))
+		rc = MQTTCLIENT_DISCONNECTED;
 	pthread_mutex_lock(&bus->mu);
-	if (batch)
-		give_back(bus, batch);
+	list_prepend(&bus->outbox, batch);
 	bus->published += sent;
 	bus->dropped += refused;
 	pthread_mutex_unlock(&bus->mu);
@@ -248,20 +381,12 @@ static int send_batch(struct mqtt_bus *bus, struct msg *batch)
 	return -1;
 }
 
-/* Called with bus->mu held; takes up to SEND_BATCH messages off the outbox. */
-static struct msg *take_batch(struct mqtt_bus *bus)
+/* Called with bus->mu held; moves up to SEND_BATCH messages off the outbox. */
+static struct msg_list take_batch(struct mqtt_bus *bus)
 {
-	struct msg *batch = bus->head, *last = bus->head;
-	size_t n = 1;
-	while (n < SEND_BATCH && last->next) {
-		last = last->next;
-		n++;
-	}
-	bus->head = last->next;
-	if (!bus->head)
-		bus->tail = NULL;
-	last->next = NULL;
-	bus->queued -= n;
+	struct msg_list batch = { 0 };
+	while (batch.n < SEND_BATCH && bus->outbox.head)
+		list_append(&batch, list_pop(&bus->outbox));
 	return batch;
 }
 
@@ -288,7 +413,7 @@ static void *bus_thread(void *arg)
 	struct mqtt_bus *bus = arg;
 	int64_t last_traffic_ms = 0; /* when a round last sent or read anything */
 	pthread_mutex_lock(&bus->mu);
-	while (bus->running || (bus->state == BUS_UP && bus->head)) {
+	while (bus->running || (bus->state == BUS_UP && bus->outbox.head)) {
 		int64_t now = mono_ms();
 		if (bus->state == BUS_DOWN) {
 			if (!bus->running)
@@ -309,17 +434,20 @@ static void *bus_thread(void *arg)
 			wait_until(bus, wait_ms < 1 ? 1 : wait_ms > 1000 ? 1000 : wait_ms);
 			continue;
 		}
-		struct msg *batch = bus->head ? take_batch(bus) : NULL;
+		struct msg_list batch = take_batch(bus);
+		int had_batch = batch.head != NULL;
 		pthread_mutex_unlock(&bus->mu);
-		int sent = batch ? send_batch(bus, batch) : 0, unacknowledged = 0;
+		int sent = had_batch ? send_batch(bus, &batch) : 0, unacknowledged = 0;
 		int handled = sent < 0 ? -1 : pump_incoming(bus, &unacknowledged);
-		if (batch || handled > 0)
+		if (had_batch || handled > 0)
 			last_traffic_ms = now;
 		pthread_mutex_lock(&bus->mu);
-		if (handled != 0 || (bus->head && sent == 0))
+		if (handled >= 0)
+			bus->unacked = bus->inflight.n;
+		if (handled != 0 || (bus->outbox.head && sent == 0))
 			continue; /* more to read or to send; a full window waits below */
 		if (!bus->running)
-			break; /* mqtt_bus_stop lets the in-flight events finish */
+			break; /* mqtt_bus_stop has waited for the in-flight events */
 		/* Acknowledgements are due soon after a burst; when all is quiet the
 		 * socket is still read often enough for presence to stay fresh,
 		 * and an idle service wakes 10 times a second. */
@@ -370,10 +498,10 @@ void mqtt_bus_stop(struct mqtt_bus *bus)
 {
 	if (!bus)
 		return;
-	/* Give the outbox up to 2 s to drain, then stop the thread. */
+	/* Give the outbox up to 2 s to be sent and acknowledged, then stop the thread. */
 	for (int i = 0; i < 200; i++) {
 		pthread_mutex_lock(&bus->mu);
-		int pending = bus->head != NULL && bus->state == BUS_UP;
+		int pending = (bus->outbox.head || bus->unacked > 0) && bus->state == BUS_UP;
 		pthread_mutex_unlock(&bus->mu);
 		if (!pending)
 			break;
@@ -386,53 +514,50 @@ void mqtt_bus_stop(struct mqtt_bus *bus)
 	pthread_mutex_unlock(&bus->mu);
 	pthread_join(bus->thread, NULL);
 
+	settle_acked(bus);
+	if (bus->outbox.n + bus->inflight.n > 0)
+		log_warn("stopping with %zu events the broker has not acknowledged (%zu never sent)",
+			 bus->outbox.n + bus->inflight.n, bus->outbox.n);
 	if (MQTTClient_isConnected(bus->client))
-		MQTTClient_disconnect(bus->client, 1000); /* lets in-flight QoS 1 messages finish */
+		MQTTClient_disconnect(bus->client, 1000); /* a last second for the in-flight ones */
 	MQTTClient_destroy(&bus->client);
-	struct msg *m = bus->head;
-	while (m) {
-		struct msg *next = m->next;
-		free(m);
-		m = next;
-	}
+	list_free(&bus->outbox);
+	list_free(&bus->inflight);
 	pthread_mutex_destroy(&bus->mu);
 	pthread_cond_destroy(&bus->wake);
 	free(bus);
 }
 
-void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
+/* Queues one event; the bus thread sends it after those queued before. */
+static void enqueue(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len, int retained)
 {
 	size_t tlen = strlen(topic);
 	struct msg *m = xmalloc(sizeof(*m) + tlen + 1 + len);
-	m->next = NULL;
 	m->topic_len = tlen;
 	m->payload_len = len;
+	m->token = 0;
+	m->retained = retained;
 	memcpy(m->data, topic, tlen + 1);
 	memcpy(m->data + tlen + 1, payload, len);
 
 	pthread_mutex_lock(&bus->mu);
-	if (bus->queued >= OUTBOX_MAX) {
-		struct msg *old = bus->head;
-		bus->head = old->next;
-		if (!bus->head)
-			bus->tail = NULL;
-		bus->queued--;
-		bus->dropped++;
-		free(old);
-		if (bus->dropped % 1000 == 1)
-			log_error("outbox full (%d events waiting for the broker): dropped the oldest",
-				  OUTBOX_MAX);
-	}
-	if (bus->tail)
-		bus->tail->next = m;
-	else
-		bus->head = m;
-	bus->tail = m;
+	enforce_cap(bus, 1);
+	list_append(&bus->outbox, m);
 	/* The bus thread drains the whole outbox before it sleeps again, so
 	 * only the first message of a burst needs to wake it. */
-	if (++bus->queued == 1)
+	if (bus->outbox.n == 1)
 		pthread_cond_signal(&bus->wake);
 	pthread_mutex_unlock(&bus->mu);
+}
+
+void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
+{
+	enqueue(bus, topic, payload, len, 0);
+}
+
+void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
+{
+	enqueue(bus, topic, payload, len, 1);
 }
 
 int mqtt_bus_is_up(struct mqtt_bus *bus)
@@ -448,6 +573,6 @@ void mqtt_bus_stats(struct mqtt_bus *bus, struct mqtt_bus_stats *out)
 	pthread_mutex_lock(&bus->mu);
 	out->published = bus->published;
 	out->dropped = bus->dropped;
-	out->queued = bus->queued;
+	out->queued = bus->outbox.n + bus->unacked;
 	pthread_mutex_unlock(&bus->mu);
 }

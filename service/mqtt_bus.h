@@ -6,8 +6,13 @@
  * the presence topics after every connect, and publishes events as QoS 1.
  * Publishing never blocks and never calls Paho: mqtt_bus_publish copies the
  * message into an outbox (under a leaf mutex, so it may be called while the
- * caller holds its own lock) and the bus thread sends it in order. Messages
- * wait in the outbox while the broker is away.
+ * caller holds its own lock) and the bus thread sends it in order. A
+ * message is kept until the broker has acknowledged it: it waits while the
+ * broker is away, and one sent but unacknowledged when the connection
+ * drops is sent again first after the reconnect (at least once, in order;
+ * the broker may see it twice). Only the outbox cap (200,000 messages
+ * waiting, the oldest dropped and counted first), a message the MQTT client
+ * refuses (dropped and counted) or the end of the process loses one.
  *
  * The callbacks run on the bus thread, the only thread that calls Paho;
  * none of them may call back into the bus. Presence messages are read
@@ -47,13 +52,15 @@ void mqtt_bus_stop(struct mqtt_bus *bus);
 
 /* Queues a QoS 1, non-retained message; topic and payload are copied. */
 void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
+/* The same, with the retain flag set (an empty payload clears the topic). */
+void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
 /* 1 while connected and subscribed. */
 int mqtt_bus_is_up(struct mqtt_bus *bus);
 
 struct mqtt_bus_stats {
-	uint64_t published;
-	uint64_t dropped;
-	size_t queued;
+	uint64_t published; /* handed to Paho, resends included */
+	uint64_t dropped;   /* refused by Paho or beyond the outbox cap */
+	size_t queued;      /* waiting to be sent or for their PUBACK */
 };
 void mqtt_bus_stats(struct mqtt_bus *bus, struct mqtt_bus_stats *out);
 
