@@ -45,8 +45,16 @@ PROFILES = ["open", "jwt"]
 def check_dockerfiles(root):
     """Failures of the static checks on service/Dockerfile and the jwt broker's Dockerfile."""
     failures = []
-    service = open(os.path.join(root, "service", "Dockerfile")).read()
-    broker = open(os.path.join(root, "packaging", "docker", "broker-jwt.Dockerfile")).read()
+
+    def read(*parts):
+        try:
+            return open(os.path.join(root, *parts)).read()
+        except OSError as e:
+            failures.append(f"{'/'.join(parts)}: {e.strerror}")
+            return ""
+
+    service = read("service", "Dockerfile")
+    broker = read("packaging", "docker", "broker-jwt.Dockerfile")
     if len(re.findall(r"(?m)^FROM ", service)) < 3:
         failures.append("service/Dockerfile: expected a web stage, a build stage and a runtime stage")
     if not re.search(r"(?m)^RUN .*npm ci", service) or "COPY --from=web" not in service:
