@@ -27,7 +27,7 @@ Placeholders in documented output: "..." any string, {...} any object, `...` any
 (2026-11-25T03:26:41.123Z) for any. Text after the body in parentheses is commentary.
 
 The blocks see the defaults the docs promise (127.0.0.1:1883, :9001, :4002): the test runs in a
-network namespace of its own (`unshare -n`, or `unshare -rn` when not root), so those ports are free
+network namespace of its own (`unshare -n`, or through user namespaces when not root), so those ports are free
 and nothing leaves it. The working directory is a scratch checkout (symlinks to the repository's
 files, build/ holding the binaries under test), so files the examples write stay out of the tree.
 Exits 77 (CTest skip) when no network namespace can be made.
@@ -471,8 +471,10 @@ def make_checkout(repo, tmp, binary, plugin):
 
 
 def enter_netns():
-    """Re-runs this script in a network namespace of its own; returns its exit code, or None if
-    already inside one."""
+    """Re-runs this script in a network namespace of its own, with loopback up; returns its exit
+    code, or None if already inside one. As root: `unshare -n`. Otherwise a user namespace is
+    needed to make one (`unshare -rn`), and a nested one maps the caller's own uid back, so
+    Mosquitto and the scripts behave as they do for that user (no privilege drop, no chown)."""
     if os.environ.get(NETNS_FLAG) == "1":
         return None
     unshare = shutil.which("unshare")
@@ -480,15 +482,20 @@ def enter_netns():
         print("skipped: `unshare` (util-linux) is missing: cannot make a network namespace")
         return SKIP
     env = dict(os.environ, **{NETNS_FLAG: "1"})
-    options = [["-n"]] if os.geteuid() == 0 else []
-    options.append(["-rn"])
-    for opt in options:
-        probe = subprocess.run([unshare] + opt + ["true"], capture_output=True)
-        if probe.returncode == 0:
-            return subprocess.run([unshare] + opt + [sys.executable] + sys.argv, env=env).returncode
-    print("skipped: cannot create a network namespace here (unshare -n / -rn refused): "
-          + probe.stderr.decode(errors="replace").strip())
-    return SKIP
+    uid, gid = os.getuid(), os.getgid()
+    inner = [sys.executable] + sys.argv
+    if uid == 0:
+        outer = [unshare, "-n"]
+    else:
+        outer = [unshare, "-rn"]
+        inner = [unshare, "-U", f"--map-user={uid}", f"--map-group={gid}"] + inner
+    lo_up = ["sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    probe = subprocess.run(outer + lo_up + inner[:-len(sys.argv) - 1] + ["true"], capture_output=True)
+    if probe.returncode != 0:
+        print(f"skipped: cannot create a network namespace here ({' '.join(outer)} refused): "
+              + probe.stderr.decode(errors="replace").strip())
+        return SKIP
+    return subprocess.run(outer + lo_up + inner, env=env).returncode
 
 
 def main():
@@ -499,10 +506,6 @@ def main():
     if code is not None:
         return code
     repo, binary, plugin = (os.path.abspath(p) for p in sys.argv[1:4])
-    r = subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True, text=True)
-    if r.returncode != 0:
-        print("skipped: cannot bring up loopback in the network namespace: " + r.stderr.strip())
-        return SKIP
     for port in (1883, 9001, 4002):
         if port_accepts(port):
             print(f"FAIL: port {port} is taken inside the fresh network namespace")
