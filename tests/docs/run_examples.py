@@ -8,7 +8,10 @@ Every ```sh (or bash, shell, console) block must carry a marker on the line befo
                             shipped broker-config/mosquitto.conf and the real service started as
                             scripts/start starts it (LiveKit devkey/secret, WEB_ROOT=web), both
                             fresh for each file
-  <!-- run: jwt -->         the same against the jwt-mode pair of `AUTH_MODE=jwt scripts/start`
+  <!-- run: service -->     each command starts the service itself in the foreground (only the
+                            broker is provided): it passes when the service answers GET /health
+                            with 200 and then stops cleanly on SIGTERM
+  <!-- run: jwt -->         the same as run, against the jwt-mode pair of `AUTH_MODE=jwt scripts/start`
                             (scripts/jwt-runtime-dir, broker-config/mosquitto-jwt.conf); switching
                             mode restarts broker and service, so earlier state is gone
   <!-- norun: REASON -->    not run; the reason is printed
@@ -188,8 +191,9 @@ def matches(expected, actual):
 
 
 class Step:
-    def __init__(self, line, commands, expect=None, described=None):
+    def __init__(self, line, commands, expect=None, described=None, started=False):
         self.line, self.commands, self.expect, self.described = line, commands, expect, described
+        self.started = started  # a `run: service` command: the service it starts is the check
 
 
 def split_steps(block):
@@ -223,6 +227,32 @@ def split_steps(block):
         i += 1
     if any(l.strip() and not l.strip().startswith("#") for l in pending):
         steps.append(Step(first, pending))
+    return steps
+
+
+def service_steps(block):
+    """A `run: service` block as steps, each command (with its continuation lines) run in the
+    background until the service it starts answers /health, then stopped with SIGTERM."""
+    steps, command, first = [], [], None
+    for i, raw in enumerate(block.text.split("\n")):
+        s = raw.strip()
+        if not command and (not s or s.startswith("#")):
+            continue
+        first = first or block.line + 1 + i
+        command.append(raw)
+        if not s.endswith("\\"):
+            steps.append(Step(first, [
+                "( " + "\n".join(command) + "\n) & __svc=$!",
+                "__ok=1; for __i in $(seq 200); do",
+                "  command curl -fs -o /dev/null http://127.0.0.1:4002/health && { __ok=0; break; }",
+                "  kill -0 $__svc 2>/dev/null || break; sleep 0.1",
+                "done",
+                "kill -TERM $__svc 2>/dev/null; wait $__svc; __code=$?",
+                "[ $__ok -eq 0 ] || echo 'the service did not answer GET /health with 200' >&2",
+                "if command curl -s -o /dev/null http://127.0.0.1:4002/health; then",
+                "  echo 'a service still answers on 4002 after SIGTERM' >&2; __ok=1; fi",
+                "[ $__ok -eq 0 ] && [ $__code -eq 0 ]"], started=True))
+            command, first = [], None
     return steps
 
 
@@ -301,6 +331,9 @@ class Stack:
                                   stdout=open(blog, "ab"), stderr=subprocess.STDOUT)
         self.procs.append(broker)
         wait_for(lambda: port_accepts(1883) and port_accepts(9001), 10, "mosquitto", broker, blog)
+        if self.mode == "service":
+            print("-- broker only: mosquitto on 127.0.0.1:1883/9001; the examples start callsignal", flush=True)
+            return
         slog = os.path.join(self.tmp, f"callsignal-{self.mode}.log")
         self.service_log = slog
         service = subprocess.Popen(["build/service/callsignal"], cwd=self.checkout, env=service_env,
@@ -520,8 +553,8 @@ def main():
     os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700)
     env["HOME"] = os.path.join(tmp, "home")
     os.makedirs(env["HOME"])
-    counts = {"blocks run": 0, "results checked": 0, "outputs checked": 0, "described only": 0,
-              "norun": 0}
+    counts = {"blocks run": 0, "results checked": 0, "outputs checked": 0, "services started": 0,
+              "described only": 0, "norun": 0}
     stack = None
     try:
         for rel in files:
@@ -551,7 +584,7 @@ def main():
                     print(f"--   {block.where}: not run ({block.marker[1]})")
                     continue
                 mode = block.marker[1]
-                if mode not in ("open", "jwt"):
+                if mode not in ("open", "jwt", "service"):
                     fail(block.where, f"unknown run mode {mode!r}")
                     continue
                 if stack is None or stack.mode != mode:
@@ -563,7 +596,8 @@ def main():
                     session = Session(checkout, env)
                 counts["blocks run"] += 1
                 last_out = None
-                for step in split_steps(block):
+                steps = split_steps(block) if mode != "service" else service_steps(block)
+                for step in steps:
                     if step.described is not None:
                         counts["described only"] += 1
                         print(f"--   {block.path}:{step.described.line}: {step.described.status} described, "
@@ -580,6 +614,10 @@ def main():
                     if os.environ.get("VERBOSE"):
                         print(f"     {block.path}:{step.line} rc={rc} out={out!r} err={err!r}")
                     ok = check_step(block, step, rc, out, err)
+                    if step.started:
+                        counts["services started"] += 1
+                        if ok:
+                            print(f"ok   {block.path}:{step.line}: the service started, answered /health, stopped")
                     if step.expect is not None:
                         counts["results checked"] += 1
                         if ok:
@@ -597,7 +635,7 @@ def main():
         if not os.environ.get("KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
     print(", ".join(f"{k}: {v}" for k, v in counts.items()))
-    if counts["results checked"] + counts["outputs checked"] == 0:
+    if counts["results checked"] + counts["outputs checked"] + counts["services started"] == 0:
         fail("docs", "no documented result was checked")
     print("docs examples run as documented" if not failures else f"{len(failures)} failures")
     return 1 if failures else 0
