@@ -401,7 +401,8 @@ class Session:
 
     def run(self, commands):
         """(exit code, stdout, stderr) of the commands."""
-        script = "\n".join(commands) + "\n__rc=$?\nprintf '\\n%s %d%s\\n' '' \"$__rc\" '" + self.MARK + \
+        # stdin is the script itself: a command must not read the steps after it
+        script = "{\n" + "\n".join(commands) + "\n} </dev/null\n__rc=$?\nprintf '\\n%s %d%s\\n' '' \"$__rc\" '" + self.MARK + \
             "'\nprintf '\\n" + self.MARK + "\\n' >&2\n"
         self.proc.stdin.write(script)
         self.proc.stdin.flush()
@@ -548,7 +549,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="callsignal-docs-")
     os.chmod(tmp, 0o755)  # a jwt-mode broker drops to its own user before loading the plugin
     checkout = make_checkout(repo, tmp, binary, plugin)
-    env = {k: v for k, v in os.environ.items() if k not in CONFIG_ENV and k != NETNS_FLAG}
+    # A developer's settings must not reach the examples: the service's, and the clients' own
+    # config files (~/.config/mosquitto_pub, ~/.curlrc; HOME is a fresh directory).
+    env = {k: v for k, v in os.environ.items()
+           if k not in CONFIG_ENV and k not in (NETNS_FLAG, "XDG_CONFIG_HOME", "CURL_HOME")}
     env["XDG_RUNTIME_DIR"] = os.path.join(tmp, "xdg")
     os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700)
     env["HOME"] = os.path.join(tmp, "home")
