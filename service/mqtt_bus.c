@@ -41,6 +41,7 @@ enum bus_state { BUS_DOWN, BUS_UP };
 
 struct msg {
 	struct msg *next;
+	int retained;
 	size_t topic_len, payload_len;
 	char data[]; /* topic, NUL, payload */
 };
@@ -60,6 +61,7 @@ struct mqtt_bus {
 	struct msg *head, *tail;
 	size_t queued;
 	uint64_t published, dropped;
+	char sync_topic[64]; /* callsignal/sync/{clientId}: the end-of-replay marker */
 };
 
 static int64_t mono_ms(void)
@@ -128,7 +130,11 @@ static int pump_incoming(struct mqtt_bus *bus, int *left)
 		}
 		if (m) {
 			size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-			bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload, (size_t)m->payloadlen);
+			if (strcmp(topic, bus->sync_topic) == 0)
+				bus->cb.on_synced(bus->cb.ctx);
+			else
+				bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload,
+						   (size_t)m->payloadlen);
 			MQTTClient_freeMessage(&m);
 			MQTTClient_free(topic);
 			handled++;
@@ -185,6 +191,22 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 		return -1;
 	}
 	log_info("subscribed to '%s' on %s", bus->cfg.subscription, bus->cfg.url);
+	if (bus->cfg.subscription2) {
+		rc = MQTTClient_subscribe(bus->client, bus->cfg.subscription2, 1);
+		if (rc != MQTTCLIENT_SUCCESS)
+			log_error("subscribing to '%s' failed (%s); going on without it",
+				  bus->cfg.subscription2, MQTTClient_strerror(rc));
+	}
+	/* The marker comes back after the retained replay of the subscriptions
+	 * above; a broker that refuses it leaves no way to tell, so the replay
+	 * is taken as complete at once. */
+	MQTTClient_deliveryToken token;
+	if (MQTTClient_subscribe(bus->client, bus->sync_topic, 1) != MQTTCLIENT_SUCCESS ||
+	    MQTTClient_publish(bus->client, bus->sync_topic, 4, "sync", 1, 0, &token) != MQTTCLIENT_SUCCESS) {
+		log_warn("the broker refused the replay marker on '%s'; taking the replay as complete",
+			 bus->sync_topic);
+		bus->cb.on_synced(bus->cb.ctx);
+	}
 	return 0;
 }
 
@@ -219,7 +241,7 @@ static int send_batch(struct mqtt_bus *bus, struct msg *batch)
 	while (batch) {
 		MQTTClient_deliveryToken token;
 		rc = MQTTClient_publish(bus->client, batch->data, (int)batch->payload_len,
-					batch->data + batch->topic_len + 1, 1, 0, &token);
+					batch->data + batch->topic_len + 1, 1, batch->retained, &token);
 		if (rc == MQTTCLIENT_SUCCESS) {
 			sent++;
 		} else if (rc == MQTTCLIENT_MAX_MESSAGES_INFLIGHT || !MQTTClient_isConnected(bus->client)) {
@@ -344,6 +366,7 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 		memset(rnd, 0, sizeof(rnd));
 	char client_id[32];
 	snprintf(client_id, sizeof(client_id), "callsignal-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+	snprintf(bus->sync_topic, sizeof(bus->sync_topic), "callsignal/sync/%s", client_id);
 
 	int rc = MQTTClient_create(&bus->client, cfg->url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	if (rc != MQTTCLIENT_SUCCESS) {
@@ -400,11 +423,12 @@ void mqtt_bus_stop(struct mqtt_bus *bus)
 	free(bus);
 }
 
-void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
+static void enqueue(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len, int retained)
 {
 	size_t tlen = strlen(topic);
 	struct msg *m = xmalloc(sizeof(*m) + tlen + 1 + len);
 	m->next = NULL;
+	m->retained = retained;
 	m->topic_len = tlen;
 	m->payload_len = len;
 	memcpy(m->data, topic, tlen + 1);
@@ -433,6 +457,16 @@ void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *paylo
 	if (++bus->queued == 1)
 		pthread_cond_signal(&bus->wake);
 	pthread_mutex_unlock(&bus->mu);
+}
+
+void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
+{
+	enqueue(bus, topic, payload, len, 0);
+}
+
+void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
+{
+	enqueue(bus, topic, payload, len, 1);
 }
 
 int mqtt_bus_is_up(struct mqtt_bus *bus)

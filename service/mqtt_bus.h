@@ -4,6 +4,9 @@
  *
  * Connects, reconnects with backoff (1 s doubling to 30 s), subscribes to
  * the presence topics after every connect, and publishes events as QoS 1.
+ * After subscribing it publishes a marker to a topic of its own
+ * (callsignal/sync/{clientId}); the broker delivers it after the retained
+ * replay, so its arrival tells that the replay is complete (on_synced).
  * Publishing never blocks and never calls Paho: mqtt_bus_publish copies the
  * message into an outbox (under a leaf mutex, so it may be called while the
  * caller holds its own lock) and the bus thread sends it in order. Messages
@@ -26,8 +29,9 @@ struct mqtt_bus_config {
 	const char *url;      /* borrowed for the life of the bus, like the others */
 	const char *username; /* NULL: anonymous */
 	const char *password;
-	const char *ca_file;      /* for ssl:// and mqtts:// URLs */
-	const char *subscription; /* topic filter subscribed after every connect */
+	const char *ca_file;       /* for ssl:// and mqtts:// URLs */
+	const char *subscription;  /* topic filter subscribed after every connect */
+	const char *subscription2; /* a second one, or NULL; a refusal is logged, not retried */
 };
 
 struct mqtt_bus_callbacks {
@@ -38,6 +42,8 @@ struct mqtt_bus_callbacks {
 	void (*on_connected)(void *ctx);
 	/* The connection is gone. */
 	void (*on_lost)(void *ctx);
+	/* The retained replay of this connection's subscriptions is complete. */
+	void (*on_synced)(void *ctx);
 };
 
 /* Starts connecting in the background. Returns NULL when the URL is unusable. */
@@ -47,6 +53,8 @@ void mqtt_bus_stop(struct mqtt_bus *bus);
 
 /* Queues a QoS 1, non-retained message; topic and payload are copied. */
 void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
+/* Queues a QoS 1 retained message in the same order as mqtt_bus_publish; len 0 clears the topic. */
+void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
 /* 1 while connected and subscribed. */
 int mqtt_bus_is_up(struct mqtt_bus *bus);
 
