@@ -32,8 +32,9 @@ struct ctx {
 	struct http_response *res;
 	const char *user; /* NULL in open mode, else points at user_buf */
 	char user_buf[ID_MAX_LEN + 1];
-	const char *param; /* the {id} segment of the path, or NULL */
+	const char *param; /* the {id} segment of the path (NUL-terminated copy), or NULL */
 	size_t param_len;
+	char param_buf[256];
 };
 
 typedef void (*route_fn)(struct ctx *c);
@@ -346,9 +347,11 @@ static int path_match(struct ctx *c, const char *pattern, const char *path)
 		return 0;
 	const char *seg = path + head, *end = strchr(seg, '/');
 	size_t seg_len = end ? (size_t)(end - seg) : strlen(seg);
-	if (!seg_len || strcmp(seg + seg_len, tail) != 0)
+	if (!seg_len || seg_len >= sizeof(c->param_buf) || strcmp(seg + seg_len, tail) != 0)
 		return 0;
-	c->param = seg;
+	memcpy(c->param_buf, seg, seg_len);
+	c->param_buf[seg_len] = '\0';
+	c->param = c->param_buf;
 	c->param_len = seg_len;
 	return 1;
 }
