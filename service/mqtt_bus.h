@@ -13,7 +13,9 @@
  * wait in the outbox while the broker is away.
  *
  * The callbacks run on the bus thread, the only thread that calls Paho;
- * none of them may call back into the bus. Presence messages are read
+ * none of them may call back into the bus, except to queue messages with
+ * mqtt_bus_publish and mqtt_bus_publish_retained (the outbox lock is not
+ * held while a callback runs). Presence messages are read
  * within 10 ms of their arrival while there is traffic, within 100 ms when
  * the bus has been quiet for a second.
  */
