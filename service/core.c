@@ -300,6 +300,11 @@ static void on_call_topic(struct core *core, const char *user_id, const char *pa
 {
 	struct seen_topic *s = NULL;
 	const char *why = NULL;
+	pthread_mutex_lock(&core->mu);
+	int late = core->ready;
+	pthread_mutex_unlock(&core->mu);
+	if (late)
+		return; /* the bus drops the subscription after the first replay; a straggler */
 	if (len > 0) {
 		s = xcalloc(1, sizeof(*s));
 		snprintf(s->user_id, sizeof(s->user_id), "%s", user_id);

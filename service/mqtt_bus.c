@@ -62,6 +62,7 @@ struct mqtt_bus {
 	size_t queued;
 	uint64_t published, dropped;
 	char sync_topic[64]; /* callsignal/sync/{clientId}: the end-of-replay marker */
+	int second_done;     /* subscription2 was replayed once and dropped (bus thread only) */
 };
 
 static int64_t mono_ms(void)
@@ -108,6 +109,23 @@ static int unacked(struct mqtt_bus *bus)
 }
 
 /*
+ * The replay is complete. subscription2 is only needed for that first
+ * replay (the service's own writes would otherwise come back to it), so it
+ * is dropped and not taken again after a reconnect.
+ */
+static void synced(struct mqtt_bus *bus)
+{
+	if (bus->cfg.subscription2 && !bus->second_done) {
+		int rc = MQTTClient_unsubscribe(bus->client, bus->cfg.subscription2);
+		if (rc != MQTTCLIENT_SUCCESS)
+			log_warn("unsubscribing from '%s' failed (%s)", bus->cfg.subscription2,
+				 MQTTClient_strerror(rc));
+		bus->second_done = 1;
+	}
+	bus->cb.on_synced(bus->cb.ctx);
+}
+
+/*
  * Reads what the broker has sent, without waiting: PUBACKs, PINGRESPs and
  * presence messages (handed to on_message). One Paho call reads at most one
  * packet, so this goes on while calls make progress. Returns the number of
@@ -131,7 +149,7 @@ static int pump_incoming(struct mqtt_bus *bus, int *left)
 		if (m) {
 			size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 			if (strcmp(topic, bus->sync_topic) == 0)
-				bus->cb.on_synced(bus->cb.ctx);
+				synced(bus);
 			else
 				bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload,
 						   (size_t)m->payloadlen);
@@ -191,7 +209,7 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 		return -1;
 	}
 	log_info("subscribed to '%s' on %s", bus->cfg.subscription, bus->cfg.url);
-	if (bus->cfg.subscription2) {
+	if (bus->cfg.subscription2 && !bus->second_done) {
 		rc = MQTTClient_subscribe(bus->client, bus->cfg.subscription2, 1);
 		if (rc != MQTTCLIENT_SUCCESS)
 			log_error("subscribing to '%s' failed (%s); going on without it",
@@ -205,7 +223,7 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 	    MQTTClient_publish(bus->client, bus->sync_topic, 4, "sync", 1, 0, &token) != MQTTCLIENT_SUCCESS) {
 		log_warn("the broker refused the replay marker on '%s'; taking the replay as complete",
 			 bus->sync_topic);
-		bus->cb.on_synced(bus->cb.ctx);
+		synced(bus);
 	}
 	return 0;
 }

@@ -33,7 +33,8 @@ struct mqtt_bus_config {
 	const char *password;
 	const char *ca_file;       /* for ssl:// and mqtts:// URLs */
 	const char *subscription;  /* topic filter subscribed after every connect */
-	const char *subscription2; /* a second one, or NULL; a refusal is logged, not retried */
+	const char *subscription2; /* a second one, or NULL, for the first replay only: dropped once
+				    * on_synced has been called; a refusal is logged, not retried */
 };
 
 struct mqtt_bus_callbacks {
