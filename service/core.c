@@ -385,14 +385,27 @@ static void republish_live(void *arg, const struct call *call)
 	free(json);
 }
 
-static void grace_if_absent(void *arg, const struct call *call)
+/* Collects the parties of live calls who are not online (ids borrowed from the calls). */
+struct absent {
+	const struct presence *presence;
+	const char **ids;
+	size_t n, cap;
+};
+
+static void collect_absent(void *arg, const struct call *call)
 {
-	struct republish *rp = arg;
+	struct absent *a = arg;
 	if (!call_status_is_live(call->status))
 		return;
-	for (int p = 0; p < 2; p++)
-		if (!presence_find(&rp->core->presence, call->party[p].id))
-			calls_party_offline(&rp->core->calls, call->party[p].id, rp->now);
+	for (int p = 0; p < 2; p++) {
+		if (presence_find(a->presence, call->party[p].id))
+			continue;
+		if (a->n == a->cap) {
+			a->cap = a->cap ? a->cap * 2 : 16;
+			a->ids = xrealloc(a->ids, a->cap * sizeof(*a->ids));
+		}
+		a->ids[a->n++] = call->party[p].id;
+	}
 }
 
 void core_on_bus_synced(void *arg)
@@ -418,7 +431,11 @@ void core_on_bus_synced(void *arg)
 		calls_restore(&core->calls, seen, n, &ev, clear, &cleared);
 		for (i = 0; i < cleared; i++)
 			put_call_topic(core, clear[i], NULL, 0);
-		calls_each(&core->calls, grace_if_absent, &rp);
+		struct absent absent = { &core->presence, NULL, 0, 0 };
+		calls_each(&core->calls, collect_absent, &absent);
+		for (i = 0; i < absent.n; i++)
+			calls_party_offline(&core->calls, absent.ids[i], rp.now);
+		free(absent.ids);
 		free(clear);
 		free(seen);
 		restored = calls_live_count(&core->calls);
