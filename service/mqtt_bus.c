@@ -36,6 +36,7 @@
 #define IDLE_POLL_MS   100  /* and after that: the delay presence may see */
 #define QUIET_MS       1000
 #define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
+#define SYNC_WAIT_MS   10000 /* a marker not back by then is taken as lost */
 
 enum bus_state { BUS_DOWN, BUS_UP };
 
@@ -63,6 +64,7 @@ struct mqtt_bus {
 	uint64_t published, dropped;
 	char sync_topic[64]; /* callsignal/sync/{clientId}: the end-of-replay marker */
 	int second_done;     /* subscription2 was replayed once and dropped (bus thread only) */
+	int64_t sync_due_ms; /* while the marker is awaited: when to stop waiting; else 0 (bus thread only) */
 };
 
 static int64_t mono_ms(void)
@@ -115,6 +117,7 @@ static int unacked(struct mqtt_bus *bus)
  */
 static void synced(struct mqtt_bus *bus)
 {
+	bus->sync_due_ms = 0;
 	if (bus->cfg.subscription2 && !bus->second_done) {
 		int rc = MQTTClient_unsubscribe(bus->client, bus->cfg.subscription2);
 		if (rc != MQTTCLIENT_SUCCESS)
@@ -224,6 +227,8 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 		log_warn("the broker refused the replay marker on '%s'; taking the replay as complete",
 			 bus->sync_topic);
 		synced(bus);
+	} else {
+		bus->sync_due_ms = mono_ms() + SYNC_WAIT_MS;
 	}
 	return 0;
 }
@@ -353,6 +358,16 @@ static void *bus_thread(void *arg)
 		pthread_mutex_unlock(&bus->mu);
 		int sent = batch ? send_batch(bus, batch) : 0, unacknowledged = 0;
 		int handled = sent < 0 ? -1 : pump_incoming(bus, &unacknowledged);
+		if (handled >= 0 && bus->sync_due_ms && mono_ms() >= bus->sync_due_ms) {
+			/* A broker that accepts the marker but never delivers it (an ACL
+			 * that lets the service read the topic but not write it) must not
+			 * keep call control closed for good. */
+			log_warn(
+			    "the replay marker on '%s' did not come back within %d ms; taking the replay as "
+			    "complete",
+			    bus->sync_topic, SYNC_WAIT_MS);
+			synced(bus);
+		}
 		if (batch || handled > 0)
 			last_traffic_ms = now;
 		pthread_mutex_lock(&bus->mu);

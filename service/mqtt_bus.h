@@ -6,7 +6,8 @@
  * the presence topics after every connect, and publishes events as QoS 1.
  * After subscribing it publishes a marker to a topic of its own
  * (callsignal/sync/{clientId}); the broker delivers it after the retained
- * replay, so its arrival tells that the replay is complete (on_synced).
+ * replay, so its arrival tells that the replay is complete (on_synced). A
+ * refused marker, or one not back within 10 s, counts as arrived.
  * Publishing never blocks and never calls Paho: mqtt_bus_publish copies the
  * message into an outbox (under a leaf mutex, so it may be called while the
  * caller holds its own lock) and the bus thread sends it in order. Messages

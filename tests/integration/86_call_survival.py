@@ -229,6 +229,33 @@ def test_party_who_does_not_come_back_gets_the_grace_period_after_a_restart(env)
        "call ended by the grace period")
 
 
+# --- the gate while restoring ------------------------------------------------------------------------
+
+# The service may read its replay marker topic but not write it: the marker never comes back, so the
+# service stays in its restoring state until the bus stops waiting for it (10 s).
+MARKER_EATING_ACL = "topic readwrite users/#\ntopic read callsignal/sync/#\n"
+
+
+@h.options(start_broker=False, start_service=False,
+           broker_opts={"conf": h.DEFAULT_BROKER_CONF + "acl_file {dir}/acl\n"})
+def test_call_control_answers_503_not_ready_until_the_replay_is_complete(env):
+    with open(os.path.join(env.tmp, "acl"), "w") as f:
+        f.write(MARKER_EATING_ACL)
+    env.broker.start()
+    a, b = env.client(env.uid("a")), env.client(env.uid("b"))
+    env.service.start(wait="listening")
+    h.wait_until(lambda: env.get("/health").json.get("error") == "NOT_READY", 5, what="connected, restoring")
+    expect_error(env.get("/health"), 503, "NOT_READY")
+    expect_error(env.post("/calls/start", {"callerId": a.user_id, "receiverId": b.user_id}), 503, "NOT_READY")
+    expect_error(env.get("/users/%s/call" % a.user_id), 503, "NOT_READY")
+    expect_error(env.get("/calls/" + str(uuid.uuid4())), 503, "NOT_READY")
+    b.expect_no_event(0.2)
+    h.wait_until(lambda: env.get("/health").status == 200, 20, what="the service opening call control")
+    check("did not come back" in env.service.stderr(), "no warning about the lost replay marker")
+    call = env.start_call(a, b)
+    b.expect_event("INCOMING_CALL", call_id=call["id"])
+
+
 # --- torn retained states --------------------------------------------------------------------------
 
 
