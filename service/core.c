@@ -223,11 +223,12 @@ static void *timer_thread(void *arg)
 		int64_t due = mono + wait;
 		struct timespec until = { (time_t)(due / 1000), (long)(due % 1000) * 1000000 };
 		if (fired) {
+			/* Logged unlocked; a wake-up sent meanwhile would be missed, so
+			 * the deadlines are looked at again before sleeping. */
 			pthread_mutex_unlock(&core->mu);
 			log_debug("%zu call(s) ended by a deadline", fired);
 			pthread_mutex_lock(&core->mu);
-			if (!core->running)
-				break;
+			continue;
 		}
 		pthread_cond_timedwait(&core->wake, &core->mu, &until);
 	}
