@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dict.h"
 #include "util.h"
 
 #define S(c)   ((c)->store)
@@ -245,6 +246,7 @@ int64_t calls_next_deadline(const struct calls *c)
 struct seen_call {
 	const struct call *best; /* the highest revision seen */
 	int64_t rev[2];          /* revision on each party's topic; 0: not there */
+	int dropped;             /* not restored: its topics are to be cleared */
 };
 
 void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, struct call_events *ev,
@@ -252,9 +254,11 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 {
 	struct seen_call *views = xcalloc(n ? n : 1, sizeof(*views));
 	size_t nviews = 0;
+	struct dict by_id; /* call id (borrowed from seen) -> its view */
+	dict_init(&by_id);
 	*n_clear = 0;
 
-	/* Group the topics by call id (n is small: one entry per busy user). */
+	/* Group the topics by call id. */
 	for (size_t i = 0; i < n; i++) {
 		const struct call *call = seen[i].call;
 		int p = party_of(call, seen[i].user_id);
@@ -262,13 +266,11 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 			clear[(*n_clear)++] = seen[i].user_id;
 			continue;
 		}
-		struct seen_call *v = NULL;
-		for (size_t k = 0; k < nviews && !v; k++)
-			if (strcmp(views[k].best->id, call->id) == 0)
-				v = &views[k];
+		struct seen_call *v = dict_get(&by_id, call->id);
 		if (!v) {
 			v = &views[nviews++];
 			v->best = call;
+			dict_put(&by_id, call->id, v);
 		} else if (call->revision > v->best->revision) {
 			v->best = call;
 		}
@@ -284,11 +286,7 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 		    OPS(c)->live_of(S(c), receiver) || OPS(c)->find(S(c), best->id)) {
 			/* Cleared after its END_CALL went out, or in conflict with a call
 			 * already restored: the topics that still show it are emptied. */
-			for (size_t i = 0; i < n; i++)
-				if (strcmp(seen[i].call->id, best->id) == 0 &&
-				    call_status_is_live(seen[i].call->status) &&
-				    party_of(seen[i].call, seen[i].user_id) >= 0)
-					clear[(*n_clear)++] = seen[i].user_id;
+			views[k].dropped = 1;
 			continue;
 		}
 		struct call *call = xcalloc(1, sizeof(*call));
@@ -301,6 +299,13 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 			emit(ev, call->status == CALL_DIALLING ? EVENT_INCOMING_CALL : EVENT_ACCEPT_CALL,
 			     call, call->status != CALL_DIALLING);
 	}
+	for (size_t i = 0; i < n; i++) {
+		const struct seen_call *v = dict_get(&by_id, seen[i].call->id);
+		if (v && v->dropped && call_status_is_live(seen[i].call->status) &&
+		    party_of(seen[i].call, seen[i].user_id) >= 0)
+			clear[(*n_clear)++] = seen[i].user_id;
+	}
+	dict_release(&by_id);
 	free(views);
 }
 
