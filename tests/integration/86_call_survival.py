@@ -319,6 +319,46 @@ def test_ring_deadline_passed_while_the_service_was_down_is_missed_at_once(env):
     b.expect_event("END_CALL", call_id=stale["id"])
 
 
+# --- many live calls, with the shipped broker config ------------------------------------------------
+
+MANY = 1500  # 3,000 retained topics: three times Mosquitto's default queue of 1,000 per client
+
+SHIPPED_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "broker-config",
+                            "mosquitto.conf")
+
+
+def shipped_conf():
+    with open(SHIPPED_CONF) as f:
+        text = f.read()
+    text = text.replace("listener 1883 ", "listener {port} ").replace("listener 9001 ", "listener {wsport} ")
+    return text + "log_dest file {dir}/mosquitto.log\n"
+
+
+@h.options(start_broker=False, start_service=False, service_env={"OFFLINE_GRACE_S": "600"})
+def test_restart_rebuilds_every_live_call_beyond_the_brokers_default_queue(env):
+    env.broker = h.Broker(env.tmp, conf=shipped_conf())
+    env.service = h.Service(env.tmp, env.broker.url, env={"OFFLINE_GRACE_S": "600"})
+    env.broker.start()
+    pub = env.client("publisher", client_id="pub-" + secrets.token_hex(4), presence=False, subscribe=False,
+                     will=False)
+    now = int(time.time() * 1000)
+    pending = []
+    for i in range(MANY):
+        call = {"id": str(uuid.uuid4()), "caller": {"id": "ma%d" % i, "name": "A", "location": ""},
+                "receiver": {"id": "mb%d" % i, "name": "B", "location": ""}, "status": "ONGOING",
+                "createdAt": iso(now), "answeredAt": iso(now + 1), "revision": 2}
+        payload = json.dumps(call).encode()
+        for user in ("mb%d" % i, "ma%d" % i):
+            pending.append(pub.mqtt.publish(call_topic(user), payload, qos=1, retain=True))
+    for info in pending:
+        info.wait_for_publish(30)
+    check(all(info.is_published() for info in pending), "not every retained call was acknowledged")
+    env.service.start(timeout=60)
+    health = env.get("/health").json
+    eq(health["liveCalls"], MANY, "live calls rebuilt from %d retained topics" % (2 * MANY))
+    eq(user_call(env, "ma%d" % (MANY - 1)).status, 200, "the last call written is live")
+
+
 # --- broker restart ----------------------------------------------------------------------------------
 
 
