@@ -443,9 +443,12 @@ void core_on_bus_synced(void *arg)
 		repaired = ev.n;
 		core->ready = first = 1;
 	}
-	/* After a broker restart the retained topics are gone (persistence off):
-	 * what the service holds is written again. */
-	calls_each(&core->calls, republish_live, &rp);
+	/* After a reconnect (a broker restart loses the retained topics with
+	 * persistence off) what the service holds is written again. After the
+	 * rebuild the topics already show the restored calls, except the torn
+	 * ones, which their re-sent events write. */
+	if (!first)
+		calls_each(&core->calls, republish_live, &rp);
 	publish_events(core, &ev);
 	if (first)
 		seen_clear(core);
