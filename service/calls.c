@@ -1,11 +1,10 @@
 /*
  * calls.c - see calls.h.
  *
- * Timers need no heap: every kind of deadline is "event time + a fixed
- * period", so each kind is a FIFO queue in deadline order. Entries are
- * never removed early; when one comes due the call is looked up again and
- * the entry is ignored if the call no longer waits for it (answered,
- * party back, already freed).
+ * Every kind of deadline is "event time + a fixed period", so the store
+ * keeps each kind in deadline order. Entries are never removed early; when
+ * one comes due the call is looked up again and the entry is ignored if the
+ * call no longer waits for it (answered, party back, already forgotten).
  */
 #include "calls.h"
 
@@ -13,54 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dict.h"
 #include "util.h"
 
-struct deadline_item {
-	int64_t deadline;
-	char id[CALL_ID_LEN + 1];
-	unsigned char party;
-};
-
-static void queue_init(struct deadline_queue *q)
-{
-	q->items = NULL;
-	q->head = q->len = q->cap = 0;
-}
-
-static void queue_push(struct deadline_queue *q, int64_t deadline, const char *id, enum party party)
-{
-	if (q->len == q->cap) {
-		size_t cap = q->cap ? q->cap * 2 : 64;
-		struct deadline_item *items = xmalloc(cap * sizeof(*items));
-		for (size_t i = 0; i < q->len; i++)
-			items[i] = q->items[(q->head + i) % q->cap];
-		free(q->items);
-		q->items = items;
-		q->head = 0;
-		q->cap = cap;
-	}
-	struct deadline_item *it = &q->items[(q->head + q->len) % q->cap];
-	it->deadline = deadline;
-	memcpy(it->id, id, CALL_ID_LEN + 1);
-	it->party = (unsigned char)party;
-	q->len++;
-}
-
-/* The first item due at or before now, removed into *out; 0 when none is due. */
-static int queue_pop_due(struct deadline_queue *q, int64_t now, struct deadline_item *out)
-{
-	if (!q->len || q->items[q->head].deadline > now)
-		return 0;
-	*out = q->items[q->head];
-	q->head = (q->head + 1) % q->cap;
-	q->len--;
-	return 1;
-}
-
-static int64_t queue_next(const struct deadline_queue *q)
-{
-	return q->len ? q->items[q->head].deadline : INT64_MAX;
-}
+#define S(c)   ((c)->store)
+#define OPS(c) ((c)->store->ops)
 
 void call_events_init(struct call_events *ev)
 {
@@ -83,48 +39,38 @@ static void emit(struct call_events *ev, enum event_type type, const struct call
 	ev->items[ev->n++] = (struct call_event){ type, call, to_caller, 1 };
 }
 
-static void call_free(struct call *call)
-{
-	user_info_release(&call->party[PARTY_CALLER]);
-	user_info_release(&call->party[PARTY_RECEIVER]);
-	free(call->err_msg);
-	free(call);
-}
-
-void calls_init(struct calls *c, const struct calls_config *cfg)
+void calls_init(struct calls *c, const struct calls_config *cfg, struct store *store)
 {
 	c->cfg = *cfg;
-	dict_init(&c->by_id);
-	dict_init(&c->live_by_user);
-	queue_init(&c->ring);
-	queue_init(&c->grace);
-	queue_init(&c->retire);
+	c->store = store;
 }
 
 void calls_release(struct calls *c)
 {
-	struct dict_iter it;
-	struct call *call;
-	dict_iter_init(&it, &c->by_id);
-	while ((call = dict_iter_next(&it)))
-		call_free(call);
-	dict_release(&c->by_id);
-	dict_release(&c->live_by_user);
-	free(c->ring.items);
-	free(c->grace.items);
-	free(c->retire.items);
+	OPS(c)->free(S(c));
+	c->store = NULL;
 }
 
-/* Moves a live call to a final status; the parties are free again. */
+static void add_deadline(struct calls *c, enum deadline_kind kind, int64_t at, const char *id,
+			 enum party party)
+{
+	struct deadline d;
+	d.at = at;
+	memcpy(d.id, id, CALL_ID_LEN + 1);
+	d.party = party;
+	OPS(c)->deadline_add(S(c), kind, &d);
+}
+
+/* Moves a live call to a final status and saves it; the parties are free again. */
 static void finish(struct calls *c, struct call *call, enum call_status status, struct instant now)
 {
 	call->status = status;
 	call->ended_at = now.wall_ms;
+	call->ring_deadline = 0;
+	call->revision++;
 	call->grace_deadline[0] = call->grace_deadline[1] = 0;
-	for (int p = 0; p < 2; p++)
-		if (dict_get(&c->live_by_user, call->party[p].id) == call)
-			dict_del(&c->live_by_user, call->party[p].id);
-	queue_push(&c->retire, now.mono_ms + c->cfg.retention_ms, call->id, PARTY_CALLER);
+	OPS(c)->save(S(c), call);
+	add_deadline(c, DEADLINE_RETIRE, now.wall_ms + c->cfg.retention_ms, call->id, PARTY_CALLER);
 }
 
 enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
@@ -132,11 +78,11 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 {
 	if (strcmp(caller->id, receiver->id) == 0)
 		return ERR_SELF_CALL;
-	if (dict_get(&c->live_by_user, caller->id))
+	if (OPS(c)->live_of(S(c), caller->id))
 		return ERR_CALLER_BUSY;
-	if (dict_get(&c->live_by_user, receiver->id))
+	if (OPS(c)->live_of(S(c), receiver->id))
 		return ERR_RECEIVER_BUSY;
-	if (dict_get(&c->by_id, id))
+	if (OPS(c)->find(S(c), id))
 		return ERR_INTERNAL; /* ids are random: a clash means the caller reused one */
 
 	struct call *call = xcalloc(1, sizeof(*call));
@@ -145,10 +91,10 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 	user_info_copy(&call->party[PARTY_RECEIVER], receiver);
 	call->status = CALL_DIALLING;
 	call->created_at = now.wall_ms;
-	dict_put(&c->by_id, call->id, call);
-	dict_put(&c->live_by_user, call->party[PARTY_CALLER].id, call);
-	dict_put(&c->live_by_user, call->party[PARTY_RECEIVER].id, call);
-	queue_push(&c->ring, now.mono_ms + c->cfg.ring_timeout_ms, call->id, PARTY_CALLER);
+	call->ring_deadline = now.wall_ms + c->cfg.ring_timeout_ms;
+	call->revision = 1;
+	OPS(c)->add(S(c), call);
+	add_deadline(c, DEADLINE_RING, call->ring_deadline, call->id, PARTY_CALLER);
 	emit(ev, EVENT_INCOMING_CALL, call, 0);
 	*out = call;
 	return ERR_OK;
@@ -157,7 +103,7 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 enum err calls_answer(struct calls *c, const char *id, int accept, const char *by_user, struct instant now,
 		      struct call_events *ev, const struct call **out)
 {
-	struct call *call = dict_get(&c->by_id, id);
+	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
 		return ERR_CALL_NOT_FOUND;
 	if (by_user && strcmp(by_user, call->party[PARTY_RECEIVER].id) != 0)
@@ -168,6 +114,9 @@ enum err calls_answer(struct calls *c, const char *id, int accept, const char *b
 	if (accept) {
 		call->status = CALL_ONGOING;
 		call->answered_at = now.wall_ms;
+		call->ring_deadline = 0;
+		call->revision++;
+		OPS(c)->save(S(c), call);
 		emit(ev, EVENT_ACCEPT_CALL, call, 1);
 	} else {
 		finish(c, call, CALL_DECLINED, now);
@@ -184,10 +133,15 @@ static int party_of(const struct call *call, const char *user_id)
 	return -1;
 }
 
+int calls_is_party(const struct call *call, const char *user_id)
+{
+	return party_of(call, user_id) >= 0;
+}
+
 enum err calls_end(struct calls *c, const char *id, const char *user_id, struct instant now,
 		   struct call_events *ev, const struct call **out)
 {
-	struct call *call = dict_get(&c->by_id, id);
+	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
 		return ERR_CALL_NOT_FOUND;
 	if (party_of(call, user_id) < 0)
@@ -203,7 +157,7 @@ enum err calls_end(struct calls *c, const char *id, const char *user_id, struct 
 enum err calls_check_in_call(const struct calls *c, const char *id, const char *user_id,
 			     const struct call **out)
 {
-	const struct call *call = dict_get(&c->by_id, id);
+	const struct call *call = OPS(c)->find(S(c), id);
 	if (!call || call->status != CALL_ONGOING || party_of(call, user_id) < 0)
 		return ERR_NOT_IN_CALL;
 	*out = call;
@@ -212,21 +166,25 @@ enum err calls_check_in_call(const struct calls *c, const char *id, const char *
 
 void calls_party_offline(struct calls *c, const char *user_id, struct instant now)
 {
-	struct call *call = dict_get(&c->live_by_user, user_id);
+	struct call *call = OPS(c)->live_of(S(c), user_id);
 	if (!call)
 		return;
 	int p = party_of(call, user_id);
 	if (call->grace_deadline[p])
 		return;
-	call->grace_deadline[p] = now.mono_ms + c->cfg.offline_grace_ms;
-	queue_push(&c->grace, call->grace_deadline[p], call->id, (enum party)p);
+	call->grace_deadline[p] = now.wall_ms + c->cfg.offline_grace_ms;
+	OPS(c)->save(S(c), call);
+	add_deadline(c, DEADLINE_GRACE, call->grace_deadline[p], call->id, (enum party)p);
 }
 
 void calls_party_online(struct calls *c, const char *user_id)
 {
-	struct call *call = dict_get(&c->live_by_user, user_id);
-	if (call)
-		call->grace_deadline[party_of(call, user_id)] = 0;
+	struct call *call = OPS(c)->live_of(S(c), user_id);
+	int p;
+	if (call && call->grace_deadline[p = party_of(call, user_id)]) {
+		call->grace_deadline[p] = 0;
+		OPS(c)->save(S(c), call);
+	}
 }
 
 static int over_cap(const struct calls *c)
@@ -236,36 +194,35 @@ static int over_cap(const struct calls *c)
 
 void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
 {
-	struct deadline_item it;
+	struct deadline d;
 	struct call *call;
 
-	/* Retention first: a call finished by this tick must not be freed by it.
-	 * Every finished call has one retire entry, so the queue's head is the
-	 * oldest finished call: the cap forgets from there. */
-	while (queue_pop_due(&c->retire, over_cap(c) ? INT64_MAX : now.mono_ms, &it)) {
-		call = dict_get(&c->by_id, it.id);
-		if (call && !call_status_is_live(call->status)) {
-			dict_del(&c->by_id, call->id);
-			call_free(call);
-		}
+	/* Retention first: a call finished by this tick must not be forgotten by
+	 * it. Every finished call has one retire entry, so the queue's head is
+	 * the oldest finished call: the cap forgets from there. */
+	while (OPS(c)->deadline_pop_due(S(c), DEADLINE_RETIRE, over_cap(c) ? INT64_MAX : now.wall_ms, &d)) {
+		call = OPS(c)->find(S(c), d.id);
+		if (call && !call_status_is_live(call->status))
+			OPS(c)->forget(S(c), d.id);
 	}
-	while (queue_pop_due(&c->ring, now.mono_ms, &it)) {
-		call = dict_get(&c->by_id, it.id);
-		if (call && call->status == CALL_DIALLING) {
+	while (OPS(c)->deadline_pop_due(S(c), DEADLINE_RING, now.wall_ms, &d)) {
+		call = OPS(c)->find(S(c), d.id);
+		if (call && call->status == CALL_DIALLING && call->ring_deadline <= now.wall_ms) {
 			finish(c, call, CALL_MISSED, now);
 			emit(ev, EVENT_END_CALL, call, 1);
 		}
 	}
-	while (queue_pop_due(&c->grace, now.mono_ms, &it)) {
-		call = dict_get(&c->by_id, it.id);
+	while (OPS(c)->deadline_pop_due(S(c), DEADLINE_GRACE, now.wall_ms, &d)) {
+		call = OPS(c)->find(S(c), d.id);
 		if (!call || !call_status_is_live(call->status))
 			continue;
-		int64_t deadline = call->grace_deadline[it.party];
-		if (!deadline || deadline > now.mono_ms)
+		int64_t deadline = call->grace_deadline[d.party];
+		if (!deadline || deadline > now.wall_ms)
 			continue; /* came back (and maybe left again: a later entry waits) */
 		struct sbuf msg;
 		sbuf_init(&msg, 64);
-		sbuf_addf(&msg, "%s went offline", call->party[it.party].name);
+		sbuf_addf(&msg, "%s went offline", call->party[d.party].name);
+		free(call->err_msg);
 		call->err_msg = sbuf_detach(&msg, NULL);
 		finish(c, call, CALL_ERROR, now);
 		emit(ev, EVENT_END_CALL, call, 1);
@@ -276,31 +233,103 @@ int64_t calls_next_deadline(const struct calls *c)
 {
 	if (over_cap(c))
 		return 0;
-	int64_t next = queue_next(&c->ring);
-	int64_t g = queue_next(&c->grace), r = queue_next(&c->retire);
-	if (g < next)
-		next = g;
-	if (r < next)
-		next = r;
+	int64_t next = INT64_MAX;
+	for (int k = 0; k < DEADLINE__COUNT; k++) {
+		int64_t at = OPS(c)->deadline_next(S(c), (enum deadline_kind)k);
+		if (at < next)
+			next = at;
+	}
 	return next;
+}
+
+/* The retained views of one call during calls_restore. */
+struct seen_call {
+	const struct call *best; /* the highest revision seen */
+	int64_t rev[2];          /* revision on each party's topic; 0: not there */
+	int dropped;             /* not restored: its topics are to be cleared */
+};
+
+void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, struct call_events *ev,
+		   const char **clear, size_t *n_clear)
+{
+	struct seen_call *views = xcalloc(n ? n : 1, sizeof(*views));
+	size_t nviews = 0;
+	struct dict by_id; /* call id (borrowed from seen) -> its view */
+	dict_init(&by_id);
+	*n_clear = 0;
+
+	/* Group the topics by call id. */
+	for (size_t i = 0; i < n; i++) {
+		const struct call *call = seen[i].call;
+		int p = party_of(call, seen[i].user_id);
+		if (p < 0 || !call_status_is_live(call->status)) {
+			clear[(*n_clear)++] = seen[i].user_id;
+			continue;
+		}
+		struct seen_call *v = dict_get(&by_id, call->id);
+		if (!v) {
+			v = &views[nviews++];
+			v->best = call;
+			dict_put(&by_id, call->id, v);
+		} else if (call->revision > v->best->revision) {
+			v->best = call;
+		}
+		if (call->revision > v->rev[p])
+			v->rev[p] = call->revision;
+	}
+
+	for (size_t k = 0; k < nviews; k++) {
+		const struct call *best = views[k].best;
+		const char *caller = best->party[PARTY_CALLER].id, *receiver = best->party[PARTY_RECEIVER].id;
+		int torn = views[k].rev[PARTY_CALLER] != views[k].rev[PARTY_RECEIVER];
+		if (!views[k].rev[PARTY_RECEIVER] || OPS(c)->live_of(S(c), caller) ||
+		    OPS(c)->live_of(S(c), receiver) || OPS(c)->find(S(c), best->id)) {
+			/* Cleared after its END_CALL went out, or in conflict with a call
+			 * already restored: the topics that still show it are emptied. */
+			views[k].dropped = 1;
+			continue;
+		}
+		struct call *call = xcalloc(1, sizeof(*call));
+		call_copy(call, best);
+		call->grace_deadline[0] = call->grace_deadline[1] = 0;
+		OPS(c)->add(S(c), call);
+		if (call->status == CALL_DIALLING)
+			add_deadline(c, DEADLINE_RING, call->ring_deadline, call->id, PARTY_CALLER);
+		if (torn)
+			emit(ev, call->status == CALL_DIALLING ? EVENT_INCOMING_CALL : EVENT_ACCEPT_CALL,
+			     call, call->status != CALL_DIALLING);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct seen_call *v = dict_get(&by_id, seen[i].call->id);
+		if (v && v->dropped && call_status_is_live(seen[i].call->status) &&
+		    party_of(seen[i].call, seen[i].user_id) >= 0)
+			clear[(*n_clear)++] = seen[i].user_id;
+	}
+	dict_release(&by_id);
+	free(views);
 }
 
 const struct call *calls_find(const struct calls *c, const char *id)
 {
-	return dict_get(&c->by_id, id);
+	return OPS(c)->find(S(c), id);
 }
 
 const struct call *calls_live_of(const struct calls *c, const char *user_id)
 {
-	return dict_get(&c->live_by_user, user_id);
+	return OPS(c)->live_of(S(c), user_id);
+}
+
+void calls_each(const struct calls *c, void (*fn)(void *ctx, const struct call *call), void *ctx)
+{
+	OPS(c)->each(S(c), fn, ctx);
 }
 
 size_t calls_count(const struct calls *c)
 {
-	return c->by_id.count;
+	return OPS(c)->count(S(c));
 }
 
 size_t calls_live_count(const struct calls *c)
 {
-	return c->live_by_user.count / 2;
+	return OPS(c)->live_count(S(c));
 }

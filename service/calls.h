@@ -1,5 +1,5 @@
 /*
- * calls.h - PURE call state machine: (state, request, now) -> result + events.
+ * calls.h - PURE call rules: (state, request, now) -> result + events.
  *
  *   DIALLING --answer ACCEPT--> ONGOING --end--> ENDED
  *   DIALLING --answer DECLINE--> DECLINED
@@ -9,11 +9,15 @@
  *
  * A call in DIALLING or ONGOING is "live" and makes both parties busy.
  * Finished calls stay findable for the retention period, so a repeated end
- * or answer gets a consistent reply, then they are freed.
+ * or answer gets a consistent reply, then they are forgotten. Every
+ * transition raises the call's revision by one; an event is named by the
+ * call id and the revision its transition produced.
  *
- * No clock, no randomness, no I/O, no locks: callers pass the time and the
- * new call's id, and core serialises access. Deadlines use the monotonic
- * clock, timestamps in the Call the wall clock; both come in struct instant.
+ * Where calls, busy lines and deadlines live is the store's business
+ * (store.h); the rules reach them only through its interface. No clock, no
+ * randomness, no I/O, no locks: callers pass the time (wall clock, ms since
+ * the epoch, so deadlines survive a restart) and the new call's id, and
+ * core serialises access.
  *
  * Events produced by a transition are appended to a struct call_events; they
  * point at calls that stay valid until the next calls_* call.
@@ -24,13 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dict.h"
 #include "errors.h"
 #include "model.h"
+#include "store.h"
 
 struct instant {
-	int64_t wall_ms; /* for createdAt/answeredAt/endedAt */
-	int64_t mono_ms; /* for deadlines */
+	int64_t wall_ms; /* timestamps and deadlines */
 };
 
 struct calls_config {
@@ -54,20 +57,13 @@ struct call_events {
 void call_events_init(struct call_events *ev);
 void call_events_release(struct call_events *ev);
 
-/* A queue of (deadline, call id) in deadline order; see calls.c. */
-struct deadline_queue {
-	struct deadline_item *items;
-	size_t head, len, cap;
-};
-
 struct calls {
 	struct calls_config cfg;
-	struct dict by_id;        /* id -> struct call (owned) */
-	struct dict live_by_user; /* user id -> live struct call (borrowed) */
-	struct deadline_queue ring, grace, retire;
+	struct store *store; /* owned */
 };
 
-void calls_init(struct calls *c, const struct calls_config *cfg);
+/* Steals store. */
+void calls_init(struct calls *c, const struct calls_config *cfg, struct store *store);
 void calls_release(struct calls *c);
 
 /*
@@ -98,6 +94,9 @@ enum err calls_end(struct calls *c, const char *id, const char *user_id, struct 
 enum err calls_check_in_call(const struct calls *c, const char *id, const char *user_id,
 			     const struct call **out);
 
+/* 1 when user_id is the caller or the receiver of call. */
+int calls_is_party(const struct call *call, const char *user_id);
+
 /* The user's last device went away: their live call, if any, starts its grace period. */
 void calls_party_offline(struct calls *c, const char *user_id, struct instant now);
 /* The user is back: their live call's grace period, if any, is over. */
@@ -106,12 +105,39 @@ void calls_party_online(struct calls *c, const char *user_id);
 /* Fires every deadline that has passed: ring timeouts, grace periods,
  * retention; and forgets the oldest finished calls beyond retention_max. */
 void calls_tick(struct calls *c, struct instant now, struct call_events *ev);
-/* The earliest pending deadline (monotonic ms), or INT64_MAX when none;
+/* The earliest pending deadline (wall ms), or INT64_MAX when none;
  * 0 (due now) while more finished calls are kept than retention_max. */
 int64_t calls_next_deadline(const struct calls *c);
 
+/* One retained users/{user}/call message found at start-up (borrowed). */
+struct calls_seen {
+	const char *user_id;
+	const struct call *call; /* as parsed from the payload; never NULL */
+};
+
+/*
+ * Rebuilds the live calls from the call topics read back from the broker,
+ * before any other transition. The service writes a call's topics
+ * receiver first, then caller, then the events, and clears both topics
+ * (receiver first) only after the END_CALL events; a crash loses a suffix
+ * of that order, so:
+ *  - a call on both topics is live at the higher revision; when the caller's
+ *    is older (or missing: a start cut short) its event never left, and it
+ *    is emitted again;
+ *  - a call on the caller's topic only was being cleared after its END_CALL
+ *    went out: it is not restored, and its caller is listed in *clear;
+ *  - a user whose topic holds a call that is not restored is in *clear too.
+ * Ring deadlines keep their original time (a passed one makes the call
+ * MISSED at the next tick). *clear receives user ids (borrowed from seen)
+ * and *n_clear their count; the array holds at least n entries.
+ */
+void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, struct call_events *ev,
+		   const char **clear, size_t *n_clear);
+
 const struct call *calls_find(const struct calls *c, const char *id);
 const struct call *calls_live_of(const struct calls *c, const char *user_id);
+/* Calls fn on every call (see store_ops.each). */
+void calls_each(const struct calls *c, void (*fn)(void *ctx, const struct call *call), void *ctx);
 size_t calls_count(const struct calls *c);
 size_t calls_live_count(const struct calls *c);
 

@@ -11,16 +11,24 @@
 #include <time.h>
 
 #include "calls.h"
+#include "dict.h"
 #include "json_io.h"
 #include "log.h"
 #include "mqtt_bus.h"
 #include "presence.h"
 #include "ratelimit.h"
+#include "store.h"
 #include "token.h"
 #include "topics.h"
 #include "util.h"
 
 #define PRUNE_EVERY_MS 60000
+
+/* A retained users/{id}/call message read back before the rebuild. */
+struct seen_topic {
+	char user_id[ID_MAX_LEN + 1];
+	struct call call;
+};
 
 struct core {
 	const struct config *cfg;
@@ -34,20 +42,27 @@ struct core {
 	char *users_json; /* cache of GET /users for users_version */
 	size_t users_len;
 	uint64_t users_version;
+	int ready;        /* the live calls have been rebuilt from the broker */
+	struct dict seen; /* before ready: user id -> struct seen_topic (owned) */
 
 	pthread_t timer;
 	int running;
-	int64_t timer_due; /* monotonic ms the timer thread sleeps until */
-	int64_t next_prune;
+	int64_t timer_due;  /* wall ms the timer thread sleeps until */
+	int64_t next_prune; /* monotonic ms */
 };
 
 static struct instant now_instant(void)
 {
-	struct timespec wall, mono;
+	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
+	return (struct instant){ (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 };
+}
+
+static int64_t mono_now(void)
+{
+	struct timespec mono;
 	clock_gettime(CLOCK_MONOTONIC, &mono);
-	return (struct instant){ (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
-				 (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000 };
+	return (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000;
 }
 
 /* A UUID v4 from the OS's CSPRNG: 122 random bits. */
@@ -83,10 +98,25 @@ struct core *core_new(const struct config *cfg)
 	presence_init(&core->presence);
 	struct calls_config cc = { ms_of(cfg->ring_timeout_s), ms_of(cfg->offline_grace_s),
 				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max };
-	calls_init(&core->calls, &cc);
+	calls_init(&core->calls, &cc, store_memory_new());
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
+	dict_init(&core->seen);
 	core->users_version = (uint64_t)-1;
 	return core;
+}
+
+/* Called with core->mu held (or before threads start). */
+static void seen_clear(struct core *core)
+{
+	struct dict_iter it;
+	struct seen_topic *s;
+	dict_iter_init(&it, &core->seen);
+	while ((s = dict_iter_next(&it))) {
+		call_release(&s->call);
+		free(s);
+	}
+	dict_release(&core->seen);
+	dict_init(&core->seen);
 }
 
 void core_free(struct core *core)
@@ -96,27 +126,53 @@ void core_free(struct core *core)
 	presence_release(&core->presence);
 	calls_release(&core->calls);
 	ratelimit_release(&core->starts);
+	seen_clear(core);
+	dict_release(&core->seen);
 	free(core->users_json);
 	pthread_mutex_destroy(&core->mu);
 	pthread_cond_destroy(&core->wake);
 	free(core);
 }
 
+void core_reply_release(struct core_reply *r)
+{
+	free(r->body);
+	call_free(r->call);
+	r->body = NULL;
+	r->call = NULL;
+}
+
+/* Called with core->mu held: sets (json != NULL) or clears the user's call topic. */
+static void put_call_topic(struct core *core, const char *user_id, const char *json, size_t len)
+{
+	char topic[TOPIC_MAX_LEN];
+	topic_call(user_id, topic);
+	mqtt_bus_publish_retained(core->bus, topic, json ? json : "", json ? len : 0);
+}
+
+/* Called with core->mu held: both parties' call topics show the live call (receiver first). */
+static void put_call_topics(struct core *core, const struct call *call, const char *json, size_t len)
+{
+	put_call_topic(core, call->party[PARTY_RECEIVER].id, json, len);
+	put_call_topic(core, call->party[PARTY_CALLER].id, json, len);
+}
+
 /*
- * Renders each event once and queues it for its recipients. Called with
+ * Renders each event once and queues it for its recipients, with the call
+ * topics in the order calls_restore relies on (core.h). Called with
  * core->mu held; the calls the events point at are valid until unlock.
- * known/known_json: a call already rendered for the reply (or NULL), reused
- * for its events.
  */
-static void publish_events(struct core *core, struct call_events *ev, const struct call *known,
-			   const char *known_json, size_t known_len)
+static void publish_events(struct core *core, struct call_events *ev)
 {
 	for (size_t i = 0; i < ev->n; i++) {
 		const struct call_event *e = &ev->items[i];
-		size_t len;
-		char *payload = e->call == known ? json_io_event_around(e->type, known_json, known_len, &len)
-						 : json_io_event(e->type, e->call, &len);
+		size_t call_len, len;
+		char *call_json = json_io_call(e->call, &call_len);
+		char *payload = json_io_event_around(e->type, e->call, call_json, call_len, &len);
+		int live = call_status_is_live(e->call->status);
 		char topic[TOPIC_MAX_LEN];
+		if (live)
+			put_call_topics(core, e->call, call_json, call_len);
 		if (e->to_caller) {
 			topic_events(e->call->party[PARTY_CALLER].id, topic);
 			mqtt_bus_publish(core->bus, topic, payload, len);
@@ -125,9 +181,10 @@ static void publish_events(struct core *core, struct call_events *ev, const stru
 			topic_events(e->call->party[PARTY_RECEIVER].id, topic);
 			mqtt_bus_publish(core->bus, topic, payload, len);
 		}
-		log_debug("%s for call '%s' (%s)", event_type_name(e->type), e->call->id,
-			  call_status_name(e->call->status));
+		if (!live)
+			put_call_topics(core, e->call, NULL, 0);
 		free(payload);
+		free(call_json);
 	}
 	ev->n = 0;
 }
@@ -147,17 +204,32 @@ static void *timer_thread(void *arg)
 	pthread_mutex_lock(&core->mu);
 	while (core->running) {
 		struct instant now = now_instant();
+		int64_t mono = mono_now();
 		calls_tick(&core->calls, now, &ev);
-		publish_events(core, &ev, NULL, NULL, 0);
-		if (now.mono_ms >= core->next_prune) {
-			ratelimit_prune(&core->starts, now.mono_ms);
-			core->next_prune = now.mono_ms + PRUNE_EVERY_MS;
+		size_t fired = ev.n;
+		publish_events(core, &ev);
+		if (mono >= core->next_prune) {
+			ratelimit_prune(&core->starts, mono);
+			core->next_prune = mono + PRUNE_EVERY_MS;
 		}
-		int64_t due = calls_next_deadline(&core->calls);
-		if (due > core->next_prune)
-			due = core->next_prune;
-		core->timer_due = due;
+		/* Deadlines are wall-clock; the sleep is on the monotonic clock. */
+		int64_t wait = calls_next_deadline(&core->calls);
+		wait = wait == INT64_MAX ? PRUNE_EVERY_MS : wait - now.wall_ms;
+		if (wait > core->next_prune - mono)
+			wait = core->next_prune - mono;
+		if (wait < 0)
+			wait = 0;
+		core->timer_due = now.wall_ms + wait;
+		int64_t due = mono + wait;
 		struct timespec until = { (time_t)(due / 1000), (long)(due % 1000) * 1000000 };
+		if (fired) {
+			/* Logged unlocked; a wake-up sent meanwhile would be missed, so
+			 * the deadlines are looked at again before sleeping. */
+			pthread_mutex_unlock(&core->mu);
+			log_debug("%zu call(s) ended by a deadline", fired);
+			pthread_mutex_lock(&core->mu);
+			continue;
+		}
 		pthread_cond_timedwait(&core->wake, &core->mu, &until);
 	}
 	pthread_mutex_unlock(&core->mu);
@@ -169,7 +241,7 @@ int core_start(struct core *core, struct mqtt_bus *bus)
 {
 	core->bus = bus;
 	core->running = 1;
-	core->next_prune = now_instant().mono_ms + PRUNE_EVERY_MS;
+	core->next_prune = mono_now() + PRUNE_EVERY_MS;
 	if (pthread_create(&core->timer, NULL, timer_thread, core) != 0) {
 		log_error("cannot start the timer thread");
 		return -1;
@@ -186,24 +258,17 @@ void core_stop(struct core *core)
 	pthread_join(core->timer, NULL);
 }
 
-void core_on_presence(void *arg, const char *topic, size_t topic_len, const char *payload, size_t len)
+static void on_presence(struct core *core, const struct presence_topic *pt, const char *payload, size_t len)
 {
-	struct core *core = arg;
-	struct presence_topic pt;
-	if (topic_parse_presence(topic, topic_len, &pt) != 0) {
-		log_warn("ignored presence on topic '%.*s': not users/{valid id}/presence/{valid id}",
-			 (int)(topic_len > 300 ? 300 : topic_len), topic);
-		return;
-	}
 	struct user_info u = { 0 };
 	if (len > 0) {
 		const char *why;
 		if (json_io_parse_user(payload, len, &u, &why) != 0) {
-			log_warn("ignored presence of '%s' device '%s': %s", pt.user_id, pt.client_id, why);
+			log_warn("ignored presence of '%s' device '%s': %s", pt->user_id, pt->client_id, why);
 			return;
 		}
-		if (strcmp(u.id, pt.user_id) != 0) {
-			log_warn("ignored presence on the topic of '%s' claiming to be '%s'", pt.user_id,
+		if (strcmp(u.id, pt->user_id) != 0) {
+			log_warn("ignored presence on the topic of '%s' claiming to be '%s'", pt->user_id,
 				 u.id);
 			user_info_release(&u);
 			return;
@@ -211,18 +276,77 @@ void core_on_presence(void *arg, const char *topic, size_t topic_len, const char
 	}
 
 	struct instant now = now_instant();
+	enum presence_change change;
 	pthread_mutex_lock(&core->mu);
 	if (len > 0) {
-		if (presence_device_up(&core->presence, &u, pt.client_id) == PRESENCE_CAME_ONLINE)
-			log_info("'%s' is online", pt.user_id);
-		calls_party_online(&core->calls, pt.user_id);
-	} else if (presence_device_down(&core->presence, pt.user_id, pt.client_id) == PRESENCE_WENT_OFFLINE) {
-		log_info("'%s' went offline", pt.user_id);
-		calls_party_offline(&core->calls, pt.user_id, now);
-		reschedule(core);
+		change = presence_device_up(&core->presence, &u, pt->client_id);
+		calls_party_online(&core->calls, pt->user_id);
+	} else {
+		change = presence_device_down(&core->presence, pt->user_id, pt->client_id);
+		if (change == PRESENCE_WENT_OFFLINE) {
+			calls_party_offline(&core->calls, pt->user_id, now);
+			reschedule(core);
+		}
 	}
 	pthread_mutex_unlock(&core->mu);
+	if (change == PRESENCE_CAME_ONLINE)
+		log_info("'%s' is online", pt->user_id);
+	else if (change == PRESENCE_WENT_OFFLINE)
+		log_info("'%s' went offline", pt->user_id);
 	user_info_release(&u);
+}
+
+/* A retained call topic: kept for the rebuild; once rebuilt, the service's own echo is ignored. */
+static void on_call_topic(struct core *core, const char *user_id, const char *payload, size_t len)
+{
+	struct seen_topic *s = NULL;
+	const char *why = NULL;
+	pthread_mutex_lock(&core->mu);
+	int late = core->ready;
+	pthread_mutex_unlock(&core->mu);
+	if (late)
+		return; /* the bus drops the subscription after the first replay; a straggler */
+	if (len > 0) {
+		s = xcalloc(1, sizeof(*s));
+		snprintf(s->user_id, sizeof(s->user_id), "%s", user_id);
+		if (json_io_parse_call(payload, len, &s->call, &why) != 0) {
+			free(s);
+			s = NULL;
+		}
+	}
+	pthread_mutex_lock(&core->mu);
+	int ready = core->ready;
+	if (!ready) {
+		struct seen_topic *old = dict_del(&core->seen, user_id);
+		if (old) {
+			call_release(&old->call);
+			free(old);
+		}
+		if (s)
+			dict_put(&core->seen, s->user_id, s);
+		s = NULL;
+	}
+	pthread_mutex_unlock(&core->mu);
+	if (s) {
+		call_release(&s->call);
+		free(s);
+	}
+	if (why && !ready)
+		log_warn("ignored the call topic of '%s' at start-up: %s", user_id, why);
+}
+
+void core_on_message(void *arg, const char *topic, size_t topic_len, const char *payload, size_t len)
+{
+	struct core *core = arg;
+	struct presence_topic pt;
+	char user_id[ID_MAX_LEN + 1];
+	if (topic_parse_presence(topic, topic_len, &pt) == 0)
+		on_presence(core, &pt, payload, len);
+	else if (topic_parse_call(topic, topic_len, user_id) == 0)
+		on_call_topic(core, user_id, payload, len);
+	else
+		log_warn("ignored a message on topic '%.*s': not a presence or call topic",
+			 (int)(topic_len > 300 ? 300 : topic_len), topic);
 }
 
 void core_on_bus_connected(void *arg)
@@ -235,6 +359,8 @@ void core_on_bus_connected(void *arg)
 	for (const struct presence_user *u = core->presence.head; u; u = u->next)
 		calls_party_offline(&core->calls, u->info.id, now);
 	presence_clear(&core->presence);
+	if (!core->ready)
+		seen_clear(core); /* a replay cut short starts again */
 	reschedule(core);
 	pthread_mutex_unlock(&core->mu);
 }
@@ -244,20 +370,113 @@ void core_on_bus_lost(void *arg)
 	(void)arg; /* presence is kept until the next connect's replay replaces it */
 }
 
+struct republish {
+	struct core *core;
+	struct instant now;
+};
+
+static void republish_live(void *arg, const struct call *call)
+{
+	struct republish *rp = arg;
+	if (!call_status_is_live(call->status))
+		return;
+	size_t len;
+	char *json = json_io_call(call, &len);
+	put_call_topics(rp->core, call, json, len);
+	free(json);
+}
+
+/* Collects the parties of live calls who are not online (ids borrowed from the calls). */
+struct absent {
+	const struct presence *presence;
+	const char **ids;
+	size_t n, cap;
+};
+
+static void collect_absent(void *arg, const struct call *call)
+{
+	struct absent *a = arg;
+	if (!call_status_is_live(call->status))
+		return;
+	for (int p = 0; p < 2; p++) {
+		if (presence_find(a->presence, call->party[p].id))
+			continue;
+		if (a->n == a->cap) {
+			a->cap = a->cap ? a->cap * 2 : 16;
+			a->ids = xrealloc(a->ids, a->cap * sizeof(*a->ids));
+		}
+		a->ids[a->n++] = call->party[p].id;
+	}
+}
+
+void core_on_bus_synced(void *arg)
+{
+	struct core *core = arg;
+	struct republish rp = { core, now_instant() };
+	struct call_events ev;
+	call_events_init(&ev);
+	size_t restored = 0, cleared = 0, repaired = 0;
+	int first = 0;
+
+	pthread_mutex_lock(&core->mu);
+	if (!core->ready) {
+		size_t n = core->seen.count;
+		struct calls_seen *seen = xcalloc(n ? n : 1, sizeof(*seen));
+		const char **clear = xcalloc(n ? n : 1, sizeof(*clear));
+		struct dict_iter it;
+		struct seen_topic *s;
+		size_t i = 0;
+		dict_iter_init(&it, &core->seen);
+		while ((s = dict_iter_next(&it)))
+			seen[i++] = (struct calls_seen){ s->user_id, &s->call };
+		calls_restore(&core->calls, seen, n, &ev, clear, &cleared);
+		for (i = 0; i < cleared; i++)
+			put_call_topic(core, clear[i], NULL, 0);
+		struct absent absent = { &core->presence, NULL, 0, 0 };
+		calls_each(&core->calls, collect_absent, &absent);
+		for (i = 0; i < absent.n; i++)
+			calls_party_offline(&core->calls, absent.ids[i], rp.now);
+		free(absent.ids);
+		free(clear);
+		free(seen);
+		restored = calls_live_count(&core->calls);
+		repaired = ev.n;
+		core->ready = first = 1;
+	}
+	/* After a reconnect (a broker restart loses the retained topics with
+	 * persistence off) what the service holds is written again. After the
+	 * rebuild the topics already show the restored calls, except the torn
+	 * ones, which their re-sent events write. */
+	if (!first)
+		calls_each(&core->calls, republish_live, &rp);
+	publish_events(core, &ev);
+	if (first)
+		seen_clear(core);
+	reschedule(core);
+	pthread_mutex_unlock(&core->mu);
+	call_events_release(&ev);
+	if (first)
+		log_info(
+		    "restored %zu live call(s) from the broker (%zu finished a cut-short write, %zu topic(s) "
+		    "cleared); call control is open",
+		    restored, repaired, cleared);
+}
+
 static int bus_up(struct core *core)
 {
 	return core->bus && mqtt_bus_is_up(core->bus);
 }
 
 /*
- * The common end of a successful transition, under core->mu: the reply is
- * the call, the events go out, the timer learns of new deadlines.
+ * The common end of a successful transition, under core->mu: the events
+ * go out, the timer learns of new deadlines, the reply gets a copy.
  */
 static void transition_done(struct core *core, const struct call *call, struct call_events *ev,
 			    struct core_reply *r)
 {
-	r->body = json_io_call(call, &r->len);
-	publish_events(core, ev, call, r->body, r->len);
+	r->call = xcalloc(1, sizeof(*r->call));
+	call_copy(r->call, call);
+	publish_events(core, ev);
 	reschedule(core);
 }
 
@@ -285,13 +504,18 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	char id[CALL_ID_LEN + 1];
 	new_call_id(id);
 	struct instant now = now_instant();
+	int64_t mono = mono_now();
 	struct call_events ev;
 	call_events_init(&ev);
 	enum err e;
 
 	pthread_mutex_lock(&core->mu);
 	int64_t retry_ms = 0;
-	if (!ratelimit_take(&core->starts, caller_id, now.mono_ms, &retry_ms)) {
+	if (!core->ready) {
+		e = ERR_NOT_READY;
+		goto out;
+	}
+	if (!ratelimit_take(&core->starts, caller_id, mono, &retry_ms)) {
 		r->retry_after_s = (retry_ms + 999) / 1000;
 		e = ERR_RATE_LIMITED;
 		goto out;
@@ -308,13 +532,13 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	}
 	const struct call *call;
 	e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
-	if (e == ERR_OK) {
-		log_info("call '%s': '%s' rings '%s'", call->id, caller_id, receiver_id);
+	if (e == ERR_OK)
 		transition_done(core, call, &ev, r);
-	}
 out:
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
+	if (e == ERR_OK)
+		log_info("call '%s': '%s' rings '%s'", id, caller_id, receiver_id);
 	return e;
 }
 
@@ -327,19 +551,21 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 	struct call_events ev;
 	call_events_init(&ev);
 	const struct call *call = NULL;
+	enum err e = ERR_NOT_READY;
 
 	pthread_mutex_lock(&core->mu);
-	enum err e = calls_answer(&core->calls, call_id, accept, by_user, now, &ev, &call);
+	if (core->ready)
+		e = calls_answer(&core->calls, call_id, accept, by_user, now, &ev, &call);
 	if (e == ERR_OK) {
-		log_info("call '%s' %s", call_id, accept ? "accepted" : "declined");
 		transition_done(core, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "Call is not ringing (status %s)", call_status_name(call->status));
-		r->body = json_io_error(msg, err_code(e), call, &r->len);
+		r->call = xcalloc(1, sizeof(*r->call));
+		call_copy(r->call, call);
 	}
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
+	if (e == ERR_OK)
+		log_info("call '%s' %s", call_id, accept ? "accepted" : "declined");
 	return e;
 }
 
@@ -351,16 +577,54 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 	struct call_events ev;
 	call_events_init(&ev);
 	const struct call *call = NULL;
+	enum err e = ERR_NOT_READY;
+	int ended = 0;
 
 	pthread_mutex_lock(&core->mu);
-	enum err e = calls_end(&core->calls, call_id, user_id, now, &ev, &call);
+	if (core->ready)
+		e = calls_end(&core->calls, call_id, user_id, now, &ev, &call);
 	if (e == ERR_OK) {
-		if (ev.n)
-			log_info("call '%s' ended by '%s'", call_id, user_id);
+		ended = ev.n > 0;
 		transition_done(core, call, &ev, r);
 	}
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
+	if (ended)
+		log_info("call '%s' ended by '%s'", call_id, user_id);
+	return e;
+}
+
+enum err core_call_get(struct core *core, const char *call_id, const char *by_user, struct core_reply *r)
+{
+	enum err e = ERR_NOT_READY;
+	pthread_mutex_lock(&core->mu);
+	if (core->ready) {
+		const struct call *call = calls_find(&core->calls, call_id);
+		e = !call                                       ? ERR_NOT_FOUND
+		    : by_user && !calls_is_party(call, by_user) ? ERR_NOT_A_PARTY
+								: ERR_OK;
+		if (e == ERR_OK) {
+			r->call = xcalloc(1, sizeof(*r->call));
+			call_copy(r->call, call);
+		}
+	}
+	pthread_mutex_unlock(&core->mu);
+	return e;
+}
+
+enum err core_user_call(struct core *core, const char *user_id, struct core_reply *r)
+{
+	enum err e = ERR_NOT_READY;
+	pthread_mutex_lock(&core->mu);
+	if (core->ready) {
+		const struct call *call = calls_live_of(&core->calls, user_id);
+		e = call ? ERR_OK : ERR_NO_LIVE_CALL;
+		if (call) {
+			r->call = xcalloc(1, sizeof(*r->call));
+			call_copy(r->call, call);
+		}
+	}
+	pthread_mutex_unlock(&core->mu);
 	return e;
 }
 
@@ -371,8 +635,10 @@ enum err core_token(struct core *core, const char *room, const char *user_id, st
 		return ERR_TOKEN_NOT_CONFIGURED;
 	char *name = NULL;
 	const struct call *call;
+	enum err e = ERR_NOT_READY;
 	pthread_mutex_lock(&core->mu);
-	enum err e = calls_check_in_call(&core->calls, room, user_id, &call);
+	if (core->ready)
+		e = calls_check_in_call(&core->calls, room, user_id, &call);
 	if (e == ERR_OK)
 		name =
 		    xstrdup(call->party[strcmp(call->party[PARTY_CALLER].id, user_id) == 0 ? PARTY_CALLER
@@ -401,8 +667,12 @@ enum err core_health(struct core *core, struct core_reply *r)
 	struct mqtt_bus_stats stats;
 	mqtt_bus_stats(core->bus, &stats);
 	pthread_mutex_lock(&core->mu);
-	r->body = json_io_health(1, presence_count(&core->presence), calls_count(&core->calls),
-				 calls_live_count(&core->calls), stats.queued, &r->len);
+	int ready = core->ready;
+	size_t users = presence_count(&core->presence), calls = calls_count(&core->calls),
+	       live = calls_live_count(&core->calls);
 	pthread_mutex_unlock(&core->mu);
+	if (!ready)
+		return ERR_NOT_READY;
+	r->body = json_io_health(1, users, calls, live, stats.queued, &r->len);
 	return ERR_OK;
 }

@@ -3,13 +3,22 @@
  *
  * core owns the lock, the clock, call ids and the timer thread. Each entry
  * point takes the lock, asks the pure modules (presence, calls, ratelimit),
- * renders the reply and the events, queues the events on the bus and lets
- * go. It never calls Paho or libmicrohttpd while holding the lock: the bus
- * outbox it queues on is a leaf lock that does no I/O. Queuing under the
- * lock keeps events in the order of the transitions that made them.
+ * renders the events and the retained call topics, queues them on the bus,
+ * copies the result and lets go; http_api renders the reply and core logs
+ * after unlocking. It never calls Paho or libmicrohttpd while holding the
+ * lock: the bus outbox it queues on is a leaf lock that does no I/O.
+ * Queuing under the lock keeps messages in the order of the transitions
+ * that made them.
+ *
+ * Each transition of a live call writes users/{id}/call of both parties
+ * (receiver first) before its event; a finished call's END_CALL goes out
+ * before both topics are cleared (receiver first). calls_restore relies on
+ * that order to rebuild the live calls from the retained topics at start:
+ * until the bus reports the end of the retained replay, call control
+ * answers ERR_NOT_READY.
  *
  * Entry points are called from HTTP threads (calls, users, token), the
- * bus's thread (presence) and core's own timer thread.
+ * bus's thread (presence, call topics, connect) and core's own timer thread.
  */
 #ifndef CALLSIGNAL_CORE_H
 #define CALLSIGNAL_CORE_H
@@ -23,13 +32,15 @@
 struct core;
 struct mqtt_bus;
 
-/* A reply body: new JSON (caller frees). On an error, body may be NULL
- * (the default error body applies) or a ready error body. */
+/* The result of an operation, owned by the caller (core_reply_release). */
 struct core_reply {
-	char *body;
+	char *body; /* a ready JSON body (users, token, health), or NULL */
 	size_t len;
+	struct call *call;     /* the call concerned: the success body, or attached to an error */
 	int64_t retry_after_s; /* with ERR_RATE_LIMITED */
 };
+
+void core_reply_release(struct core_reply *r);
 
 /* cfg is borrowed for the life of the core. */
 struct core *core_new(const struct config *cfg);
@@ -38,10 +49,11 @@ int core_start(struct core *core, struct mqtt_bus *bus);
 void core_stop(struct core *core);
 void core_free(struct core *core);
 
-/* Bus callbacks (see mqtt_bus.h). */
-void core_on_presence(void *core, const char *topic, size_t topic_len, const char *payload, size_t len);
+/* Bus callbacks (see mqtt_bus.h): presence and retained call topics arrive in on_message. */
+void core_on_message(void *core, const char *topic, size_t topic_len, const char *payload, size_t len);
 void core_on_bus_connected(void *core);
 void core_on_bus_lost(void *core);
+void core_on_bus_synced(void *core);
 
 /* REST operations; ids are already validated by the caller. */
 enum err core_users(struct core *core, struct core_reply *r);
@@ -51,6 +63,10 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 enum err core_call_answer(struct core *core, const char *call_id, int accept, const char *by_user,
 			  struct core_reply *r);
 enum err core_call_end(struct core *core, const char *call_id, const char *user_id, struct core_reply *r);
+/* GET /calls/{id}: by_user (jwt mode) must be a party, or NULL. ERR_NOT_FOUND, ERR_NOT_A_PARTY. */
+enum err core_call_get(struct core *core, const char *call_id, const char *by_user, struct core_reply *r);
+/* GET /users/{id}/call: the user's live call, or ERR_NO_LIVE_CALL. */
+enum err core_user_call(struct core *core, const char *user_id, struct core_reply *r);
 enum err core_token(struct core *core, const char *room, const char *user_id, struct core_reply *r);
 enum err core_health(struct core *core, struct core_reply *r);
 

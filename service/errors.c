@@ -37,6 +37,9 @@ static const struct {
 	[ERR_NOT_FOUND] = { 404, "NOT_FOUND", "Not found" },
 	[ERR_METHOD_NOT_ALLOWED] = { 405, "METHOD_NOT_ALLOWED", "Method not allowed" },
 	[ERR_INTERNAL] = { 500, "INTERNAL", "Internal error" },
+	[ERR_NOT_READY] = { 503, "NOT_READY",
+			    "Restoring the calls in progress after a restart; retry shortly" },
+	[ERR_NO_LIVE_CALL] = { 404, "NO_LIVE_CALL", "The user has no live call" },
 };
 
 int err_http_status(enum err e)

@@ -32,6 +32,9 @@ struct ctx {
 	struct http_response *res;
 	const char *user; /* NULL in open mode, else points at user_buf */
 	char user_buf[ID_MAX_LEN + 1];
+	const char *param; /* the {id} segment of the path (NUL-terminated copy), or NULL */
+	size_t param_len;
+	char param_buf[256];
 };
 
 typedef void (*route_fn)(struct ctx *c);
@@ -54,15 +57,27 @@ static void reply_error(struct http_response *res, enum err e, const char *messa
 		http_response_header(res, "WWW-Authenticate", "Bearer");
 }
 
-/* The reply of a core operation: its body, or its error. */
+/* The reply of a core operation: its body or call, or its error (with the call it concerns). */
 static void reply_core(struct http_response *res, enum err e, struct core_reply *r)
 {
-	if (e == ERR_OK)
+	size_t len = 0;
+	char *body;
+	if (e == ERR_OK && r->body) {
 		reply_json(res, 200, r->body, r->len);
-	else if (r->body)
-		reply_json(res, err_http_status(e), r->body, r->len);
-	else
+		r->body = NULL;
+	} else if (e == ERR_OK && r->call) {
+		body = json_io_call(r->call, &len);
+		reply_json(res, 200, body, len);
+	} else if (e == ERR_CALL_NOT_RINGING && r->call) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "Call is not ringing (status %s)",
+			 call_status_name(r->call->status));
+		body = json_io_error(msg, err_code(e), r->call, &len);
+		reply_json(res, err_http_status(e), body, len);
+	} else {
 		reply_error(res, e, NULL);
+	}
+	core_reply_release(r);
 	if (e == ERR_RATE_LIMITED) {
 		char secs[24];
 		snprintf(secs, sizeof(secs), "%lld",
@@ -210,6 +225,32 @@ static void get_token(struct ctx *c)
 	reply_core(c->res, core_token(c->api->core, room, id, &r), &r);
 }
 
+static void get_call(struct ctx *c)
+{
+	if (!id_is_valid(c->param, c->param_len)) {
+		reply_error(c->res, ERR_NOT_FOUND, "Call not found");
+		return;
+	}
+	struct core_reply r = { 0 };
+	enum err e = core_call_get(c->api->core, c->param, c->user, &r);
+	if (e == ERR_NOT_FOUND)
+		reply_error(c->res, e, "Call not found");
+	else
+		reply_core(c->res, e, &r);
+}
+
+static void get_user_call(struct ctx *c)
+{
+	if (!id_is_valid(c->param, c->param_len)) {
+		reply_error(c->res, ERR_INVALID_ID, "userId is not a valid id");
+		return;
+	}
+	if (require_self(c, c->param) != 0)
+		return;
+	struct core_reply r = { 0 };
+	reply_core(c->res, core_user_call(c->api->core, c->param, &r), &r);
+}
+
 static void get_health(struct ctx *c)
 {
 	struct core_reply r = { 0 };
@@ -231,10 +272,15 @@ static const struct route {
 	route_fn fn;
 	int needs_user; /* jwt mode: a valid user token is required */
 } routes[] = {
-	{ "GET", "/users", get_users, 1 },           { "POST", "/calls/start", post_start, 1 },
-	{ "POST", "/calls/answer", post_answer, 1 }, { "POST", "/calls/end", post_end, 1 },
-	{ "GET", "/token", get_token, 1 },           { "GET", "/health", get_health, 0 },
+	{ "GET", "/users", get_users, 1 },
+	{ "POST", "/calls/start", post_start, 1 },
+	{ "POST", "/calls/answer", post_answer, 1 },
+	{ "POST", "/calls/end", post_end, 1 },
+	{ "GET", "/token", get_token, 1 },
+	{ "GET", "/health", get_health, 0 },
 	{ "GET", "/config", get_config, 0 },
+	{ "GET", "/calls/{id}", get_call, 1 },
+	{ "GET", "/users/{id}/call", get_user_call, 1 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -285,6 +331,31 @@ static void serve_static(struct ctx *c)
 	reply_error(c->res, ERR_NOT_FOUND, msg);
 }
 
+/*
+ * Matches path against a route path in which "{id}" stands for one
+ * non-empty segment (set into c->param). 2: equal, 1: matched with a
+ * parameter, 0: no match. A literal route wins over a parameter one.
+ */
+static int path_match(struct ctx *c, const char *pattern, const char *path)
+{
+	const char *brace = strstr(pattern, "{id}");
+	if (!brace)
+		return strcmp(pattern, path) == 0 ? 2 : 0;
+	size_t head = (size_t)(brace - pattern);
+	const char *tail = brace + 4;
+	if (strncmp(pattern, path, head) != 0)
+		return 0;
+	const char *seg = path + head, *end = strchr(seg, '/');
+	size_t seg_len = end ? (size_t)(end - seg) : strlen(seg);
+	if (!seg_len || seg_len >= sizeof(c->param_buf) || strcmp(seg + seg_len, tail) != 0)
+		return 0;
+	memcpy(c->param_buf, seg, seg_len);
+	c->param_buf[seg_len] = '\0';
+	c->param = c->param_buf;
+	c->param_len = seg_len;
+	return 1;
+}
+
 static void dispatch(struct ctx *c)
 {
 	const char *method = strcmp(c->req->method, "HEAD") == 0 ? "GET" : c->req->method;
@@ -306,8 +377,14 @@ static void dispatch(struct ctx *c)
 	}
 	const struct route *match = NULL;
 	char allow[64] = "";
+	int literal = 0;
+	for (size_t i = 0; i < NROUTES; i++)
+		literal |= strcmp(routes[i].path, path) == 0;
+	/* Only a literal path answers 405 for another method; /calls/nope is no route for POST. */
 	for (size_t i = 0; i < NROUTES; i++) {
-		if (strcmp(routes[i].path, path) != 0)
+		if (!literal && strcmp(routes[i].method, method) != 0)
+			continue;
+		if (path_match(c, routes[i].path, path) != (literal ? 2 : 1))
 			continue;
 		if (strcmp(routes[i].method, method) == 0)
 			match = &routes[i];

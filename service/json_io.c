@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,78 @@ int json_io_parse_user(const char *payload, size_t len, struct user_info *out, c
 		out->location = xstrdup(json_is_string(location) ? json_string_value(location) : "");
 		rc = 0;
 	}
+	json_decref(root);
+	return rc;
+}
+
+static int parse_user_object(json_t *obj, struct user_info *out)
+{
+	const char *why;
+	char *text = json_dumps(obj, JSON_COMPACT);
+	int rc = text ? json_io_parse_user(text, strlen(text), out, &why) : -1;
+	free(text);
+	return rc;
+}
+
+/* A timestamp member: 0 when absent, -1 when malformed. */
+static int parse_time(json_t *root, const char *name, int64_t *ms)
+{
+	json_t *v = json_object_get(root, name);
+	*ms = 0;
+	if (!v)
+		return 0;
+	return json_is_string(v) ? iso_time_parse(json_string_value(v), ms) : -1;
+}
+
+int json_io_parse_call(const char *payload, size_t len, struct call *out, const char **why)
+{
+	static const char *const statuses[] = {
+		"DIALLING", "ONGOING", "ENDED", "DECLINED", "MISSED", "ERROR"
+	};
+	json_error_t jerr;
+	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	memset(out, 0, sizeof(*out));
+	if (!root || !json_is_object(root)) {
+		json_decref(root);
+		*why = "not a JSON object";
+		return -1;
+	}
+	json_t *id = json_object_get(root, "id"), *status = json_object_get(root, "status");
+	json_t *rev = json_object_get(root, "revision"), *err_msg = json_object_get(root, "errMsg");
+	int rc = -1, st = -1;
+	for (int i = 0; status && json_is_string(status) && i < 6; i++)
+		if (strcmp(json_string_value(status), statuses[i]) == 0)
+			st = i;
+	if (!json_is_string(id) || json_string_length(id) != CALL_ID_LEN ||
+	    !id_is_valid(json_string_value(id), CALL_ID_LEN)) {
+		*why = "id missing or not a call id";
+	} else if (st < 0) {
+		*why = "status missing or unknown";
+	} else if (!json_is_integer(rev) || json_integer_value(rev) < 1) {
+		*why = "revision missing or not a positive integer";
+	} else if (err_msg &&
+		   (!json_is_string(err_msg) || !text_ok(json_string_value(err_msg), USER_TEXT_MAX * 2))) {
+		*why = "errMsg not a string or too long";
+	} else if (!json_is_object(json_object_get(root, "caller")) ||
+		   parse_user_object(json_object_get(root, "caller"), &out->party[PARTY_CALLER]) != 0 ||
+		   !json_is_object(json_object_get(root, "receiver")) ||
+		   parse_user_object(json_object_get(root, "receiver"), &out->party[PARTY_RECEIVER]) != 0) {
+		*why = "caller or receiver missing or not a valid User";
+	} else if (parse_time(root, "createdAt", &out->created_at) != 0 || !out->created_at ||
+		   parse_time(root, "answeredAt", &out->answered_at) != 0 ||
+		   parse_time(root, "endedAt", &out->ended_at) != 0 ||
+		   parse_time(root, "ringDeadline", &out->ring_deadline) != 0 ||
+		   (st == CALL_DIALLING && !out->ring_deadline)) {
+		*why = "a timestamp is missing or not ISO-8601 UTC with milliseconds";
+	} else {
+		snprintf(out->id, sizeof(out->id), "%s", json_string_value(id));
+		out->status = (enum call_status)st;
+		out->revision = (int64_t)json_integer_value(rev);
+		out->err_msg = err_msg ? xstrdup(json_string_value(err_msg)) : NULL;
+		rc = 0;
+	}
+	if (rc != 0)
+		call_release(out);
 	json_decref(root);
 	return rc;
 }
@@ -161,7 +234,8 @@ static void add_call(struct sbuf *sb, const struct call *call)
 	add_time(sb, "createdAt", call->created_at);
 	add_time(sb, "answeredAt", call->answered_at);
 	add_time(sb, "endedAt", call->ended_at);
-	sbuf_addc(sb, '}');
+	add_time(sb, "ringDeadline", call->ring_deadline);
+	sbuf_addf(sb, ",\"revision\":%lld}", (long long)call->revision);
 }
 
 char *json_io_call(const struct call *call, size_t *len)
@@ -175,18 +249,21 @@ char *json_io_call(const struct call *call, size_t *len)
 char *json_io_event(enum event_type type, const struct call *call, size_t *len)
 {
 	struct sbuf sb;
-	sbuf_init(&sb, 560);
-	sbuf_addf(&sb, "{\"type\":\"%s\",\"call\":", event_type_name(type));
+	sbuf_init(&sb, 640);
+	sbuf_addf(&sb, "{\"id\":\"%s:%lld\",\"type\":\"%s\",\"call\":", call->id, (long long)call->revision,
+		  event_type_name(type));
 	add_call(&sb, call);
 	sbuf_addc(&sb, '}');
 	return sbuf_detach(&sb, len);
 }
 
-char *json_io_event_around(enum event_type type, const char *call_json, size_t call_len, size_t *len)
+char *json_io_event_around(enum event_type type, const struct call *call, const char *call_json,
+			   size_t call_len, size_t *len)
 {
 	struct sbuf sb;
-	sbuf_init(&sb, call_len + 48);
-	sbuf_addf(&sb, "{\"type\":\"%s\",\"call\":", event_type_name(type));
+	sbuf_init(&sb, call_len + 112);
+	sbuf_addf(&sb, "{\"id\":\"%s:%lld\",\"type\":\"%s\",\"call\":", call->id, (long long)call->revision,
+		  event_type_name(type));
 	sbuf_add(&sb, call_json, call_len);
 	sbuf_addc(&sb, '}');
 	return sbuf_detach(&sb, len);

@@ -26,6 +26,13 @@ void json_io_init(void);
  */
 int json_io_parse_user(const char *payload, size_t len, struct user_info *out, const char **why);
 
+/*
+ * Parses a Call as the service renders it (the retained users/{id}/call
+ * payload) into *out, whose strings the caller releases with call_release.
+ * Returns 0, or -1 with *why set to a static description.
+ */
+int json_io_parse_call(const char *payload, size_t len, struct call *out, const char **why);
+
 struct req_field {
 	const char *name; /* borrowed, set by the caller */
 	char *value;      /* set on return: new string (caller frees), or NULL when absent */
@@ -45,9 +52,11 @@ enum err json_io_parse_fields(const char *body, size_t len, struct req_field *fi
 void json_io_add_string(struct sbuf *sb, const char *s);
 
 char *json_io_call(const struct call *call, size_t *len);
+/* {"id": "{callId}:{revision}", "type": ..., "call": ...}: the id names the transition. */
 char *json_io_event(enum event_type type, const struct call *call, size_t *len);
-/* The same event around a call already rendered by json_io_call (borrowed). */
-char *json_io_event_around(enum event_type type, const char *call_json, size_t call_len, size_t *len);
+/* The same event around call already rendered by json_io_call (call_json borrowed). */
+char *json_io_event_around(enum event_type type, const struct call *call, const char *call_json,
+			   size_t call_len, size_t *len);
 /* The array of online Users, in the order they came online. */
 char *json_io_users(const struct presence *p, size_t *len);
 /* {"message": ..., "error": ..., "call"?: ...}; call may be NULL. */

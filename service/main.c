@@ -53,10 +53,10 @@ int main(int argc, char **argv)
 	if (!cfg.livekit_api_key || !cfg.livekit_api_secret)
 		log_warn("LIVEKIT_API_KEY/LIVEKIT_API_SECRET not set: GET /token will answer 500");
 
-	struct mqtt_bus_config bus_cfg = { cfg.mqtt_url, cfg.mqtt_username, cfg.mqtt_password,
-					   cfg.mqtt_ca_file, TOPIC_PRESENCE_ALL };
-	struct mqtt_bus_callbacks bus_cb = { core, core_on_presence, core_on_bus_connected,
-					     core_on_bus_lost };
+	struct mqtt_bus_config bus_cfg = { cfg.mqtt_url,     cfg.mqtt_username,  cfg.mqtt_password,
+					   cfg.mqtt_ca_file, TOPIC_PRESENCE_ALL, TOPIC_CALL_ALL };
+	struct mqtt_bus_callbacks bus_cb = { core, core_on_message, core_on_bus_connected, core_on_bus_lost,
+					     core_on_bus_synced };
 	bus = mqtt_bus_start(&bus_cfg, &bus_cb);
 	if (!bus)
 		goto out;

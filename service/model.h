@@ -53,7 +53,16 @@ struct call {
 	int64_t created_at; /* wall clock, ms since the epoch; 0 = unset */
 	int64_t answered_at;
 	int64_t ended_at;
-	int64_t grace_deadline[2]; /* monotonic ms; 0 = party present */
+	int64_t ring_deadline;     /* wall clock ms while DIALLING: when it becomes MISSED; else 0 */
+	int64_t revision;          /* 1 when started, +1 on every transition */
+	int64_t grace_deadline[2]; /* wall clock ms; 0 = party present */
 };
+
+/* Deep copy of a call into *dst (whose old strings are not freed). */
+void call_copy(struct call *dst, const struct call *src);
+/* Frees the strings a call owns, not the call itself. */
+void call_release(struct call *call);
+/* call_release, then frees the call; NULL is a no-op. */
+void call_free(struct call *call);
 
 #endif

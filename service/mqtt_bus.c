@@ -49,6 +49,7 @@
 #define QUIET_MS       1000
 #define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
 #define TOKEN_SPACE    65536 /* MQTT packet ids are 1..65535 */
+#define SYNC_WAIT_MS   10000 /* a marker not back by then is taken as lost */
 
 enum bus_state { BUS_DOWN, BUS_UP };
 
@@ -85,6 +86,9 @@ struct mqtt_bus {
 	/* The bus thread's own, no lock: sent, awaiting their PUBACK. */
 	struct msg_list inflight;
 	unsigned char pending[TOKEN_SPACE / 8]; /* scratch bitmap of Paho's pending tokens */
+	char sync_topic[64]; /* callsignal/sync/{clientId}: the end-of-replay marker */
+	int second_done;     /* subscription2 was replayed once and dropped (bus thread only) */
+	int64_t sync_due_ms; /* while the marker is awaited: when to stop waiting; else 0 (bus thread only) */
 };
 
 static int64_t mono_ms(void)
@@ -247,6 +251,24 @@ static int settle_acked(struct mqtt_bus *bus)
 }
 
 /*
+ * The replay is complete. subscription2 is only needed for that first
+ * replay (the service's own writes would otherwise come back to it), so it
+ * is dropped and not taken again after a reconnect.
+ */
+static void synced(struct mqtt_bus *bus)
+{
+	bus->sync_due_ms = 0;
+	if (bus->cfg.subscription2 && !bus->second_done) {
+		int rc = MQTTClient_unsubscribe(bus->client, bus->cfg.subscription2);
+		if (rc != MQTTCLIENT_SUCCESS)
+			log_warn("unsubscribing from '%s' failed (%s)", bus->cfg.subscription2,
+				 MQTTClient_strerror(rc));
+		bus->second_done = 1;
+	}
+	bus->cb.on_synced(bus->cb.ctx);
+}
+
+/*
  * Reads what the broker has sent, without waiting: PUBACKs, PINGRESPs and
  * presence messages (handed to on_message). One Paho call reads at most one
  * packet, so this goes on while calls make progress. Returns the number of
@@ -269,7 +291,11 @@ static int pump_incoming(struct mqtt_bus *bus, int *left)
 		}
 		if (m) {
 			size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-			bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload, (size_t)m->payloadlen);
+			if (strcmp(topic, bus->sync_topic) == 0)
+				synced(bus);
+			else
+				bus->cb.on_message(bus->cb.ctx, topic, tlen, m->payload,
+						   (size_t)m->payloadlen);
 			MQTTClient_freeMessage(&m);
 			MQTTClient_free(topic);
 			handled++;
@@ -331,6 +357,24 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 		return -1;
 	}
 	log_info("subscribed to '%s' on %s", bus->cfg.subscription, bus->cfg.url);
+	if (bus->cfg.subscription2 && !bus->second_done) {
+		rc = MQTTClient_subscribe(bus->client, bus->cfg.subscription2, 1);
+		if (rc != MQTTCLIENT_SUCCESS)
+			log_error("subscribing to '%s' failed (%s); going on without it",
+				  bus->cfg.subscription2, MQTTClient_strerror(rc));
+	}
+	/* The marker comes back after the retained replay of the subscriptions
+	 * above; a broker that refuses it leaves no way to tell, so the replay
+	 * is taken as complete at once. */
+	MQTTClient_deliveryToken token;
+	if (MQTTClient_subscribe(bus->client, bus->sync_topic, 1) != MQTTCLIENT_SUCCESS ||
+	    MQTTClient_publish(bus->client, bus->sync_topic, 4, "sync", 1, 0, &token) != MQTTCLIENT_SUCCESS) {
+		log_warn("the broker refused the replay marker on '%s'; taking the replay as complete",
+			 bus->sync_topic);
+		synced(bus);
+	} else {
+		bus->sync_due_ms = mono_ms() + SYNC_WAIT_MS;
+	}
 	return 0;
 }
 
@@ -439,6 +483,16 @@ static void *bus_thread(void *arg)
 		pthread_mutex_unlock(&bus->mu);
 		int sent = had_batch ? send_batch(bus, &batch) : 0, unacknowledged = 0;
 		int handled = sent < 0 ? -1 : pump_incoming(bus, &unacknowledged);
+		if (handled >= 0 && bus->sync_due_ms && mono_ms() >= bus->sync_due_ms) {
+			/* A broker that accepts the marker but never delivers it (an ACL
+			 * that lets the service read the topic but not write it) must not
+			 * keep call control closed for good. */
+			log_warn(
+			    "the replay marker on '%s' did not come back within %d ms; taking the replay as "
+			    "complete",
+			    bus->sync_topic, SYNC_WAIT_MS);
+			synced(bus);
+		}
 		if (had_batch || handled > 0)
 			last_traffic_ms = now;
 		pthread_mutex_lock(&bus->mu);
@@ -472,6 +526,7 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 		memset(rnd, 0, sizeof(rnd));
 	char client_id[32];
 	snprintf(client_id, sizeof(client_id), "callsignal-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+	snprintf(bus->sync_topic, sizeof(bus->sync_topic), "callsignal/sync/%s", client_id);
 
 	int rc = MQTTClient_create(&bus->client, cfg->url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	if (rc != MQTTCLIENT_SUCCESS) {

@@ -4,6 +4,10 @@
  *
  * Connects, reconnects with backoff (1 s doubling to 30 s), subscribes to
  * the presence topics after every connect, and publishes events as QoS 1.
+ * After subscribing it publishes a marker to a topic of its own
+ * (callsignal/sync/{clientId}); the broker delivers it after the retained
+ * replay, so its arrival tells that the replay is complete (on_synced). A
+ * refused marker, or one not back within 10 s, counts as arrived.
  * Publishing never blocks and never calls Paho: mqtt_bus_publish copies the
  * message into an outbox (under a leaf mutex, so it may be called while the
  * caller holds its own lock) and the bus thread sends it in order. A
@@ -15,7 +19,9 @@
  * refuses (dropped and counted) or the end of the process loses one.
  *
  * The callbacks run on the bus thread, the only thread that calls Paho;
- * none of them may call back into the bus. Presence messages are read
+ * none of them may call back into the bus, except to queue messages with
+ * mqtt_bus_publish and mqtt_bus_publish_retained (the outbox lock is not
+ * held while a callback runs). Presence messages are read
  * within 10 ms of their arrival while there is traffic, within 100 ms when
  * the bus has been quiet for a second.
  */
@@ -31,8 +37,10 @@ struct mqtt_bus_config {
 	const char *url;      /* borrowed for the life of the bus, like the others */
 	const char *username; /* NULL: anonymous */
 	const char *password;
-	const char *ca_file;      /* for ssl:// and mqtts:// URLs */
-	const char *subscription; /* topic filter subscribed after every connect */
+	const char *ca_file;       /* for ssl:// and mqtts:// URLs */
+	const char *subscription;  /* topic filter subscribed after every connect */
+	const char *subscription2; /* a second one, or NULL, for the first replay only: dropped once
+				    * on_synced has been called; a refusal is logged, not retried */
 };
 
 struct mqtt_bus_callbacks {
@@ -43,6 +51,8 @@ struct mqtt_bus_callbacks {
 	void (*on_connected)(void *ctx);
 	/* The connection is gone. */
 	void (*on_lost)(void *ctx);
+	/* The retained replay of this connection's subscriptions is complete. */
+	void (*on_synced)(void *ctx);
 };
 
 /* Starts connecting in the background. Returns NULL when the URL is unusable. */
@@ -52,7 +62,7 @@ void mqtt_bus_stop(struct mqtt_bus *bus);
 
 /* Queues a QoS 1, non-retained message; topic and payload are copied. */
 void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
-/* The same, with the retain flag set (an empty payload clears the topic). */
+/* Queues a QoS 1 retained message in the same order as mqtt_bus_publish; len 0 clears the topic. */
 void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
 /* 1 while connected and subscribed. */
 int mqtt_bus_is_up(struct mqtt_bus *bus);

@@ -7,7 +7,9 @@
 #include <string.h>
 
 const char TOPIC_PRESENCE_ALL[] = "users/+/presence/+";
+const char TOPIC_CALL_ALL[] = "users/+/call";
 static const char EVENTS_FORMAT[] = "users/%s/events";
+static const char CALL_FORMAT[] = "users/%s/call";
 
 static int take_id(const char *start, size_t len, char out[ID_MAX_LEN + 1])
 {
@@ -39,4 +41,20 @@ int topic_parse_presence(const char *topic, size_t len, struct presence_topic *o
 void topic_events(const char *user_id, char out[TOPIC_MAX_LEN])
 {
 	snprintf(out, TOPIC_MAX_LEN, EVENTS_FORMAT, user_id);
+}
+
+void topic_call(const char *user_id, char out[TOPIC_MAX_LEN])
+{
+	snprintf(out, TOPIC_MAX_LEN, CALL_FORMAT, user_id);
+}
+
+int topic_parse_call(const char *topic, size_t len, char user_id[ID_MAX_LEN + 1])
+{
+	static const char prefix[] = "users/";
+	static const char suffix[] = "/call";
+	size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1;
+	if (len <= plen + slen || memcmp(topic, prefix, plen) != 0 ||
+	    memcmp(topic + len - slen, suffix, slen) != 0)
+		return -1;
+	return take_id(topic + plen, len - plen - slen, user_id);
 }

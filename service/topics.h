@@ -17,7 +17,8 @@
 /* Longest topic this module formats: "users/" id "/events" and a NUL. */
 #define TOPIC_MAX_LEN (ID_MAX_LEN * 2 + 32)
 
-extern const char TOPIC_PRESENCE_ALL[]; /* subscription of the service */
+extern const char TOPIC_PRESENCE_ALL[]; /* subscriptions of the service */
+extern const char TOPIC_CALL_ALL[];
 
 struct presence_topic {
 	char user_id[ID_MAX_LEN + 1];
@@ -30,5 +31,9 @@ int topic_parse_presence(const char *topic, size_t len, struct presence_topic *o
 
 /* Writes "users/{userId}/events" into out (TOPIC_MAX_LEN bytes); user_id must be valid. */
 void topic_events(const char *user_id, char out[TOPIC_MAX_LEN]);
+/* Writes "users/{userId}/call" into out (TOPIC_MAX_LEN bytes); user_id must be valid. */
+void topic_call(const char *user_id, char out[TOPIC_MAX_LEN]);
+/* Parses "users/{userId}/call" with a valid id into user_id. Returns 0, or -1. */
+int topic_parse_call(const char *topic, size_t len, char user_id[ID_MAX_LEN + 1]);
 
 #endif

@@ -164,3 +164,40 @@ void iso_time_format(int64_t ms, char out[ISO_TIME_LEN])
 	out[23] = 'Z';
 	out[24] = '\0';
 }
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int iso_time_parse(const char *s, int64_t *ms)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+	int v[24];
+	if (strlen(s) != sizeof(shape) - 1)
+		return -1;
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] == 'd') {
+			if (s[i] < '0' || s[i] > '9')
+				return -1;
+			v[i] = s[i] - '0';
+		} else if (s[i] != shape[i]) {
+			return -1;
+		}
+	}
+	int year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3], mon = v[5] * 10 + v[6],
+	    day = v[8] * 10 + v[9];
+	int hour = v[11] * 10 + v[12], min = v[14] * 10 + v[15], sec = v[17] * 10 + v[18];
+	int milli = v[20] * 100 + v[21] * 10 + v[22];
+	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+		return -1;
+	*ms =
+	    ((days_from_civil(year, mon, day) * 24 + hour) * 60 + min) * 60000 + (int64_t)sec * 1000 + milli;
+	return 0;
+}

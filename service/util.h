@@ -38,5 +38,7 @@ void sbuf_release(struct sbuf *sb);
 /* Milliseconds since the Unix epoch -> "2026-11-25T03:26:41.123Z" (25 bytes with NUL). */
 #define ISO_TIME_LEN 25
 void iso_time_format(int64_t ms, char out[ISO_TIME_LEN]);
+/* The inverse, for exactly that form: 0 with *ms set, or -1. */
+int iso_time_parse(const char *s, int64_t *ms);
 
 #endif

@@ -238,11 +238,12 @@ def test_events_are_not_retained(env):
     late.expect_no_event(0.5)
 
 
-def test_event_payload_is_type_and_call(env):
+def test_event_payload_is_id_type_and_call(env):
     a, b = env.user("a"), env.user("b")
     call = env.start_call(a, b)
     ev = b.expect_event("INCOMING_CALL", call_id=call["id"])
-    eq(sorted(ev), ["call", "type"], "keys of the event payload")
+    eq(sorted(ev), ["call", "id", "type"], "keys of the event payload")
+    eq(ev["id"], "%s:1" % call["id"], "event id: the call id and the revision it produced")
 
 
 @h.options(service_env={"START_RATE_PER_MIN": "3"})

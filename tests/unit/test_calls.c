@@ -3,7 +3,9 @@
  * every refusal, with time driven by hand.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "calls.h"
 #include "check.h"
@@ -20,13 +22,13 @@ static struct user_info carol = { "carol", "Carol", "" };
 
 static struct instant at(int64_t ms)
 {
-	return (struct instant){ 1700000000000 + ms, ms };
+	return (struct instant){ 1700000000000 + ms };
 }
 
 static void setup(void)
 {
 	struct calls_config cfg = { RING, GRACE, RETAIN, 0 };
-	calls_init(&c, &cfg);
+	calls_init(&c, &cfg, store_memory_new());
 	call_events_init(&ev);
 }
 
@@ -223,7 +225,7 @@ static void ring_timeout_makes_the_call_missed_for_both(void)
 {
 	setup();
 	const struct call *call = start(&alice, &bob, "call-1", 0);
-	CHECK(calls_next_deadline(&c) == RING);
+	CHECK(calls_next_deadline(&c) == at(RING).wall_ms);
 	calls_tick(&c, at(RING - 1), &ev);
 	CHECK(ev.n == 0 && call->status == CALL_DIALLING);
 	calls_tick(&c, at(RING), &ev);
@@ -361,7 +363,7 @@ static void many_calls_time_out_in_order(void)
 	calls_tick(&c, at(RING + 495), &ev);
 	CHECK(ev.n == 50);
 	CHECK(calls_live_count(&c) == 50);
-	CHECK(calls_next_deadline(&c) == RING + 500);
+	CHECK(calls_next_deadline(&c) == at(RING + 500).wall_ms);
 	teardown();
 }
 
@@ -386,6 +388,130 @@ static void oldest_finished_calls_go_first_beyond_the_cap(void)
 	start(&bob, &carol, "call-4", 7);
 	calls_tick(&c, at(8), &ev);
 	CHECK(calls_find(&c, "call-2") && calls_find(&c, "call-4")); /* live calls do not count */
+	teardown();
+}
+
+/* A call as read back from a retained users/{id}/call topic. */
+static struct call seen_call(const char *id, enum call_status status, int64_t revision, int64_t ring_deadline)
+{
+	struct call call = { 0 };
+	snprintf(call.id, sizeof(call.id), "%s", id);
+	call.party[PARTY_CALLER] = alice;
+	call.party[PARTY_RECEIVER] = bob;
+	call.status = status;
+	call.created_at = at(0).wall_ms;
+	call.ring_deadline = ring_deadline;
+	call.answered_at = status == CALL_ONGOING ? at(10).wall_ms : 0;
+	call.revision = revision;
+	return call;
+}
+
+static void restore_brings_back_a_call_both_topics_agree_on_without_events(void)
+{
+	setup();
+	struct call dialling = seen_call("call-1", CALL_DIALLING, 1, at(RING).wall_ms);
+	struct calls_seen seen[] = { { "alice", &dialling }, { "bob", &dialling } };
+	const char *clear[2];
+	size_t n_clear = 9;
+	calls_restore(&c, seen, 2, &ev, clear, &n_clear);
+	CHECK(n_clear == 0 && ev.n == 0);
+	const struct call *call = calls_find(&c, "call-1");
+	CHECK(call && call->status == CALL_DIALLING && call->revision == 1);
+	CHECK(calls_live_of(&c, "alice") == call && calls_live_of(&c, "bob") == call);
+	CHECK(calls_next_deadline(&c) == at(RING).wall_ms); /* the original deadline, not a fresh one */
+	CHECK(calls_start(&c, &carol, &bob, "call-2", at(5), &ev, &call) == ERR_RECEIVER_BUSY);
+	calls_tick(&c, at(RING), &ev);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].call->status == CALL_MISSED);
+	CHECK(ev.items[0].call->revision == 2);
+	teardown();
+}
+
+static void restore_of_a_torn_accept_takes_the_higher_revision_and_sends_its_event(void)
+{
+	setup();
+	struct call rung = seen_call("call-1", CALL_DIALLING, 1, at(RING).wall_ms);
+	struct call accepted = seen_call("call-1", CALL_ONGOING, 2, 0);
+	struct calls_seen seen[] = { { "alice", &rung }, { "bob", &accepted } }; /* receiver went first */
+	const char *clear[2];
+	size_t n_clear;
+	calls_restore(&c, seen, 2, &ev, clear, &n_clear);
+	const struct call *call = calls_find(&c, "call-1");
+	CHECK(n_clear == 0 && call && call->status == CALL_ONGOING && call->revision == 2);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_ACCEPT_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
+	CHECK(calls_next_deadline(&c) == INT64_MAX); /* no ring deadline for an accepted call */
+	teardown();
+}
+
+static void restore_of_a_torn_start_rings_the_receiver(void)
+{
+	setup();
+	struct call rung = seen_call("call-1", CALL_DIALLING, 1, at(RING).wall_ms);
+	struct calls_seen seen[] = { { "bob", &rung } };
+	const char *clear[1];
+	size_t n_clear;
+	calls_restore(&c, seen, 1, &ev, clear, &n_clear);
+	CHECK(n_clear == 0 && calls_live_of(&c, "alice") && calls_live_of(&c, "bob"));
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_INCOMING_CALL && !ev.items[0].to_caller);
+	teardown();
+}
+
+static void restore_clears_a_call_left_on_the_callers_topic_only(void)
+{
+	setup();
+	struct call ended = seen_call("call-1", CALL_ONGOING, 2, 0);
+	struct call finished = seen_call("call-2", CALL_ENDED, 3, 0);
+	struct calls_seen seen[] = { { "alice", &ended }, { "carol", &finished } };
+	const char *clear[2];
+	size_t n_clear;
+	calls_restore(&c, seen, 2, &ev, clear, &n_clear);
+	CHECK(ev.n == 0 && calls_count(&c) == 0 && !calls_live_of(&c, "alice"));
+	CHECK(n_clear == 2);
+	CHECK(n_clear == 2 && ((strcmp(clear[0], "alice") == 0 && strcmp(clear[1], "carol") == 0) ||
+			       (strcmp(clear[1], "alice") == 0 && strcmp(clear[0], "carol") == 0)));
+	teardown();
+}
+
+static void restore_keeps_one_call_per_busy_line(void)
+{
+	setup();
+	struct call first = seen_call("call-1", CALL_ONGOING, 2, 0);
+	struct call other = seen_call("call-2", CALL_ONGOING, 2, 0); /* same parties: cannot both be live */
+	struct calls_seen seen[] = {
+		{ "alice", &first }, { "bob", &first }, { "alice", &other }, { "bob", &other }
+	};
+	const char *clear[4];
+	size_t n_clear;
+	calls_restore(&c, seen, 4, &ev, clear, &n_clear);
+	CHECK(calls_live_count(&c) == 1 && n_clear == 2);
+	teardown();
+}
+
+static void ring_deadline_passed_before_the_restore_is_missed_at_the_next_tick(void)
+{
+	setup();
+	struct call stale = seen_call("call-1", CALL_DIALLING, 1, at(RING).wall_ms);
+	struct calls_seen seen[] = { { "alice", &stale }, { "bob", &stale } };
+	const char *clear[2];
+	size_t n_clear;
+	calls_restore(&c, seen, 2, &ev, clear, &n_clear);
+	calls_tick(&c, at(RING * 3), &ev);
+	CHECK(ev.n == 1 && ev.items[0].call->status == CALL_MISSED);
+	CHECK(!calls_live_of(&c, "alice") && !calls_live_of(&c, "bob"));
+	teardown();
+}
+
+static void every_transition_raises_the_revision(void)
+{
+	setup();
+	const struct call *call = start(&alice, &bob, "call-1", 0);
+	CHECK(call->revision == 1 && call->ring_deadline == at(RING).wall_ms);
+	calls_answer(&c, "call-1", 1, NULL, at(1), &ev, &call);
+	CHECK(call->revision == 2 && call->ring_deadline == 0);
+	calls_end(&c, "call-1", "bob", at(2), &ev, &call);
+	CHECK(call->revision == 3);
+	calls_end(&c, "call-1", "bob", at(3), &ev, &call);
+	CHECK(call->revision == 3); /* a repeated end is no transition */
 	teardown();
 }
 
@@ -416,5 +542,12 @@ int main(void)
 	RUN(token_needs_a_party_of_an_ongoing_call);
 	RUN(many_calls_time_out_in_order);
 	RUN(oldest_finished_calls_go_first_beyond_the_cap);
+	RUN(every_transition_raises_the_revision);
+	RUN(restore_brings_back_a_call_both_topics_agree_on_without_events);
+	RUN(restore_of_a_torn_accept_takes_the_higher_revision_and_sends_its_event);
+	RUN(restore_of_a_torn_start_rings_the_receiver);
+	RUN(restore_clears_a_call_left_on_the_callers_topic_only);
+	RUN(restore_keeps_one_call_per_busy_line);
+	RUN(ring_deadline_passed_before_the_restore_is_missed_at_the_next_tick);
 	return check_done();
 }

@@ -120,6 +120,7 @@ static struct call sample_call(void)
 	c.err_msg = "Bob went offline";
 	c.created_at = 1764041201123; /* 2025-11-25T03:26:41.123Z */
 	c.ended_at = 1764041261000;
+	c.revision = 3;
 	return c;
 }
 
@@ -132,16 +133,59 @@ static void call_renders_as_the_contract_says(void)
 		     "\"caller\":{\"id\":\"alice\",\"name\":\"Alice \\\"A\\\"\\n\",\"location\":\"Paris\"},"
 		     "\"receiver\":{\"id\":\"bob\",\"name\":\"Bob\",\"location\":\"\"},"
 		     "\"status\":\"ERROR\",\"errMsg\":\"Bob went offline\","
-		     "\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"endedAt\":\"2025-11-25T03:27:41.000Z\"}");
+		     "\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"endedAt\":\"2025-11-25T03:27:41.000Z\","
+		     "\"revision\":3}");
 	CHECK(len == strlen(s));
 	free(s);
+}
+
+static void ringing_call_carries_its_deadline_and_parses_back(void)
+{
+	struct call c = sample_call(), back;
+	c.status = CALL_DIALLING;
+	c.err_msg = NULL;
+	c.ended_at = 0;
+	c.ring_deadline = c.created_at + 30000;
+	c.revision = 1;
+	size_t len;
+	const char *why = NULL;
+	char *s = json_io_call(&c, &len);
+	CHECK(strstr(s, "\"ringDeadline\":\"2025-11-25T03:27:11.123Z\",\"revision\":1}") != NULL);
+	CHECK(json_io_parse_call(s, len, &back, &why) == 0);
+	CHECK_STR(back.id, c.id);
+	CHECK_STR(back.party[PARTY_CALLER].name, "Alice \"A\"\n");
+	CHECK(back.status == CALL_DIALLING && back.revision == 1);
+	CHECK(back.created_at == c.created_at && back.ring_deadline == c.ring_deadline);
+	CHECK(back.answered_at == 0 && back.err_msg == NULL);
+	call_release(&back);
+	free(s);
+}
+
+static void retained_call_without_revision_or_deadline_is_refused(void)
+{
+	struct call back;
+	const char *why = NULL;
+	const char *no_rev =
+	    "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"caller\":{\"id\":\"a\",\"name\":\"A\"},"
+	    "\"receiver\":{\"id\":\"b\",\"name\":\"B\"},\"status\":\"ONGOING\","
+	    "\"createdAt\":\"2025-11-25T03:26:41.123Z\"}";
+	CHECK(json_io_parse_call(no_rev, strlen(no_rev), &back, &why) == -1 && why);
+	const char *no_deadline = "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"caller\":{\"id\":\"a\","
+				  "\"name\":\"A\"},\"receiver\":{\"id\":\"b\",\"name\":\"B\"},\"status\":"
+				  "\"DIALLING\",\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"revision\":1}";
+	CHECK(json_io_parse_call(no_deadline, strlen(no_deadline), &back, &why) == -1);
+	CHECK(json_io_parse_call("[]", 2, &back, &why) == -1);
 }
 
 static void event_wraps_the_call(void)
 {
 	struct call c = sample_call();
 	char *s = json_io_event(EVENT_END_CALL, &c, NULL);
-	CHECK(strncmp(s, "{\"type\":\"END_CALL\",\"call\":{\"id\":", 32) == 0);
+	CHECK(
+	    strncmp(
+		s,
+		"{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e:3\",\"type\":\"END_CALL\",\"call\":{\"id\":",
+		78) == 0);
 	free(s);
 }
 
@@ -189,6 +233,8 @@ int main(int argc, char **argv)
 	RUN(request_body_cases);
 	RUN(call_renders_as_the_contract_says);
 	RUN(event_wraps_the_call);
+	RUN(ringing_call_carries_its_deadline_and_parses_back);
+	RUN(retained_call_without_revision_or_deadline_is_refused);
 	RUN(control_characters_are_escaped);
 	RUN(error_and_object_bodies);
 	RUN(users_list_in_order);

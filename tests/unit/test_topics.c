@@ -1,12 +1,15 @@
 /*
  * test_topics.c - the grammar of ids (common/ids.c, which the broker plugin
- * links too) and of the service's topics (service/topics.c).
+ * links too), of the service's topics (service/topics.c), and of the
+ * timestamps read back from call topics.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "check.h"
 #include "topics.h"
+#include "util.h"
 
 static int valid(const char *s)
 {
@@ -110,11 +113,41 @@ static void events_topic_names_the_user(void)
 	CHECK_STR(TOPIC_PRESENCE_ALL, "users/+/presence/+");
 }
 
+static void call_topic_names_the_user_and_parses_back(void)
+{
+	char topic[TOPIC_MAX_LEN], user[ID_MAX_LEN + 1];
+	topic_call("bob", topic);
+	CHECK_STR(topic, "users/bob/call");
+	CHECK(topic_parse_call(topic, strlen(topic), user) == 0);
+	CHECK_STR(user, "bob");
+	CHECK(topic_parse_call("users//call", 11, user) == -1);
+	CHECK(topic_parse_call("users/a/b/call", 14, user) == -1);
+	CHECK(topic_parse_call("users/bob/calls", 15, user) == -1);
+	CHECK(topic_parse_call("users/bob/presence/x", 20, user) == -1);
+	CHECK(topic_parse_call("users/call", 10, user) == -1);
+}
+
+static void iso_times_parse_back_to_the_millisecond(void)
+{
+	char text[ISO_TIME_LEN];
+	int64_t ms = 0;
+	iso_time_format(1764041201123, text);
+	CHECK(iso_time_parse(text, &ms) == 0 && ms == 1764041201123);
+	CHECK(iso_time_parse("2026-02-29T00:00:00.000Z", &ms) == 0); /* not checked against the calendar */
+	CHECK(iso_time_parse("2000-03-01T00:00:00.000Z", &ms) == 0 && ms == 951868800000);
+	CHECK(iso_time_parse("2025-11-25T03:26:41Z", &ms) == -1);
+	CHECK(iso_time_parse("2025-13-25T03:26:41.123Z", &ms) == -1);
+	CHECK(iso_time_parse("2025-11-25 03:26:41.123Z", &ms) == -1);
+	CHECK(iso_time_parse("2025-11-25T03:26:41.123Z ", &ms) == -1);
+}
+
 int main(void)
 {
 	RUN(ids_with_topic_syntax_or_control_characters_are_refused);
 	RUN(client_ids_name_their_user);
 	RUN(presence_topics_parse_into_user_and_client);
 	RUN(events_topic_names_the_user);
+	RUN(call_topic_names_the_user_and_parses_back);
+	RUN(iso_times_parse_back_to_the_millisecond);
 	return check_done();
 }

@@ -1,0 +1,68 @@
+/*
+ * store.h - where calls, busy lines and deadlines live: the seam between
+ * the call rules (calls.c) and the engine that keeps their state.
+ *
+ * calls.c is the only caller. Each of its entry points runs one transition
+ * in the shape "load the call and the busy lines it touches, apply the
+ * rule, save": find/live_of load, the rule edits the loaded call, save and
+ * add write it back, together with the busy lines of its parties. core
+ * serialises transitions with its lock, so the memory engine hands out its
+ * own call and saving only updates the busy lines. An engine shared by
+ * several processes (Redis) returns a private copy from find/live_of and
+ * writes it in save, inside one atomic unit keyed by the call id and both
+ * user ids (WATCH/MULTI or a script); the rules stay as they are.
+ *
+ * Deadlines are wall-clock milliseconds since the epoch, so that a ring
+ * timeout set before a restart still falls due at the same moment after it.
+ * A deadline entry is never removed early: the rules look the call up again
+ * when it comes due and ignore the entry if the call no longer waits for it.
+ */
+#ifndef CALLSIGNAL_STORE_H
+#define CALLSIGNAL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+enum deadline_kind { DEADLINE_RING, DEADLINE_GRACE, DEADLINE_RETIRE, DEADLINE__COUNT };
+
+struct deadline {
+	int64_t at; /* wall clock, ms since the epoch */
+	char id[CALL_ID_LEN + 1];
+	enum party party; /* whose absence, for DEADLINE_GRACE */
+};
+
+struct store;
+
+struct store_ops {
+	/* The call with this id, or NULL; valid until the next change of the store. */
+	struct call *(*find)(struct store *s, const char *id);
+	/* The live call user_id is a party of, or NULL. */
+	struct call *(*live_of)(struct store *s, const char *user_id);
+	/* Keeps a new call (steals it); a live call makes both parties busy. */
+	void (*add)(struct store *s, struct call *call);
+	/* Writes back a call changed by a transition; a call no longer live frees its parties' lines. */
+	void (*save)(struct store *s, struct call *call);
+	/* Drops and frees a finished call. */
+	void (*forget)(struct store *s, const char *id);
+	void (*deadline_add)(struct store *s, enum deadline_kind kind, const struct deadline *d);
+	/* Removes the earliest deadline of kind due at or before now into *out: 1, or 0 when none is due. */
+	int (*deadline_pop_due)(struct store *s, enum deadline_kind kind, int64_t now, struct deadline *out);
+	/* The earliest deadline of kind, or INT64_MAX. */
+	int64_t (*deadline_next)(const struct store *s, enum deadline_kind kind);
+	size_t (*count)(const struct store *s);
+	size_t (*live_count)(const struct store *s);
+	/* Calls fn on every call, in no particular order; fn must not change the store. */
+	void (*each)(const struct store *s, void (*fn)(void *ctx, const struct call *call), void *ctx);
+	void (*free)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+};
+
+/* The default engine: calls in this process's memory (store_memory.c). */
+struct store *store_memory_new(void);
+
+#endif

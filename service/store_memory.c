@@ -1,0 +1,176 @@
+/*
+ * store_memory.c - the in-memory engine of store.h, the default: calls by
+ * id, busy lines by user id, one deadline queue per kind. Used through the
+ * store interface by calls.c; core serialises every use with its lock.
+ *
+ * Deadlines of one kind almost always arrive in order ("now + a fixed
+ * period"), so each queue is a ring buffer kept sorted by inserting from
+ * the tail: O(1) in the usual case, and still right for the deadlines a
+ * restart brings back out of order.
+ */
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dict.h"
+#include "util.h"
+
+struct deadline_queue {
+	struct deadline *items;
+	size_t head, len, cap;
+};
+
+struct store_memory {
+	struct store base;
+	struct dict by_id;        /* id -> struct call (owned) */
+	struct dict live_by_user; /* user id -> live struct call (borrowed) */
+	struct deadline_queue q[DEADLINE__COUNT];
+};
+
+#define MEM(s) ((struct store_memory *)(s))
+
+static struct deadline *queue_at(struct deadline_queue *q, size_t i)
+{
+	return &q->items[(q->head + i) % q->cap];
+}
+
+static void queue_push(struct deadline_queue *q, const struct deadline *d)
+{
+	if (q->len == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 64;
+		struct deadline *items = xmalloc(cap * sizeof(*items));
+		for (size_t i = 0; i < q->len; i++)
+			items[i] = *queue_at(q, i);
+		free(q->items);
+		q->items = items;
+		q->head = 0;
+		q->cap = cap;
+	}
+	size_t i = q->len++;
+	while (i > 0 && queue_at(q, i - 1)->at > d->at) {
+		*queue_at(q, i) = *queue_at(q, i - 1);
+		i--;
+	}
+	*queue_at(q, i) = *d;
+}
+
+static struct call *mem_find(struct store *s, const char *id)
+{
+	return dict_get(&MEM(s)->by_id, id);
+}
+
+static struct call *mem_live_of(struct store *s, const char *user_id)
+{
+	return dict_get(&MEM(s)->live_by_user, user_id);
+}
+
+static void mem_save(struct store *s, struct call *call)
+{
+	struct store_memory *m = MEM(s);
+	for (int p = 0; p < 2; p++) {
+		if (call_status_is_live(call->status))
+			dict_put(&m->live_by_user, call->party[p].id, call);
+		else if (dict_get(&m->live_by_user, call->party[p].id) == call)
+			dict_del(&m->live_by_user, call->party[p].id);
+	}
+}
+
+static void mem_add(struct store *s, struct call *call)
+{
+	dict_put(&MEM(s)->by_id, call->id, call);
+	mem_save(s, call);
+}
+
+static void mem_forget(struct store *s, const char *id)
+{
+	struct store_memory *m = MEM(s);
+	struct call *call = dict_get(&m->by_id, id);
+	if (!call)
+		return;
+	for (int p = 0; p < 2; p++)
+		if (dict_get(&m->live_by_user, call->party[p].id) == call)
+			dict_del(&m->live_by_user, call->party[p].id);
+	dict_del(&m->by_id, id);
+	call_free(call);
+}
+
+static void mem_deadline_add(struct store *s, enum deadline_kind kind, const struct deadline *d)
+{
+	queue_push(&MEM(s)->q[kind], d);
+}
+
+static int mem_deadline_pop_due(struct store *s, enum deadline_kind kind, int64_t now, struct deadline *out)
+{
+	struct deadline_queue *q = &MEM(s)->q[kind];
+	if (!q->len || q->items[q->head].at > now)
+		return 0;
+	*out = q->items[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+	return 1;
+}
+
+static int64_t mem_deadline_next(const struct store *s, enum deadline_kind kind)
+{
+	const struct deadline_queue *q = &MEM(s)->q[kind];
+	return q->len ? q->items[q->head].at : INT64_MAX;
+}
+
+static size_t mem_count(const struct store *s)
+{
+	return MEM(s)->by_id.count;
+}
+
+static size_t mem_live_count(const struct store *s)
+{
+	return MEM(s)->live_by_user.count / 2;
+}
+
+static void mem_each(const struct store *s, void (*fn)(void *ctx, const struct call *call), void *ctx)
+{
+	struct dict_iter it;
+	const struct call *call;
+	dict_iter_init(&it, &MEM(s)->by_id);
+	while ((call = dict_iter_next(&it)))
+		fn(ctx, call);
+}
+
+static void mem_free(struct store *s)
+{
+	struct store_memory *m = MEM(s);
+	struct dict_iter it;
+	struct call *call;
+	dict_iter_init(&it, &m->by_id);
+	while ((call = dict_iter_next(&it)))
+		call_free(call);
+	dict_release(&m->by_id);
+	dict_release(&m->live_by_user);
+	for (int k = 0; k < DEADLINE__COUNT; k++)
+		free(m->q[k].items);
+	free(m);
+}
+
+static const struct store_ops memory_ops = {
+	mem_find,
+	mem_live_of,
+	mem_add,
+	mem_save,
+	mem_forget,
+	mem_deadline_add,
+	mem_deadline_pop_due,
+	mem_deadline_next,
+	mem_count,
+	mem_live_count,
+	mem_each,
+	mem_free,
+};
+
+struct store *store_memory_new(void)
+{
+	struct store_memory *m = xcalloc(1, sizeof(*m));
+	m->base.ops = &memory_ops;
+	dict_init(&m->by_id);
+	dict_init(&m->live_by_user);
+	return &m->base;
+}

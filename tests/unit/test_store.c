@@ -1,0 +1,278 @@
+/*
+ * test_store.c - the call rules against the store interface. The same
+ * scenarios run on the memory engine and on a copying engine built here,
+ * which hands out private copies and writes them back only in save/add,
+ * as an engine shared between processes (Redis) would: the rules must
+ * give the same results on both, so they neither rely on editing the
+ * stored call in place nor skip a save. The memory engine's own queue
+ * order (sorted insertion) is checked too.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calls.h"
+#include "check.h"
+#include "store.h"
+#include "util.h"
+
+#define RING  30000
+#define GRACE 15000
+
+/* --- the copying engine ------------------------------------------------------------------------ */
+
+struct copy_store {
+	struct store base;
+	struct store *inner;
+	struct call **loaned; /* copies handed out; freed with the engine */
+	size_t n, cap;
+	size_t saves;
+};
+
+#define CP(s) ((struct copy_store *)(s))
+
+static struct call *loan(struct copy_store *s, const struct call *stored)
+{
+	if (!stored)
+		return NULL;
+	struct call *copy = xcalloc(1, sizeof(*copy));
+	call_copy(copy, stored);
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->loaned = xrealloc(s->loaned, s->cap * sizeof(*s->loaned));
+	}
+	s->loaned[s->n++] = copy;
+	return copy;
+}
+
+static struct call *cp_find(struct store *s, const char *id)
+{
+	return loan(CP(s), CP(s)->inner->ops->find(CP(s)->inner, id));
+}
+
+static struct call *cp_live_of(struct store *s, const char *user_id)
+{
+	return loan(CP(s), CP(s)->inner->ops->live_of(CP(s)->inner, user_id));
+}
+
+static void cp_save(struct store *s, struct call *call)
+{
+	struct call *stored = CP(s)->inner->ops->find(CP(s)->inner, call->id);
+	CHECK(stored != NULL);
+	/* Parties never change after the start; everything else is written back. */
+	free(stored->err_msg);
+	stored->err_msg = call->err_msg ? xstrdup(call->err_msg) : NULL;
+	stored->status = call->status;
+	stored->answered_at = call->answered_at;
+	stored->ended_at = call->ended_at;
+	stored->ring_deadline = call->ring_deadline;
+	stored->revision = call->revision;
+	stored->grace_deadline[0] = call->grace_deadline[0];
+	stored->grace_deadline[1] = call->grace_deadline[1];
+	CP(s)->inner->ops->save(CP(s)->inner, stored);
+	CP(s)->saves++;
+}
+
+static void cp_forget(struct store *s, const char *id)
+{
+	CP(s)->inner->ops->forget(CP(s)->inner, id);
+}
+
+static void cp_deadline_add(struct store *s, enum deadline_kind k, const struct deadline *d)
+{
+	CP(s)->inner->ops->deadline_add(CP(s)->inner, k, d);
+}
+
+static int cp_deadline_pop_due(struct store *s, enum deadline_kind k, int64_t now, struct deadline *out)
+{
+	return CP(s)->inner->ops->deadline_pop_due(CP(s)->inner, k, now, out);
+}
+
+static int64_t cp_deadline_next(const struct store *s, enum deadline_kind k)
+{
+	return CP(s)->inner->ops->deadline_next(CP(s)->inner, k);
+}
+
+static size_t cp_count(const struct store *s)
+{
+	return CP(s)->inner->ops->count(CP(s)->inner);
+}
+
+static size_t cp_live_count(const struct store *s)
+{
+	return CP(s)->inner->ops->live_count(CP(s)->inner);
+}
+
+static void cp_each(const struct store *s, void (*fn)(void *ctx, const struct call *call), void *ctx)
+{
+	CP(s)->inner->ops->each(CP(s)->inner, fn, ctx);
+}
+
+static void cp_free(struct store *s)
+{
+	for (size_t i = 0; i < CP(s)->n; i++)
+		call_free(CP(s)->loaned[i]);
+	free(CP(s)->loaned);
+	CP(s)->inner->ops->free(CP(s)->inner);
+	free(s);
+}
+
+/* add steals the call: the engine stores a copy and keeps the original alive for the caller. */
+static void cp_add(struct store *s, struct call *call)
+{
+	struct call *stored = xcalloc(1, sizeof(*stored));
+	call_copy(stored, call);
+	CP(s)->inner->ops->add(CP(s)->inner, stored);
+	struct copy_store *cs = CP(s);
+	if (cs->n == cs->cap) {
+		cs->cap = cs->cap ? cs->cap * 2 : 16;
+		cs->loaned = xrealloc(cs->loaned, cs->cap * sizeof(*cs->loaned));
+	}
+	cs->loaned[cs->n++] = call;
+}
+
+static const struct store_ops copy_ops = {
+	cp_find,          cp_live_of, cp_add,        cp_save, cp_forget, cp_deadline_add, cp_deadline_pop_due,
+	cp_deadline_next, cp_count,   cp_live_count, cp_each, cp_free,
+};
+
+static struct store *copy_store_new(void)
+{
+	struct copy_store *s = xcalloc(1, sizeof(*s));
+	s->base.ops = &copy_ops;
+	s->inner = store_memory_new();
+	return &s->base;
+}
+
+/* --- the scenarios ------------------------------------------------------------------------------ */
+
+static struct user_info alice = { "alice", "Alice", "" };
+static struct user_info bob = { "bob", "Bob", "" };
+static struct user_info carol = { "carol", "Carol", "" };
+
+static struct instant at(int64_t ms)
+{
+	return (struct instant){ 1700000000000 + ms };
+}
+
+/* What a scenario ends with, compared across engines. */
+struct outcome {
+	char statuses[64];
+	int64_t revisions;
+	size_t events, live, count;
+	enum err errs[8];
+};
+
+static struct outcome scenario(struct store *store)
+{
+	struct calls c;
+	struct call_events ev;
+	struct calls_config cfg = { RING, GRACE, 600000, 0 };
+	struct outcome o;
+	const struct call *call;
+	memset(&o, 0, sizeof(o));
+	calls_init(&c, &cfg, store);
+	call_events_init(&ev);
+
+	o.errs[0] = calls_start(&c, &alice, &bob, "call-1", at(0), &ev, &call);
+	o.errs[1] = calls_start(&c, &carol, &bob, "call-2", at(1), &ev, &call); /* bob busy */
+	o.errs[2] = calls_answer(&c, "call-1", 1, "bob", at(2), &ev, &call);
+	o.errs[3] = calls_answer(&c, "call-1", 1, "bob", at(3), &ev, &call); /* not ringing */
+	calls_party_offline(&c, "alice", at(4));
+	calls_party_online(&c, "alice");
+	calls_party_offline(&c, "bob", at(5));
+	o.errs[4] = calls_start(&c, &carol, &alice, "call-3", at(6), &ev, &call); /* alice busy */
+	calls_tick(&c, at(5 + GRACE), &ev); /* bob's grace ends call-1 */
+	o.errs[5] = calls_start(&c, &carol, &alice, "call-4", at(GRACE + 10), &ev, &call);
+	calls_tick(&c, at(GRACE + 10 + RING), &ev); /* call-4 missed */
+	o.errs[6] = calls_start(&c, &alice, &carol, "call-5", at(GRACE + RING + 20), &ev, &call);
+	o.errs[7] = calls_end(&c, "call-5", "carol", at(GRACE + RING + 30), &ev, &call);
+
+	const char *ids[] = { "call-1", "call-4", "call-5" };
+	for (int i = 0; i < 3; i++) {
+		const struct call *k = calls_find(&c, ids[i]);
+		snprintf(o.statuses + strlen(o.statuses), sizeof(o.statuses) - strlen(o.statuses), "%s ",
+			 k ? call_status_name(k->status) : "-");
+		o.revisions = o.revisions * 10 + (k ? k->revision : 0);
+	}
+	o.events = ev.n;
+	o.live = calls_live_count(&c);
+	o.count = calls_count(&c);
+	call_events_release(&ev);
+	calls_release(&c);
+	return o;
+}
+
+static void rules_give_the_same_results_on_a_copying_engine(void)
+{
+	struct outcome mem = scenario(store_memory_new());
+	struct outcome copy = scenario(copy_store_new());
+	CHECK_STR(mem.statuses, "ERROR MISSED ENDED ");
+	CHECK(mem.revisions == 322);
+	CHECK(mem.errs[0] == ERR_OK && mem.errs[1] == ERR_RECEIVER_BUSY && mem.errs[2] == ERR_OK);
+	CHECK(mem.errs[3] == ERR_CALL_NOT_RINGING && mem.errs[4] == ERR_RECEIVER_BUSY);
+	CHECK(mem.errs[5] == ERR_OK && mem.errs[6] == ERR_OK && mem.errs[7] == ERR_OK);
+	CHECK(mem.live == 0 && mem.count == 3);
+	CHECK_STR(copy.statuses, mem.statuses);
+	CHECK(copy.revisions == mem.revisions && copy.events == mem.events);
+	CHECK(copy.live == mem.live && copy.count == mem.count);
+	CHECK(memcmp(copy.errs, mem.errs, sizeof(mem.errs)) == 0);
+}
+
+static void restore_works_through_a_copying_engine(void)
+{
+	struct calls c;
+	struct call_events ev;
+	struct calls_config cfg = { RING, GRACE, 600000, 0 };
+	struct call seen_call = { 0 };
+	snprintf(seen_call.id, sizeof(seen_call.id), "call-1");
+	seen_call.party[PARTY_CALLER] = alice;
+	seen_call.party[PARTY_RECEIVER] = bob;
+	seen_call.status = CALL_ONGOING;
+	seen_call.created_at = at(0).wall_ms;
+	seen_call.revision = 2;
+	struct calls_seen seen[] = { { "alice", &seen_call }, { "bob", &seen_call } };
+	const char *clear[2];
+	size_t n_clear;
+	calls_init(&c, &cfg, copy_store_new());
+	call_events_init(&ev);
+	calls_restore(&c, seen, 2, &ev, clear, &n_clear);
+	const struct call *call;
+	CHECK(calls_live_count(&c) == 1 && n_clear == 0 && ev.n == 0);
+	CHECK(calls_end(&c, "call-1", "bob", at(1), &ev, &call) == ERR_OK);
+	CHECK(calls_find(&c, "call-1")->status == CALL_ENDED && calls_find(&c, "call-1")->revision == 3);
+	CHECK(calls_live_count(&c) == 0);
+	call_events_release(&ev);
+	calls_release(&c);
+}
+
+static void memory_deadlines_come_out_in_time_order_whatever_the_insert_order(void)
+{
+	struct store *s = store_memory_new();
+	int64_t order[] = { 50, 10, 40, 10, 30, 5, 60 };
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		struct deadline d = { order[i], "x", PARTY_CALLER };
+		s->ops->deadline_add(s, DEADLINE_RING, &d);
+	}
+	CHECK(s->ops->deadline_next(s, DEADLINE_RING) == 5);
+	CHECK(s->ops->deadline_next(s, DEADLINE_GRACE) == INT64_MAX);
+	struct deadline out;
+	int64_t last = 0;
+	int n = 0;
+	while (s->ops->deadline_pop_due(s, DEADLINE_RING, 45, &out)) {
+		CHECK(out.at >= last && out.at <= 45);
+		last = out.at;
+		n++;
+	}
+	CHECK(n == 5 && s->ops->deadline_next(s, DEADLINE_RING) == 50);
+	s->ops->free(s);
+}
+
+int main(void)
+{
+	RUN(rules_give_the_same_results_on_a_copying_engine);
+	RUN(restore_works_through_a_copying_engine);
+	RUN(memory_deadlines_come_out_in_time_order_whatever_the_insert_order);
+	return check_done();
+}
