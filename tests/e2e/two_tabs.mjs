@@ -62,6 +62,7 @@ function decodeJwt(token) {
 async function person(browser, name, id, location, token) {
   const context = await browser.newContext({ viewport: { width: 1180, height: 760 }, colorScheme: 'light' });
   context.setDefaultTimeout(T);
+  await context.grantPermissions(['notifications'], { origin: BASE });
   const page = await context.newPage();
   const p = { name, id, location, token, context, page, tokenResponses: [], apiRequests: [], pageErrors: [],
               console: [] };
@@ -149,6 +150,54 @@ async function sideBySide(browser, name, left, right) {
   await page.close();
 }
 
+/** What the page's call sounds are doing: { sound: 'ringtone'|'ringback'|'off', audio, nodes }. */
+async function soundOf(p) {
+  return p.page.evaluate(() => ({ sound: document.body.dataset.sound, audio: document.body.dataset.audio,
+                                  nodes: window.callsignal.sound.activeNodes() }));
+}
+
+async function expectSound(p, want) {
+  await p.page.locator(`body[data-sound="${want}"]`).waitFor({ timeout: T });
+  const s = await soundOf(p);
+  // Audible unless the browser's autoplay rules hold it back, and then the page offers a click.
+  if (want !== 'off' && s.audio !== 'running') {
+    check(await p.page.getByTestId('sound-enable').isVisible(), `${p.name}: sound blocked and no "click to enable sound"`);
+  }
+  if (want !== 'off' && s.audio === 'running') check(s.nodes > 0, `${p.name}: ${want} but no tone scheduled`);
+  if (want === 'off') check(s.nodes === 0, `${p.name}: silent, yet ${s.nodes} tones still scheduled`);
+  return s;
+}
+
+/** The page believes it is in a background tab (document.hidden), or back in front. */
+async function setHidden(p, hidden) {
+  await p.page.evaluate((h) => {
+    if (h) {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    } else {
+      delete document.hidden;
+      delete document.visibilityState;
+    }
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+/** Tabs (at most `limit` presses) until the focused element matches the test id and user. */
+async function tabTo(p, testid, userId, limit = 40) {
+  for (let i = 0; i < limit; i++) {
+    await p.page.keyboard.press('Tab');
+    const at = await p.page.evaluate(() => {
+      const e = document.activeElement;
+      const li = e && e.closest('[data-user-id]');
+      return { testid: e && e.dataset ? e.dataset.testid : null, user: li ? li.dataset.userId : null };
+    });
+    if (at.testid === testid && (!userId || at.user === userId)) return i + 1;
+  }
+  throw new Failure(`${p.name}: ${limit} Tab presses did not reach ${testid} ${userId || ''}`);
+}
+
+const busyBadge = (p, other) => userItem(p, other).getByTestId('busy-badge');
+
 const steps = [];
 async function step(title, fn) {
   const s = Date.now();
@@ -159,7 +208,8 @@ async function step(title, fn) {
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  args: ['--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+         '--autoplay-policy=document-user-activation-required', // the desktop default: sound needs a gesture '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync'],
 });
 const alice = await person(browser, 'Alice Martin', ALICE_ID, 'Lyon', process.env.E2E_ALICE_TOKEN);
@@ -183,9 +233,37 @@ try {
           'Alice is listed as callable by herself');
   });
 
+  await shot(alice, 'online-list');
+
+  await step('Alice\'s device pickers list the fake camera and microphone, with a preview', async () => {
+    const { page } = alice;
+    await page.getByTestId('devices').locator('summary').click();
+    await page.getByTestId('preview-toggle').click();
+    await page.locator('[data-testid="devices"][data-preview="on"]').waitFor({ timeout: T });
+    for (const sel of ['cam-select', 'mic-select']) {
+      const labels = await page.getByTestId(sel).locator('option').allTextContents();
+      check(labels.length > 0 && labels.every((l) => l.trim() !== ''), `${sel} lists ${JSON.stringify(labels)}`);
+      console.log(`     ${sel}: ${labels.join(' | ')}`);
+    }
+    const playing = await page.evaluate(() => {
+      const v = document.getElementById('preview');
+      return Boolean(v.srcObject) && v.srcObject.getVideoTracks().length === 1 && v.srcObject.getAudioTracks().length === 1;
+    });
+    check(playing, 'the preview shows no camera and microphone');
+    await shot(alice, 'device-preview');
+    await page.getByTestId('preview-toggle').click();
+    await page.locator('[data-testid="devices"][data-preview="off"]').waitFor({ timeout: T });
+    await page.getByTestId('devices').locator('summary').click();
+  });
+
   let callId;
-  await step('Alice calls Bob; Bob\'s page rings', async () => {
+  await step('Alice calls Bob; Bob\'s page rings (ringtone), Alice hears the ringback', async () => {
     callId = await placeCall(alice, bob);
+    const b = await expectSound(bob, 'ringtone');
+    const a = await expectSound(alice, 'ringback');
+    console.log(`     Bob: ${b.sound} (audio ${b.audio}, ${b.nodes} tones), Alice: ${a.sound} (audio ${a.audio})`);
+    check(await bob.page.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'accept',
+          'the ringing dialog does not have the focus on Accept');
   });
 
   await step('Bob accepts; both are in the call with a LiveKit token for its room', async () => {
@@ -205,7 +283,16 @@ try {
       check(ok.length === 1, `${p.name}: GET /token for the call answered ${JSON.stringify(p.tokenResponses)}`);
       const peer = await p.page.getByTestId('call-peer').textContent();
       check(peer === (p === alice ? bob.name : alice.name), `${p.name}: in call with ${JSON.stringify(peer)}`);
+      await expectSound(p, 'off');
     }
+    // Carol sees both of them busy (per user: her list is not redrawn).
+    for (const other of [alice, bob]) await busyBadge(carol, other).waitFor({ state: 'visible', timeout: T });
+    await shot(carol, 'busy-badges');
+    // Mute before the media is up: the choice is shown and kept.
+    await alice.page.getByTestId('toggle-mic').click();
+    await alice.page.locator('[data-testid="toggle-mic"][aria-pressed="true"]').waitFor({ timeout: T });
+    await alice.page.getByTestId('toggle-mic').click();
+    await alice.page.locator('[data-testid="toggle-mic"][aria-pressed="false"]').waitFor({ timeout: T });
   });
 
   await step('without a reachable LiveKit server both pages say so clearly', async () => {
@@ -226,6 +313,7 @@ try {
       await expectOutcome(p, 'ended', /ended/);
       await expectRecent(p, callId, 'ended', /^Ended/);
     }
+    for (const other of [alice, bob]) await busyBadge(carol, other).waitFor({ state: 'hidden', timeout: T });
   });
 
   await step('a second call that Bob declines shows as declined (Carol\'s try meanwhile: Receiver busy)', async () => {
@@ -249,6 +337,7 @@ try {
     await expectOutcome(alice, 'declined', /declined/);
     await expectRecent(alice, id2, 'declined', /Declined/);
     await expectRecent(bob, id2, 'declined', /Declined/);
+    for (const p of [alice, bob]) await expectSound(p, 'off');
   });
 
   await step('a third call rings out and shows as missed on both', async () => {
@@ -267,11 +356,69 @@ try {
     }
     check(await alice.page.getByTestId('recent-call').count() === 3, 'Alice does not list 3 recent calls');
     check(await bob.page.getByTestId('recent-call').count() === 3, 'Bob does not list 3 recent calls');
+    for (const p of [alice, bob]) await expectSound(p, 'off');
     const a = await shot(alice, 'alice-recents');
     const b = await shot(bob, 'bob-recents');
     await sideBySide(browser, 'two-tabs-recents', { png: a, label: 'Tab 1: Alice' }, { png: b, label: 'Tab 2: Bob' });
     await sideBySide(browser, 'two-tabs-ringing', { png: ringingShots[0], label: 'Tab 1: Alice calls Bob' },
                      { png: ringingShots[1], label: 'Tab 2: Bob\'s page rings' });
+  });
+
+  await step('keyboard only: Alice tabs to Bob and presses Enter, Bob presses Enter to accept, Escape to decline', async () => {
+    await alice.page.locator('#users-title').focus();
+    const presses = await tabTo(alice, 'call-button', bob.id);
+    await alice.page.keyboard.press('Enter');
+    const dialog = bob.page.getByTestId('incoming-dialog');
+    await dialog.waitFor({ state: 'visible', timeout: T });
+    const id5 = await dialog.getAttribute('data-call-id');
+    check(await bob.page.evaluate(() => document.activeElement.dataset.testid) === 'accept', 'Accept has no focus');
+    await bob.page.keyboard.press('Enter');
+    for (const p of [alice, bob]) {
+      await p.page.locator(`[data-testid="call-view"][data-call-id="${id5}"]`).waitFor({ state: 'visible', timeout: T });
+    }
+    await shot(bob, 'in-call');
+    await alice.page.getByTestId('hangup').focus();
+    await alice.page.keyboard.press('Enter');
+    for (const p of [alice, bob]) await expectRecent(p, id5, 'ended', /^Ended/);
+    // and Escape declines
+    await alice.page.locator('#users-title').focus();
+    await tabTo(alice, 'call-button', bob.id);
+    await alice.page.keyboard.press('Enter');
+    await dialog.waitFor({ state: 'visible', timeout: T });
+    const id6 = await dialog.getAttribute('data-call-id');
+    await bob.page.keyboard.press('Escape');
+    await expectRecent(alice, id6, 'declined', /Declined/);
+    await expectRecent(bob, id6, 'declined', /Declined/);
+    console.log(`     ${presses} Tab presses from the list's heading to Bob's Call button`);
+  });
+
+  await step('Bob\'s tab in the background: the ring shows a desktop notification, closed when Alice cancels', async () => {
+    await setHidden(bob, true);
+    const id7 = await placeCall(alice, bob);
+    await bob.page.waitForFunction((id) => window.callsignal.notifications.some((n) => n.callId === id), id7,
+                                   { timeout: T });
+    const shown = await bob.page.evaluate(async (id) => {
+      const n = window.callsignal.notifications.find((x) => x.callId === id);
+      if (n.via !== 'worker') return { via: n.via, open: null };
+      const reg = await navigator.serviceWorker.ready;
+      const open = await reg.getNotifications({ tag: `ring-${id}` });
+      return { via: n.via, open: open.map((x) => ({ title: x.title, actions: (x.actions || []).map((a) => a.action) })) };
+    }, id7);
+    console.log(`     notification: ${JSON.stringify(shown)}`);
+    if (shown.via === 'worker') {
+      check(shown.open.length === 1 && shown.open[0].title === `${alice.name} is calling`,
+            `no ringing notification is open: ${JSON.stringify(shown)}`);
+    }
+    await alice.page.getByTestId('cancel-call').click();
+    await expectRecent(bob, id7, 'missed', /Missed/);
+    await expectSound(bob, 'off');
+    if (shown.via === 'worker') {
+      await bob.page.waitForFunction(async (id) => {
+        const reg = await navigator.serviceWorker.ready;
+        return (await reg.getNotifications({ tag: `ring-${id}` })).length === 0;
+      }, id7, { timeout: T });
+    }
+    await setHidden(bob, false);
   });
 
   await step('Bob reloads while Alice\'s call rings: his page rings again and he accepts', async () => {
@@ -282,6 +429,17 @@ try {
     const dialog = bob.page.getByTestId('incoming-dialog');
     await dialog.waitFor({ state: 'visible', timeout: T });
     const again = await dialog.getAttribute('data-call-id');
+    // His recent calls survived the reload (localStorage), end reasons in words.
+    const kept = await bob.page.getByTestId('recent-outcome').allTextContents();
+    check(kept.length === 6 && kept.includes('Missed call') && kept.includes('Declined'),
+          `Bob's recent calls after the reload: ${JSON.stringify(kept)}`);
+    // A reloaded page had no user gesture yet: it rings, audibly or with "click to enable sound".
+    const s = await expectSound(bob, 'ringtone');
+    if (s.audio !== 'running') {
+      await bob.page.getByTestId('sound-enable').click();
+      await bob.page.locator('body[data-audio="running"]').waitFor({ timeout: T });
+    }
+    console.log(`     after the reload the ringtone's audio was ${s.audio}`);
     check(again === id4, `Bob's reloaded page rings for ${again}, expected ${id4}`);
     await bob.page.getByTestId('accept').click({ timeout: T });
     for (const p of [alice, bob]) {
@@ -322,6 +480,20 @@ try {
     const n = await alice.page.getByTestId('users-count').textContent();
     check(n === '0', `Alice's online count is ${n}`);
   });
+
+  if (JWT) {
+    await step('jwt: signing in with a malformed token says what is wrong with it', async () => {
+      await alice.page.getByTestId('sign-out').click();
+      await alice.page.getByTestId('signin').waitFor({ state: 'visible', timeout: T });
+      const cut = alice.token.split('.').slice(0, 2).join('.');
+      await alice.page.getByLabel('User token').fill(cut);
+      await alice.page.getByTestId('connect').click();
+      const err = alice.page.getByTestId('error').filter({ hasText: 'not a JWT' });
+      await err.waitFor({ timeout: T });
+      check(/2 parts/.test(await err.textContent()), 'the notice does not say how many parts the token has');
+      await shot(alice, 'malformed-token');
+    });
+  }
 
   for (const p of [alice, bob]) {
     check(p.apiRequests.length > 0, `${p.name}: no REST request was seen`);
