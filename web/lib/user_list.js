@@ -62,14 +62,14 @@ export function createUserList({ fieldset, list, count, empty, onCall }) {
     badge.dataset.testid = 'busy-badge';
     badge.textContent = 'in a call';
     badge.hidden = true;
-    text.append(name, meta);
+    text.append(name, meta, badge);
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'btn btn-call';
     button.dataset.testid = 'call-button';
     button.textContent = 'Call';
     button.addEventListener('click', () => onCall(items.get(user.id).user));
-    li.append(av, text, badge, button);
+    li.append(av, text, button);
     return { li, parts: { av, name, meta, badge, button } };
   }
 
