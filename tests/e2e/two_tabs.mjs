@@ -198,6 +198,20 @@ async function tabTo(p, testid, userId, limit = 40) {
 
 const busyBadge = (p, other) => userItem(p, other).getByTestId('busy-badge');
 
+/** Four states in one picture, two by two (docs/web-client-states.png is a copy). */
+async function grid(browser, name, tiles) {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  const img = (t) => `<figure><img src="data:image/png;base64,${t.png.toString('base64')}" alt="">` +
+    `<figcaption>${t.label}</figcaption></figure>`;
+  await page.setContent(`<style>body{margin:0;padding:14px;display:grid;grid-template-columns:1fr 1fr;gap:14px;
+    background:#d9dee7;font:600 15px system-ui,sans-serif;color:#333}figure{margin:0}img{width:100%;display:block;
+    border-radius:8px;box-shadow:0 2px 10px rgba(0,0,0,.18)}figcaption{text-align:center;padding-top:8px}
+    </style>${tiles.map(img).join('')}`);
+  await page.screenshot({ path: path.join(SHOTS, PREFIX + name + '.png'), fullPage: true });
+  await page.close();
+}
+const gallery = {};
+
 const steps = [];
 async function step(title, fn) {
   const s = Date.now();
@@ -250,7 +264,7 @@ try {
       return Boolean(v.srcObject) && v.srcObject.getVideoTracks().length === 1 && v.srcObject.getAudioTracks().length === 1;
     });
     check(playing, 'the preview shows no camera and microphone');
-    await shot(alice, 'device-preview');
+    gallery.devices = await shot(alice, 'device-preview');
     await page.getByTestId('preview-toggle').click();
     await page.locator('[data-testid="devices"][data-preview="off"]').waitFor({ timeout: T });
     await page.getByTestId('devices').locator('summary').click();
@@ -287,7 +301,7 @@ try {
     }
     // Carol sees both of them busy (per user: her list is not redrawn).
     for (const other of [alice, bob]) await busyBadge(carol, other).waitFor({ state: 'visible', timeout: T });
-    await shot(carol, 'busy-badges');
+    gallery.busy = await shot(carol, 'busy-badges');
     // Mute before the media is up: the choice is shown and kept.
     await alice.page.getByTestId('toggle-mic').click();
     await alice.page.locator('[data-testid="toggle-mic"][aria-pressed="true"]').waitFor({ timeout: T });
@@ -346,6 +360,7 @@ try {
     // This call rings out anyway: the time to take pictures of a ringing call without racing
     // the ring timeout (screenshots can take seconds on a loaded machine).
     const ringingShots = [await shot(alice, 'alice-calling'), await shot(bob, 'bob-ringing')];
+    gallery.ringing = ringingShots[1];
     const wait = (RING_TIMEOUT_S + 6) * 1000;
     await bob.page.getByTestId('incoming-dialog').waitFor({ state: 'hidden', timeout: wait });
     check(Date.now() - rangAt >= (RING_TIMEOUT_S - 1) * 1000, 'the ringing stopped before the ring timeout');
@@ -376,7 +391,7 @@ try {
     for (const p of [alice, bob]) {
       await p.page.locator(`[data-testid="call-view"][data-call-id="${id5}"]`).waitFor({ state: 'visible', timeout: T });
     }
-    await shot(bob, 'in-call');
+    gallery.call = await shot(bob, 'in-call');
     await alice.page.getByTestId('hangup').focus();
     await alice.page.keyboard.press('Enter');
     for (const p of [alice, bob]) await expectRecent(p, id5, 'ended', /^Ended/);
@@ -464,6 +479,13 @@ try {
       await expectRecent(p, id4, 'ended', /^Ended/);
     }
   });
+
+  await grid(browser, 'web-client-states', [
+    { png: gallery.devices, label: 'Camera and microphone pickers with a preview' },
+    { png: gallery.ringing, label: 'An incoming call: the dialog has the focus, Enter accepts, Escape declines' },
+    { png: gallery.busy, label: 'Who is in a call: a badge per user' },
+    { png: gallery.call, label: 'In a call: the other party, the duration, mute, hang up' },
+  ]);
 
   await step('Bob closes his tab and leaves Alice\'s list', async () => {
     await bob.page.close();
