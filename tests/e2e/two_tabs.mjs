@@ -232,6 +232,7 @@ const carol = await person(browser, 'Carol Diaz', CAROL_ID, 'Porto', process.env
 if (JWT) check(alice.token && bob.token && carol.token, 'jwt mode needs E2E_{ALICE,BOB,CAROL}_TOKEN');
 let failed = false;
 let reloadCallId = null;
+let carolBusyError = null; // Carol's "Receiver busy" notice, which must clear itself
 
 try {
   await step('three go online; Alice sees Bob and Carol, Bob sees Alice', async () => {
@@ -342,6 +343,14 @@ try {
     await bob.page.getByTestId('decline').click();
     const error = carol.page.getByTestId('error').filter({ hasText: 'Receiver busy' });
     await error.waitFor({ timeout: T });
+    // The notice sits above the page, not over the call stage and its buttons.
+    const overlap = await carol.page.evaluate(() => {
+      const n = document.querySelector('[data-testid="error"]').getBoundingClientRect();
+      const s = document.getElementById('stage').getBoundingClientRect();
+      return !(n.bottom <= s.top || n.top >= s.bottom || n.right <= s.left || n.left >= s.right);
+    });
+    check(!overlap, 'the error notice covers the call stage');
+    carolBusyError = error;
     const failedTry = carol.page.locator('[data-testid="recent-call"][data-outcome="failed"]');
     await failedTry.waitFor({ timeout: T });
     check(/Receiver busy/.test(await failedTry.textContent()), 'Carol\'s failed call does not say why');
@@ -405,6 +414,8 @@ try {
     await expectRecent(alice, id6, 'declined', /Declined/);
     await expectRecent(bob, id6, 'declined', /Declined/);
     console.log(`     ${presses} Tab presses from the list's heading to Bob's Call button`);
+    // Meanwhile Carol's error notice cleared itself (after 10 s; the bound is generous).
+    await carolBusyError.waitFor({ state: 'detached', timeout: 20000 });
   });
 
   await step('Bob\'s tab in the background: the ring shows a desktop notification, closed when Alice cancels', async () => {
