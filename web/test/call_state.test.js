@@ -59,6 +59,8 @@ function actions(x) {
     decline: event('DECLINE_CALL', mk('DECLINED')),
     end: event('END_CALL', mk('ENDED')),
     endOther: event('END_CALL', call('zz', 'ENDED')),
+    incomingSame: event('INCOMING_CALL', isIn ? incomingTo(x, 'DIALLING') : call(x, 'DIALLING')),
+    staleEnd: event('END_CALL', isIn ? { ...incomingTo(x, 'ENDED'), revision: 1 } : call(x, 'ENDED', { revision: 1 })),
     stateNull: { type: 'callState', call: null, now: NOW },
     stateOngoing: { type: 'callState', call: mk('ONGOING'), now: NOW },
     answerAccept: { type: 'answer', answer: 'ACCEPT' },
@@ -75,20 +77,21 @@ function actions(x) {
 }
 
 // phase after each action; '+' = the call is recorded (a 'record' effect)
-const COLS = ['start', 'startOk', 'startFailed', 'incomingNew', 'accept', 'decline', 'end', 'endOther', 'stateNull',
+const COLS = ['start', 'startOk', 'startFailed', 'incomingNew', 'accept', 'decline', 'end', 'endOther', 'incomingSame',
+              'staleEnd', 'stateNull',
               'stateOngoing', 'answerAccept', 'answerDecline', 'answerOk', 'answer409', 'answer503', 'hangup', 'endOk',
               'endFailed', 'settled', 'reset'];
 const TABLE = {
-  //          start     startOk  startFailed incomingNew accept  decline end     endOther stateNull stateOngoing answerAccept answerDecline answerOk answer409 answer503 hangup    endOk    endFailed settled  reset
-  idle:       'starting idle     idle       ringing     idle    idle    idle    idle     idle      live         idle         idle          idle     idle      idle      idle      idle     idle      idle     idle',
-  starting:   'starting calling  idle+      starting    starting starting starting starting starting starting   starting     starting      starting starting  starting  starting  starting starting  starting idle',
-  calling:    'calling  calling  calling    calling     live    idle+   idle+   calling  calling   live         calling      calling       calling  calling   calling   cancelling idle+   calling   idle+    idle+',
-  cancelling: 'cancelling cancelling cancelling cancelling cancelling idle+ idle+ cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling idle+ calling idle+ idle+',
-  live:       'live     live     live       live        live    idle+   idle+   live     live      live         live         live          live     live      live      ending    idle+    live      idle+    idle+',
-  ending:     'ending   ending   ending     ending      ending  idle+   idle+   ending   ending    ending       ending       ending        ending   ending    ending    ending    idle+    live      idle+    idle+',
-  ringing:    'ringing  ringing  ringing    ringing     idle+   idle+   idle+   ringing  ringing   idle+        accepting    declining     ringing  ringing   ringing   ringing   idle+    ringing   idle+    idle+',
-  accepting:  'accepting accepting accepting accepting live   idle+   idle+   accepting accepting live        accepting    accepting     live     idle+     ringing   accepting idle+    accepting idle+    idle+',
-  declining:  'declining declining declining declining idle+  idle+   idle+   declining declining declining   declining    declining     live     idle+     ringing   declining idle+    declining idle+    idle+',
+  //          start startOk startFailed incomingNew accept decline end endOther incomingSame staleEnd stateNull stateOngoing answerAccept answerDecline answerOk answer409 answer503 hangup    endOk    endFailed settled  reset
+  idle:       'starting idle idle ringing idle idle idle idle idle idle idle live idle idle idle idle idle idle idle idle idle idle',
+  starting:   'starting calling idle+ starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting idle',
+  calling:    'calling calling calling calling live idle+ idle+ calling calling calling calling live calling calling calling calling calling cancelling idle+ calling idle+ idle+',
+  cancelling: 'cancelling cancelling cancelling cancelling cancelling idle+ idle+ cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling idle+ calling idle+ idle+',
+  live:       'live live live live live idle+ idle+ live live live live live live live live live live ending idle+ live idle+ idle+',
+  ending:     'ending ending ending ending ending idle+ idle+ ending ending ending ending ending ending ending ending ending ending ending idle+ live idle+ idle+',
+  ringing:    'ringing ringing ringing ringing idle+ idle+ idle+ ringing ringing ringing ringing idle+ accepting declining ringing ringing ringing ringing idle+ ringing idle+ idle+',
+  accepting:  'accepting accepting accepting accepting live idle+ idle+ accepting accepting accepting accepting live accepting accepting live idle+ ringing accepting idle+ accepting idle+ idle+',
+  declining:  'declining declining declining declining idle+ idle+ idle+ declining declining declining declining declining declining declining live idle+ ringing declining idle+ declining idle+ idle+',
 };
 
 for (const [phase, row] of Object.entries(TABLE)) {
