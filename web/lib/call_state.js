@@ -254,7 +254,8 @@ function step(s, fx, a) {
       return withCall(s, { phase: a.answer === 'ACCEPT' ? 'accepting' : 'declining', answer: a.answer });
     case 'answerOk':
       if (!cur || !isCall(a.call) || cur.id !== a.call.id || !['accepting', 'declining'].includes(cur.phase)) return s;
-      if (a.call.status === 'ONGOING') return enterLive(withCall(s, { phase: 'accepting' }), a.call, a.now);
+      if (a.call.status === 'ONGOING' && cur.phase === 'declining') return finish(s, fx, a.call, 'elsewhere');
+      if (a.call.status === 'ONGOING') return enterLive(s, a.call, a.now);
       return finish(s, fx, a.call);
     case 'answerFailed':
       if (!cur || !['accepting', 'declining'].includes(cur.phase)) return s;

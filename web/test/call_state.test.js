@@ -76,37 +76,48 @@ function actions(x) {
   };
 }
 
-// phase after each action; '+' = the call is recorded (a 'record' effect)
-const COLS = ['start', 'startOk', 'startFailed', 'incomingNew', 'accept', 'decline', 'end', 'endOther', 'incomingSame',
-              'staleEnd', 'stateNull',
-              'stateOngoing', 'answerAccept', 'answerDecline', 'answerOk', 'answer409', 'answer503', 'hangup', 'endOk',
-              'endFailed', 'settled', 'reset'];
+// after each action (row) in each phase (column): the phase it leads to; '+' = the call is
+// recorded (a 'record' effect). Columns are the phases of stateIn().
+const PHASES = ['idle', 'starting', 'calling', 'cancelling', 'live', 'ending', 'ringing', 'accepting', 'declining'];
 const TABLE = {
-  //          start startOk startFailed incomingNew accept decline end endOther incomingSame staleEnd stateNull stateOngoing answerAccept answerDecline answerOk answer409 answer503 hangup    endOk    endFailed settled  reset
-  idle:       'starting idle idle ringing idle idle idle idle idle idle idle live idle idle idle idle idle idle idle idle idle idle',
-  starting:   'starting calling idle+ starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting starting idle',
-  calling:    'calling calling calling calling live idle+ idle+ calling calling calling calling live calling calling calling calling calling cancelling idle+ calling idle+ idle+',
-  cancelling: 'cancelling cancelling cancelling cancelling cancelling idle+ idle+ cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling cancelling idle+ calling idle+ idle+',
-  live:       'live live live live live idle+ idle+ live live live live live live live live live live ending idle+ live idle+ idle+',
-  ending:     'ending ending ending ending ending idle+ idle+ ending ending ending ending ending ending ending ending ending ending ending idle+ live idle+ idle+',
-  ringing:    'ringing ringing ringing ringing idle+ idle+ idle+ ringing ringing ringing ringing idle+ accepting declining ringing ringing ringing ringing idle+ ringing idle+ idle+',
-  accepting:  'accepting accepting accepting accepting live idle+ idle+ accepting accepting accepting accepting live accepting accepting live idle+ ringing accepting idle+ accepting idle+ idle+',
-  declining:  'declining declining declining declining idle+ idle+ idle+ declining declining declining declining declining declining declining live idle+ ringing declining idle+ declining idle+ idle+',
+  //              idle       starting   calling    cancelling live       ending     ringing    accepting  declining
+  start:          'starting   starting   calling    cancelling live       ending     ringing    accepting  declining',
+  startOk:        'idle       calling    calling    cancelling live       ending     ringing    accepting  declining',
+  startFailed:    'idle       idle+      calling    cancelling live       ending     ringing    accepting  declining',
+  incomingNew:    'ringing    starting   calling    cancelling live       ending     ringing    accepting  declining',
+  accept:         'idle       starting   live       cancelling live       ending     idle+      live       idle+',
+  decline:        'idle       starting   idle+      idle+      idle+      idle+      idle+      idle+      idle+',
+  end:            'idle       starting   idle+      idle+      idle+      idle+      idle+      idle+      idle+',
+  endOther:       'idle       starting   calling    cancelling live       ending     ringing    accepting  declining',
+  incomingSame:   'idle       starting   calling    cancelling live       ending     ringing    accepting  declining',
+  staleEnd:       'idle       starting   calling    cancelling live       ending     ringing    accepting  declining',
+  stateNull:      'idle       starting   calling    cancelling live       ending     ringing    accepting  declining',
+  stateOngoing:   'live       starting   live       cancelling live       ending     idle+      live       declining',
+  answerAccept:   'idle       starting   calling    cancelling live       ending     accepting  accepting  declining',
+  answerDecline:  'idle       starting   calling    cancelling live       ending     declining  accepting  declining',
+  answerOk:       'idle       starting   calling    cancelling live       ending     ringing    live       idle+',
+  answer409:      'idle       starting   calling    cancelling live       ending     ringing    idle+      idle+',
+  answer503:      'idle       starting   calling    cancelling live       ending     ringing    ringing    ringing',
+  hangup:         'idle       starting   cancelling cancelling ending     ending     ringing    accepting  declining',
+  endOk:          'idle       starting   idle+      idle+      idle+      idle+      idle+      idle+      idle+',
+  endFailed:      'idle       starting   calling    calling    live       live       ringing    accepting  declining',
+  settled:        'idle       starting   idle+      idle+      idle+      idle+      idle+      idle+      idle+',
+  reset:          'idle       idle       idle+      idle+      idle+      idle+      idle+      idle+      idle+',
 };
 
-for (const [phase, row] of Object.entries(TABLE)) {
-  const want = row.trim().split(/\s+/);
-  assert.equal(want.length, COLS.length, `row ${phase}`);
+PHASES.forEach((phase, col) => {
   test(`every action in phase ${phase}`, () => {
-    COLS.forEach((col, i) => {
+    for (const [action, row] of Object.entries(TABLE)) {
+      const want = row.trim().split(/\s+/);
+      assert.equal(want.length, PHASES.length, `row ${action}`);
       const before = deepFreeze(stateIn(phase));
       const x = before.call && before.call.id ? before.call.id : 'c1';
-      const { state, effects } = reduce(before, actions(x)[col]);
+      const { state, effects } = reduce(before, actions(x)[action]);
       const got = (state.call ? state.call.phase : 'idle') + (effects.some((e) => e.kind === 'record') ? '+' : '');
-      assert.equal(got, want[i], `${phase} + ${col}`);
-    });
+      assert.equal(got, want[col], `${phase} + ${action}`);
+    }
   });
-}
+});
 
 test('a duplicated event (same id) is handled once', () => {
   const s0 = stateIn('calling');
