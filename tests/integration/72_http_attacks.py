@@ -1,13 +1,18 @@
 #!/usr/bin/python3
 """HTTP requests built to hold the service: transfer codings it cannot decode, query strings with
 hundreds of parameters, a 2 MiB body a client sends whole before reading the 413. Each request is
-answered at once (a 2 s client timeout) with a JSON error, and the service keeps serving."""
+answered at once (a 2 s client timeout) with a JSON error, and the service keeps serving. And user
+ids built to share one FNV-1a hash, put online by the thousand: GET /users lists them all about as
+soon as the same number of ordinary ids."""
 
 import http.client
+import json
 import os
 import socket
 import sys
 import time
+
+import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -195,6 +200,102 @@ def test_oversized_body_with_expect_100_continue_is_413_at_once(env):
 
 def test_service_serves_after_the_big_bodies(env):
     expect_error(env.post("/calls/start", {}), 400, "MISSING_FIELD")
+
+
+
+# ---- user ids that all share one FNV-1a hash ---------------------------------------------------
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+PAIRS = 14  # 2^14 = 16384 colliding ids of 84 characters
+
+
+def fnv1a(data, h=2166136261):
+    for c in data:
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def fnv1a_colliding_ids(pairs=PAIRS):
+    """2^pairs distinct ids with one 32-bit FNV-1a hash (a Joux multicollision): a birthday search
+    finds two random 6-character blocks taking FNV-1a from one state to the same next state; one
+    block of each of the pairs, chosen by the bits of a counter, makes an id."""
+    rng = 0x9E3779B97F4A7C15
+    state = 2166136261
+    found = []
+    for _ in range(pairs):
+        seen = {}
+        while True:
+            rng ^= (rng << 13) & 0xFFFFFFFFFFFFFFFF
+            rng ^= rng >> 7
+            rng ^= (rng << 17) & 0xFFFFFFFFFFFFFFFF
+            block = "".join(ALPHABET[(rng >> (8 * i)) % 62] for i in range(6)).encode()
+            v = fnv1a(block, state)
+            if v in seen and seen[v] != block:
+                found.append((seen[v], block))
+                state = v
+                break
+            seen[v] = block
+    return ["".join(found[p][(k >> p) & 1].decode() for p in range(pairs)) for k in range(1 << pairs)]
+
+
+BATCH = 500  # below Mosquitto's default max_queued_messages (1000) per subscriber
+
+
+def put_online(env, ids, online_before):
+    """Publish a retained presence for every id from one MQTT client, in batches: each batch is
+    published once the service lists the previous one, so the broker never holds more for the
+    service than its queue limit (a sanitized service reads slower than a client publishes, and
+    Mosquitto drops what is over the limit)."""
+    c = mqtt.Client(client_id="bulk-" + env.uid(), clean_session=True)
+    c.max_inflight_messages_set(BATCH)
+    c.connect("127.0.0.1", env.broker.port)
+    c.loop_start()
+    try:
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start:start + BATCH]
+            infos = [c.publish("users/%s/presence/d" % uid,
+                               json.dumps({"id": uid, "name": "n", "location": ""}), qos=1, retain=True)
+                     for uid in batch]
+            for info in infos:
+                info.wait_for_publish(30)
+                check(info.is_published(), "the broker did not acknowledge a presence within 30 s")
+            want = online_before + start + len(batch)
+            h.wait_until(lambda: env.get("/health").json.get("users", 0) >= want, timeout=60, interval=0.02,
+                         what="%d users online" % want)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def service_cpu_seconds(env):
+    """User + system CPU time the service process has used so far."""
+    with open("/proc/%d/stat" % env.service.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_until_listed(env, ids, online_before):
+    """Put ids online; (wall seconds, service CPU seconds) until GET /users lists every one."""
+    t0, cpu0 = time.monotonic(), service_cpu_seconds(env)
+    put_online(env, ids, online_before)
+    listed = set(env.user_ids())
+    missing = [uid for uid in ids if uid not in listed]
+    check(not missing, "GET /users misses %d of the ids, e.g. %r" % (len(missing), missing[:3]))
+    return time.monotonic() - t0, service_cpu_seconds(env) - cpu0
+
+
+@h.options()
+def test_ids_colliding_in_fnv1a_do_not_slow_users(env):
+    colliding = fnv1a_colliding_ids()
+    eq(len({fnv1a(uid.encode()) for uid in colliding}), 1, "distinct FNV-1a hashes of the crafted ids")
+    eq(len(set(colliding)), len(colliding), "distinct crafted ids")
+    normal = ["n%05d-%s" % (i, env.uid()) for i in range(len(colliding))]
+    wall_n, cpu_n = time_until_listed(env, normal, 0)
+    wall_c, cpu_c = time_until_listed(env, colliding, len(normal))
+    print("    %d ordinary ids listed in %.2fs (service CPU %.2fs); %d ids with one FNV-1a hash in %.2fs "
+          "(service CPU %.2fs)" % (len(normal), wall_n, cpu_n, len(colliding), wall_c, cpu_c))
+    check(wall_c < 5 * wall_n + 2, "colliding ids took %.2fs, ordinary ones %.2fs" % (wall_c, wall_n))
+    check(cpu_c < 3 * cpu_n + 1, "colliding ids cost the service %.2fs of CPU, ordinary ones %.2fs" % (cpu_c, cpu_n))
 
 
 if __name__ == "__main__":
