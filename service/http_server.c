@@ -1,6 +1,11 @@
 /*
  * http_server.c - see http_server.h. libmicrohttpd runs a small pool of
  * epoll threads; each handler call runs on one of them.
+ *
+ * Besides collecting requests it bounds what one request may cost: on_uri
+ * answers a URI over the limits before libmicrohttpd parses its query,
+ * refuse_at_once answers a transfer coding it cannot decode, and an
+ * oversized body is drained (bounded) before its 413 so the client reads it.
  */
 #include "http_server.h"
 
