@@ -298,6 +298,10 @@ static void refuse(struct ctx *c, enum err e)
 		snprintf(msg, sizeof(msg), "Request URI over %d bytes or with over %d query parameters",
 			 HTTP_URI_LIMIT, HTTP_QUERY_ARG_LIMIT);
 		break;
+	case ERR_HEADERS_TOO_LARGE:
+		snprintf(msg, sizeof(msg), "Request head over %d bytes or with over %d headers",
+			 HTTP_HEAD_LIMIT, HTTP_HEADER_LIMIT);
+		break;
 	case ERR_TRANSFER_ENCODING:
 		te = http_request_header(c->req, "Transfer-Encoding");
 		snprintf(msg, sizeof(msg),

@@ -4,8 +4,10 @@
  *
  * Besides collecting requests it bounds what one request may cost: on_uri
  * answers a URI over the limits before libmicrohttpd parses its query,
- * refuse_at_once answers a transfer coding it cannot decode, and an
- * oversized body is drained (bounded) before its 413 so the client reads it.
+ * on_request a head over the limits before libmicrohttpd builds a response
+ * in what is left of its buffer, refuse_at_once a transfer coding it
+ * cannot decode, and an oversized body is drained (bounded) before its 413
+ * so the client reads it.
  */
 #include "http_server.h"
 
@@ -100,11 +102,14 @@ static void render_refusal(struct http_server *srv, const char *method, const ch
 /*
  * Writes res to the socket of conn itself and shuts the socket down, for a
  * request libmicrohttpd cannot be trusted to answer: 0.9.75 stores every
- * query parameter in the connection's 32 KiB memory pool and, when the
- * pool runs out (about 500 parameters, even empty ones), queues a 431 it
- * never sends, leaving the client waiting until it gives up. The reply is
- * small and the socket fresh, so one non-blocking send takes it whole; the
- * shutdown makes libmicrohttpd see the connection end and free it.
+ * query parameter and header in the connection's 32 KiB memory pool and,
+ * when the pool runs out while parsing the query (about 500 parameters,
+ * even empty ones), queues a 431 it never sends, leaving the client
+ * waiting until it gives up; when the request fits but leaves too little
+ * room for the response's headers (about 440 small headers), it closes the
+ * connection without an answer. The reply is small and the socket fresh,
+ * so one non-blocking send takes it whole; the shutdown makes
+ * libmicrohttpd see the connection end and free it.
  */
 static void answer_on_socket(struct MHD_Connection *conn, struct http_response *res)
 {
@@ -155,6 +160,15 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	render_refusal(srv, "", path, ERR_URI_TOO_LONG, NULL, &res);
 	answer_on_socket(conn, &res);
 	return &answered_early;
+}
+
+/* Whether the request head is over the limits (then it may leave no room for the response). */
+static int head_too_large(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	return (info && info->header_size > HTTP_HEAD_LIMIT) ||
+	       MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL) > HTTP_HEADER_LIMIT;
 }
 
 static double seconds_since(const struct timespec *t0)
@@ -209,6 +223,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 	if (p == &answered_early)
 		return MHD_NO;
+	if (!p && head_too_large(conn)) {
+		struct http_response res = { 0 };
+		log_warn("http: refused %s %.100s: request head over %d bytes or %d headers", method, url,
+			 HTTP_HEAD_LIMIT, HTTP_HEADER_LIMIT);
+		render_refusal(srv, method, url, ERR_HEADERS_TOO_LARGE, NULL, &res);
+		answer_on_socket(conn, &res);
+		*con_cls = &answered_early;
+		return MHD_NO;
+	}
 	if (!p) {
 		p = xcalloc(1, sizeof(*p));
 		sbuf_init(&p->body, 0);

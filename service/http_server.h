@@ -17,11 +17,15 @@
  * Bounds of what the server reads (see docs/api.md). A request URI longer
  * than HTTP_URI_LIMIT bytes or with more than HTTP_QUERY_ARG_LIMIT query
  * parameters is refused with ERR_URI_TOO_LONG before libmicrohttpd parses
- * it; an oversized body is read and thrown away up to HTTP_DRAIN_LIMIT
- * bytes and HTTP_DRAIN_TIME_S seconds, so the client reads its 413.
+ * it; a request head (request line and headers) over HTTP_HEAD_LIMIT bytes
+ * or with more than HTTP_HEADER_LIMIT headers with ERR_HEADERS_TOO_LARGE;
+ * an oversized body is read and thrown away up to HTTP_DRAIN_LIMIT bytes
+ * and HTTP_DRAIN_TIME_S seconds, so the client reads its 413.
  */
 #define HTTP_URI_LIMIT       8192
 #define HTTP_QUERY_ARG_LIMIT 32
+#define HTTP_HEAD_LIMIT      16384
+#define HTTP_HEADER_LIMIT    100
 #define HTTP_DRAIN_LIMIT     (4 * 1024 * 1024)
 #define HTTP_DRAIN_TIME_S    10
 
@@ -32,7 +36,8 @@ struct http_request {
 	size_t body_len;
 	/* ERR_OK, or why the server refuses the request whatever its route:
 	 * ERR_BODY_TOO_LARGE (the body was not kept), ERR_URI_TOO_LONG,
-	 * ERR_TRANSFER_ENCODING. The handler only renders the error then. */
+	 * ERR_HEADERS_TOO_LARGE, ERR_TRANSFER_ENCODING. The handler only
+	 * renders the error then. */
 	enum err refused;
 	void *conn; /* the server's; use the accessors below (NULL when refused early) */
 };
