@@ -44,8 +44,8 @@ struct pending {
 };
 
 /*
- * The connection context of a request already answered and shut down from
- * on_uri: never freed, only compared against.
+ * The connection context of a request already answered on its socket (see
+ * answer_on_socket): never freed, only compared against.
  */
 static struct pending answered_early;
 

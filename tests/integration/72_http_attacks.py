@@ -224,6 +224,53 @@ def test_oversized_body_with_expect_100_continue_is_413_at_once(env):
                               413, "BODY_TOO_LARGE", "2 MiB announced, Expect: 100-continue")
 
 
+def test_draining_stops_past_4_mib(env):
+    # A chunked body never announces its size: the service drains it until 4 MiB, then closes.
+    sent = 0
+    outcome = "all sent"
+    with socket.create_connection(("127.0.0.1", env.service.port), timeout=TIMEOUT) as s:
+        try:
+            s.sendall(b"POST /calls/start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            piece = b"x" * 65536
+            while sent < 64 * 1024 * 1024:
+                s.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                sent += len(piece)
+        except socket.timeout:
+            outcome = "timeout"
+        except OSError as e:
+            outcome = type(e).__name__
+    print("    chunked body: %s after %.1f MiB sent" % (outcome, sent / 1048576))
+    check(outcome not in ("all sent", "timeout"), "the service read a 64 MiB body (%s)" % outcome)
+    check(sent < 32 * 1024 * 1024, "the service read %.1f MiB before closing" % (sent / 1048576))
+
+
+def test_draining_stops_after_10_s(env):
+    # An oversized body sent slowly (1 KiB each 0.5 s) is drained for 10 s at most, then closed.
+    t0 = time.monotonic()
+    outcome = "still open"
+    sent = 0
+    with socket.create_connection(("127.0.0.1", env.service.port), timeout=0.5) as s:
+        s.sendall(b"POST /calls/start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        while time.monotonic() - t0 < 25 and sent < 100000:
+            try:
+                s.sendall(b"x" * 1024)
+                sent += 1024
+                data = s.recv(4096)
+                outcome = "closed" if not data else "answered %r" % data[:12]
+                break
+            except socket.timeout:
+                continue
+            except OSError as e:
+                outcome = type(e).__name__
+                break
+    dt = time.monotonic() - t0
+    print("    slow body: %s after %.1fs, %d KiB sent" % (outcome, dt, sent // 1024))
+    check(sent >= 4 * 1024, "the connection was closed before the body was drained for a while (%s)" % outcome)
+    check(outcome != "still open", "the service still drained a slow body after %.0fs" % dt)
+
+
 def test_service_serves_after_the_big_bodies(env):
     expect_error(env.post("/calls/start", {}), 400, "MISSING_FIELD")
 
