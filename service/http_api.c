@@ -356,6 +356,36 @@ static int path_match(struct ctx *c, const char *pattern, const char *path)
 	return 1;
 }
 
+/* The reply to a request the server refuses whatever its route. */
+static void refuse(struct ctx *c, enum err e)
+{
+	char msg[128];
+	const char *te;
+	switch (e) {
+	case ERR_BODY_TOO_LARGE:
+		snprintf(msg, sizeof(msg), "Request body over %d bytes", HTTP_BODY_LIMIT);
+		break;
+	case ERR_URI_TOO_LONG:
+		snprintf(msg, sizeof(msg), "Request URI over %d bytes or with over %d query parameters",
+			 HTTP_URI_LIMIT, HTTP_QUERY_ARG_LIMIT);
+		break;
+	case ERR_HEADERS_TOO_LARGE:
+		snprintf(msg, sizeof(msg), "Request head over %d bytes or with over %d headers",
+			 HTTP_HEAD_LIMIT, HTTP_HEADER_LIMIT);
+		break;
+	case ERR_TRANSFER_ENCODING:
+		te = http_request_header(c->req, "Transfer-Encoding");
+		snprintf(msg, sizeof(msg),
+			 "Transfer-Encoding '%.40s' not supported: send chunked or Content-Length",
+			 te ? te : "");
+		break;
+	default:
+		reply_error(c->res, e, NULL);
+		return;
+	}
+	reply_error(c->res, e, msg);
+}
+
 static void dispatch(struct ctx *c)
 {
 	const char *method = strcmp(c->req->method, "HEAD") == 0 ? "GET" : c->req->method;
@@ -365,14 +395,12 @@ static void dispatch(struct ctx *c)
 	if (n > 1 && path[n - 1] == '/')
 		path[n - 1] = '\0';
 
-	if (strcmp(method, "OPTIONS") == 0) {
-		preflight(c);
+	if (c->req->refused != ERR_OK) {
+		refuse(c, c->req->refused);
 		return;
 	}
-	if (c->req->body_too_large) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "Request body over %d bytes", HTTP_BODY_LIMIT);
-		reply_error(c->res, ERR_BODY_TOO_LARGE, msg);
+	if (strcmp(method, "OPTIONS") == 0) {
+		preflight(c);
 		return;
 	}
 	const struct route *match = NULL;

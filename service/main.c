@@ -2,7 +2,7 @@
  * main.c - starts the service in order, waits for SIGINT/SIGTERM, stops it
  * in reverse order.
  *
- *   config -> core -> broker bus -> HTTP API; then wait for a signal.
+ *   hash key -> config -> core -> broker bus -> HTTP API; then wait for a signal.
  *
  * The HTTP API stops first so no request arrives at a stopped core; the bus
  * then sends what its outbox still holds before it disconnects.
@@ -10,9 +10,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 
 #include "config.h"
 #include "core.h"
+#include "dict.h"
 #include "http_api.h"
 #include "http_server.h"
 #include "json_io.h"
@@ -20,8 +22,25 @@
 #include "mqtt_bus.h"
 #include "topics.h"
 
+/*
+ * Keys the hash of every dict (user ids are anyone's choice) with random
+ * bytes of this process, before any dict holds an entry.
+ */
+static int seed_dict_hash(void)
+{
+	unsigned char key[DICT_HASH_KEY_LEN];
+	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+		perror("callsignal: cannot read random bytes for the hash key");
+		return -1;
+	}
+	dict_set_hash_key(key);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (seed_dict_hash() != 0)
+		return 1;
 	struct config cfg;
 	int rc = config_load(&cfg, argc, argv);
 	if (rc != 0) {

@@ -237,7 +237,7 @@ MARKER_EATING_ACL = "topic readwrite users/#\ntopic read callsignal/sync/#\n"
 
 
 @h.options(start_broker=False, start_service=False,
-           broker_opts={"conf": h.DEFAULT_BROKER_CONF + "acl_file {dir}/acl\n"})
+           broker_opts={"conf": h.default_broker_conf() + "acl_file {dir}/acl\n"})
 def test_call_control_answers_503_not_ready_until_the_replay_is_complete(env):
     with open(os.path.join(env.tmp, "acl"), "w") as f:
         f.write(MARKER_EATING_ACL)
