@@ -673,6 +673,7 @@ async function signIn(event) {
   const f = readForm();
   if (app.config.authMode === 'jwt') {
     const { problem, sub } = checkToken(f.token, Date.now() / 1000);
+    showTokenProblem(problem);
     if (problem) {
       notify(problem);
       $('f-token').focus();
@@ -725,6 +726,14 @@ async function signIn(event) {
   media.refreshDevices().catch(() => {});
   // Keyboard users land on the list: Tab reaches each person's Call button.
   $('users-title').focus();
+}
+
+/* What is wrong with the pasted token, next to the field (it stays until the token changes). */
+function showTokenProblem(problem) {
+  $('f-token-error').textContent = problem || '';
+  $('f-token-error').hidden = !problem;
+  if (problem) $('f-token').setAttribute('aria-invalid', 'true');
+  else $('f-token').removeAttribute('aria-invalid');
 }
 
 /* Publish the empty retained presence (QoS 1, acknowledged), then DISCONNECT. */
@@ -830,6 +839,7 @@ function resumeSession(event) {
 
 async function init() {
   $('signin-form').addEventListener('submit', signIn);
+  $('f-token').addEventListener('input', () => showTokenProblem(null));
   $('sign-out').addEventListener('click', () => goOffline(true));
   $('cancel-call').addEventListener('click', hangup);
   $('hangup').addEventListener('click', hangup);

@@ -524,6 +524,10 @@ try {
       const err = alice.page.getByTestId('error').filter({ hasText: 'not a JWT' });
       await err.waitFor({ timeout: T });
       check(/2 parts/.test(await err.textContent()), 'the notice does not say how many parts the token has');
+      // ... and next to the field, where it stays after the notice cleared
+      const inline = alice.page.getByTestId('token-error');
+      check(/not a JWT/.test(await inline.textContent()), 'no explanation next to the token field');
+      check(await alice.page.getByLabel('User token').getAttribute('aria-invalid') === 'true', 'the field is not marked invalid');
       await shot(alice, 'malformed-token');
     });
   }
