@@ -372,6 +372,7 @@ function renderSound(s) {
   document.body.dataset.sound = s.state || 'off';
   document.body.dataset.audio = s.audible ? 'running' : 'suspended';
   $('sound-enable').hidden = !s.blocked;
+  $('dialog-sound-enable').hidden = !s.blocked;
 }
 sound.onchange = renderSound;
 
@@ -850,6 +851,7 @@ async function init() {
   $('toggle-mic').addEventListener('click', () => toggleTrack('mic'));
   $('toggle-cam').addEventListener('click', () => toggleTrack('cam'));
   $('sound-enable').addEventListener('click', () => sound.unlock());
+  $('dialog-sound-enable').addEventListener('click', () => sound.unlock());
   $('preview-toggle').addEventListener('click', () => media.preview(!media.previewing()));
   $('cam-select').addEventListener('change', () => media.switchDevice('cam'));
   $('mic-select').addEventListener('change', () => media.switchDevice('mic'));

@@ -20,7 +20,8 @@ export function createSound() {
   const Ctx = globalThis.AudioContext || globalThis.webkitAudioContext;
   let ctx = null;
   let loop = null; // interval of the current pattern
-  let nodes = []; // oscillators scheduled for the current pattern
+  let nodes = []; // oscillators scheduled for the current pattern and not ended yet
+  let scheduled = 0; // oscillators scheduled since the current pattern started
   const sound = { state: null, blocked: false, audible: false, onchange: null };
 
   function changed() {
@@ -55,6 +56,7 @@ export function createSound() {
         o.start(t0 + at);
         o.stop(t0 + at + len);
         nodes.push(o);
+        scheduled++;
         o.onended = () => {
           nodes = nodes.filter((n) => n !== o);
         };
@@ -78,6 +80,7 @@ export function createSound() {
     const p = name ? PATTERNS[name] : null;
     if ((p ? name : null) === sound.state) return;
     stopNodes();
+    scheduled = 0;
     sound.state = p ? name : null;
     if (p) {
       const c = context();
@@ -98,7 +101,12 @@ export function createSound() {
     }).catch(() => changed());
   };
 
-  /** Number of tone generators scheduled now (0 when silent). */
+  /** The AudioContext, once created (for debugging and tests), or null. */
+  sound.audioContext = () => ctx;
+
+  /** Tone generators not ended yet (0 once stopped; also 0 in the pauses of a pattern). */
   sound.activeNodes = () => nodes.length;
+  /** Tone generators scheduled since the current pattern started (grows while it plays). */
+  sound.scheduledCount = () => scheduled;
   return sound;
 }
