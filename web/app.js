@@ -11,6 +11,11 @@
  *   lib/sound.js       ringtone and ringback (Web Audio)
  *   lib/media.js       camera and microphone pickers, preview, the LiveKit room
  *   lib/token_check.js what is wrong with a pasted user token (jwt mode)
+ *   lib/presence.js    who is online, per device (pure)
+ *   lib/api.js         the REST helper
+ *   lib/notices.js     notices that clear themselves
+ *   lib/recents_view.js          the recent calls list
+ *   lib/ring_notification.js     the desktop notification of a ring in a background tab
  *
  * Channels: MQTT over WebSocket (my retained presence on users/{id}/presence/{clientId} with an
  * empty retained Last Will, the online list from users/+/presence/+, call events on
@@ -29,11 +34,15 @@ import { createHistory } from './lib/history.js';
 import { createSound } from './lib/sound.js';
 import { createMedia } from './lib/media.js';
 import { checkToken } from './lib/token_check.js';
+import { notify, dismiss } from './lib/notices.js';
+import { api, setUserToken } from './lib/api.js';
+import { createRingNotification } from './lib/ring_notification.js';
+import { renderRecents } from './lib/recents_view.js';
+import { createPresence, parsePresence } from './lib/presence.js';
 
 const $ = (id) => document.getElementById(id);
 const SESSION_EXPIRY_S = 120;
 const END_SESSION = { properties: { sessionExpiryInterval: 0 } }; // DISCONNECT: forget the session
-const NOTICE_MS = { error: 10000, warn: 7000, info: 5000 };
 
 const app = {
   config: { mqttWsUrl: null, livekitUrl: null, authMode: 'open' },
@@ -44,11 +53,10 @@ const app = {
   mqtt: null,
   mqttUrl: null,
   connState: 'offline',
-  presence: new Map(), // userId -> Map(clientId -> User with busy)
+  presence: createPresence(), // who is online, per device
   state: initialState(null), // the reducer's state; state.call is this tab's call
   history: null,
   tokens: {}, // callId -> LiveKit token obtained for that call
-  notifications: [], // { callId, via: 'worker'|'page', at } for each ring notified while hidden
   published: null, // the presence payload last published
   timer: null,
   suspended: false,
@@ -60,7 +68,11 @@ app.sound = sound;
 const media = createMedia({ notify, onStatus: setMediaStatus });
 const users = createUserList({ fieldset: $('user-fieldset'), list: $('user-list'), count: $('users-count'),
                                empty: $('users-empty'), onCall: startCall });
-let worker = null; // the service worker registration, for notifications with actions
+const ring = createRingNotification();
+app.notifications = ring.shown; // { callId, via: 'worker'|'page', at } for each ring notified while hidden
+ring.onAction((action, callId) => {
+  if (app.state.call && app.state.call.id === callId) answer(action === 'accept' ? 'ACCEPT' : 'DECLINE');
+});
 
 // ------------------------------------------------------------------------------------------
 // small helpers
@@ -86,71 +98,8 @@ function fillAvatar(node, user) {
   node.style.setProperty('--hue', hue(user && user.id));
 }
 
-function clock(date) {
-  return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-}
-
-// ------------------------------------------------------------------------------------------
-// notices: every error the person should see; they clear themselves and sit above the page's
-// content (in the flow, not over it), so they never cover the call controls.
-
-/* key: a notice with the same key is replaced (and can be dismissed by dismiss(key)). */
-function notify(message, kind = 'error', key = null) {
-  const box = $('notices');
-  if (key) dismiss(key);
-  const item = document.createElement('div');
-  item.className = 'notice notice-' + kind;
-  item.setAttribute('role', kind === 'error' ? 'alert' : 'status');
-  item.dataset.testid = kind === 'error' ? 'error' : 'notice';
-  if (key) item.dataset.key = key;
-  const text = document.createElement('span');
-  text.className = 'notice-text';
-  text.textContent = message;
-  const close = document.createElement('button');
-  close.type = 'button';
-  close.className = 'notice-close';
-  close.setAttribute('aria-label', 'Dismiss');
-  close.textContent = '\u00d7';
-  close.addEventListener('click', () => item.remove());
-  item.append(text, close);
-  box.prepend(item);
-  while (box.children.length > 3) box.lastElementChild.remove();
-  setTimeout(() => item.remove(), NOTICE_MS[kind] || NOTICE_MS.error);
-}
-
-function dismiss(key) {
-  for (const n of $('notices').querySelectorAll('.notice')) if (n.dataset.key === key) n.remove();
-}
-
 // ------------------------------------------------------------------------------------------
 // REST
-
-/* One request to the service. Resolves (never rejects) to {ok, status, data, message, code}:
-   message is the service's own `message` on errors, or a description of the network failure. */
-async function api(method, path, body) {
-  const headers = app.userToken ? { Authorization: 'Bearer ' + app.userToken } : {};
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let res;
-  try {
-    res = await fetch(path, { method, headers, cache: 'no-store',
-                              body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch (e) {
-    return { ok: false, status: 0, data: null,
-             message: `The service is not reachable (${method} ${path.split('?')[0]}: ${e.message})` };
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch (e) {
-    data = null;
-  }
-  if (res.ok) return { ok: true, status: res.status, data };
-  let message = data && typeof data.message === 'string' && data.message
-    ? data.message : `${method} ${path.split('?')[0]} failed (HTTP ${res.status})`;
-  const retry = res.headers.get('Retry-After');
-  if (res.status === 429 && retry) message += ` (try again in ${retry} s)`;
-  return { ok: false, status: res.status, data, message, code: data && data.error };
-}
 
 async function loadConfig() {
   const r = await api('GET', '/config');
@@ -187,7 +136,7 @@ async function runEffect(fx) {
       break;
     case 'record':
       app.history.add(fx.entry);
-      renderRecents();
+      showRecents();
       if (fx.shown) setOutcome(fx.text, fx.entry.outcome);
       break;
     case 'postAnswer': {
@@ -270,11 +219,12 @@ function render(prev, next) {
   else if (v.view === 'ringing') setIncomingBusy(v.phase !== 'ringing');
   else closeIncoming();
   sound.play(v.ringtone ? 'ringtone' : v.ringback ? 'ringback' : null);
-  ringNotification(v.ringtone ? cur : null);
+  ring.show(v.ringtone ? cur : null, (id) => Boolean(app.state.call && app.state.call.id === id &&
+                                                       app.state.call.phase === 'ringing'));
   users.setCallingDisabled(v.busy);
   if (v.busy !== pv.busy) {
     publishPresence();
-    renderRecents();
+    showRecents();
   }
   document.title = v.view === 'ringing' ? `\u260e ${displayName(cur.peer)} is calling \u2014 Callsignal`
     : liveNow ? `In call with ${displayName(cur.peer)} \u2014 Callsignal` : 'Callsignal';
@@ -376,110 +326,9 @@ function renderSound(s) {
 }
 sound.onchange = renderSound;
 
-let shownNotification = null; // { callId, close() }
-
-/* A desktop notification while the call rings and the tab is in the background; closed when the
-   ring ends. With a service worker it has Accept and Decline actions. */
-async function ringNotification(cur) {
-  if (!cur) {
-    if (shownNotification) shownNotification.close();
-    shownNotification = null;
-    return;
-  }
-  if (shownNotification && shownNotification.callId === cur.id) return;
-  if (!document.hidden || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
-  const title = `${displayName(cur.peer)} is calling`;
-  const opts = { body: cur.peer.location ? `Incoming call \u00b7 ${cur.peer.location}` : 'Incoming call',
-                 tag: `ring-${cur.id}`, requireInteraction: true, data: { callId: cur.id } };
-  const entry = { callId: cur.id, close() {} };
-  shownNotification = entry;
-  try {
-    if (worker) {
-      await worker.showNotification(title, { ...opts, actions: [{ action: 'accept', title: 'Accept' },
-                                                                 { action: 'decline', title: 'Decline' }] });
-      entry.close = () => worker.getNotifications({ tag: opts.tag }).then((ns) => ns.forEach((n) => n.close()));
-      app.notifications.push({ callId: cur.id, via: 'worker', at: Date.now() });
-    } else {
-      const n = new Notification(title, opts);
-      n.onclick = () => {
-        window.focus();
-        n.close();
-      };
-      entry.close = () => n.close();
-      app.notifications.push({ callId: cur.id, via: 'page', at: Date.now() });
-    }
-  } catch (e) {
-    console.warn('notification failed', e);
-  }
-  if (shownNotification !== entry || !app.state.call || app.state.call.id !== cur.id) entry.close();
-}
-
-/* Accept or Decline pressed on the notification (the worker forwards it to this tab). */
-function onWorkerMessage(event) {
-  const m = event.data || {};
-  if (m.type !== 'ring-action' || !app.state.call || app.state.call.id !== m.callId) return;
-  if (m.action === 'accept') answer('ACCEPT');
-  else if (m.action === 'decline') answer('DECLINE');
-}
-
-async function setUpNotifications() {
-  if (!('serviceWorker' in navigator) || !window.isSecureContext) return;
-  try {
-    await navigator.serviceWorker.register('sw.js');
-    worker = await navigator.serviceWorker.ready;
-    navigator.serviceWorker.addEventListener('message', onWorkerMessage);
-  } catch (e) {
-    worker = null; // plain notifications, without actions
-  }
-}
-
-// ------------------------------------------------------------------------------------------
-// recent calls
-
-function renderRecents() {
-  const list = $('recent-list');
+function showRecents() {
   const idle = app.state.call === null;
-  const entries = app.history ? app.history.list() : [];
-  list.replaceChildren(...entries.map((r) => {
-    const li = document.createElement('li');
-    li.className = 'recent recent-' + r.outcome;
-    li.dataset.testid = 'recent-call';
-    li.dataset.callId = r.callId || '';
-    li.dataset.outcome = r.outcome;
-    li.dataset.direction = r.direction;
-    const dir = document.createElement('span');
-    dir.className = 'recent-dir';
-    dir.title = r.direction === 'outgoing' ? 'Outgoing call' : 'Incoming call';
-    dir.setAttribute('aria-label', r.direction === 'outgoing' ? 'Outgoing' : 'Incoming');
-    dir.textContent = r.direction === 'outgoing' ? '\u2197' : '\u2199';
-    const text = document.createElement('span');
-    text.className = 'recent-text';
-    const peer = document.createElement('span');
-    peer.className = 'recent-peer';
-    peer.textContent = displayName(r.peer);
-    const outcome = document.createElement('span');
-    outcome.className = 'recent-outcome';
-    outcome.dataset.testid = 'recent-outcome';
-    outcome.textContent = r.label;
-    text.append(peer, outcome);
-    const at = new Date(r.at);
-    const time = document.createElement('time');
-    time.className = 'recent-time muted';
-    time.dateTime = at.toISOString();
-    time.textContent = clock(at);
-    li.append(dir, text, time);
-    if (idle && app.presence.has(r.peer.id)) {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.className = 'btn btn-ghost btn-small';
-      b.setAttribute('aria-label', `Call ${displayName(r.peer)} back`);
-      b.textContent = 'Call back';
-      b.addEventListener('click', () => startCall(r.peer));
-      li.append(b);
-    }
-    return li;
-  }));
-  $('recents-empty').hidden = entries.length > 0;
+  renderRecents(app.history ? app.history.list() : [], (peer) => idle && app.presence.has(peer.id), startCall);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -612,42 +461,15 @@ function onMqttMessage(topic, payload) {
   }
 }
 
+/* One device's presence changed: update that user's line only. */
 function onPresence(userId, clientId, payload) {
-  let devices = app.presence.get(userId);
-  if (!payload || payload.length === 0) {
-    if (devices) {
-      devices.delete(clientId);
-      if (devices.size === 0) app.presence.delete(userId);
-    }
-  } else {
-    const user = parseJson(payload, 'presence');
-    if (!user || typeof user !== 'object' || user.id !== userId || typeof user.name !== 'string') return;
-    if (!devices) {
-      devices = new Map();
-      app.presence.set(userId, devices);
-    }
-    devices.set(clientId, { id: user.id, name: user.name, location: typeof user.location === 'string' ? user.location : '',
-                            busy: user.busy === true });
-  }
-  onUserChanged(userId);
-}
-
-/* One user's devices changed: update that user's line only. */
-function onUserChanged(userId) {
+  const device = parsePresence(userId, new TextDecoder().decode(payload));
+  if (device === undefined) return; // not a valid User of this user id: ignored
+  const user = app.presence.apply(userId, clientId, device);
   if (app.me && userId === app.me.id) return;
-  const devices = app.presence.get(userId);
-  if (!devices) {
-    users.remove(userId);
-  } else {
-    let last = null;
-    let busy = false;
-    for (const u of devices.values()) {
-      last = u;
-      busy = busy || u.busy;
-    }
-    users.upsert({ id: last.id, name: last.name, location: last.location, busy });
-  }
-  if (app.history && app.history.list().some((r) => r.peer && r.peer.id === userId)) renderRecents();
+  if (user) users.upsert(user);
+  else users.remove(userId);
+  if (app.history && app.history.list().some((r) => r.peer && r.peer.id === userId)) showRecents();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -698,6 +520,7 @@ async function signIn(event) {
   app.me = { id: f.id, name: f.name, location: f.location };
   app.clientId = topics.clientIdFor(f.id, app.device);
   app.userToken = app.config.authMode === 'jwt' ? f.token : null;
+  setUserToken(app.userToken);
   if (app.userToken) {
     // Check the token with the service first: its 401 message is clearer than the broker's.
     $('connect').disabled = true;
@@ -707,6 +530,7 @@ async function signIn(event) {
       notify(r.message);
       app.me = null;
       app.userToken = null;
+      setUserToken(null);
       return;
     }
   }
@@ -717,7 +541,7 @@ async function signIn(event) {
   } catch (e) { /* storage may be disabled; the form just won't be prefilled */ }
   app.state = initialState(f.id);
   app.history = createHistory(f.id);
-  renderRecents();
+  showRecents();
   $('me-name').textContent = `${f.name} (${f.id})`;
   $('signin').hidden = true;
   $('phone').hidden = false;
@@ -873,7 +697,7 @@ async function init() {
   renderSound(sound);
   prefill();
   $('connect').disabled = true;
-  await Promise.all([loadConfig(), setUpNotifications()]);
+  await Promise.all([loadConfig(), ring.setUp()]);
   $('connect').disabled = false;
   document.body.dataset.ready = 'true';
   resumeSession({ preventDefault() {}, isTrusted: false });

@@ -465,7 +465,7 @@ try {
     // A reloaded page had no user gesture yet: it rings, audibly or with "click to enable sound".
     const s = await expectSound(bob, 'ringtone');
     if (s.audio !== 'running') {
-      await bob.page.getByTestId('sound-enable').click();
+      await bob.page.getByTestId('dialog-sound-enable').click(); // in the modal dialog
       await bob.page.locator('body[data-audio="running"]').waitFor({ timeout: T });
     }
     console.log(`     after the reload the ringtone's audio was ${s.audio}`);
