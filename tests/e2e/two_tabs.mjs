@@ -421,7 +421,7 @@ try {
     await carolBusyError.waitFor({ state: 'detached', timeout: 20000 });
   });
 
-  await step('Bob\'s tab in the background: the ring shows a desktop notification, closed when Alice cancels', async () => {
+  await step('Bob\'s tab in the background: the ring shows a desktop notification, closed when Alice cancels; its Decline declines', async () => {
     await setHidden(bob, true);
     const id7 = await placeCall(alice, bob);
     await bob.page.waitForFunction((id) => window.callsignal.notifications.some((n) => n.callId === id), id7,
@@ -447,6 +447,27 @@ try {
         return (await reg.getNotifications({ tag: `ring-${id}` })).length === 0;
       }, id7, { timeout: T });
     }
+    // Another ring, declined from the notification's Decline button: the page's service worker
+    // gets the click (dispatched in the worker, as the browser would) and the tab declines.
+    const id7b = await placeCall(alice, bob);
+    await bob.page.waitForFunction((id) => window.callsignal.notifications.some((n) => n.callId === id), id7b,
+                                   { timeout: T });
+    if (shown.via === 'worker') {
+      const sw = bob.context.serviceWorkers().find((w) => w.url().endsWith('/sw.js'));
+      check(sw, 'no service worker of the page');
+      const clicked = await sw.evaluate(async (tag) => {
+        const [n] = await self.registration.getNotifications({ tag });
+        if (!n) return false;
+        self.dispatchEvent(new NotificationEvent('notificationclick', { notification: n, action: 'decline' }));
+        return true;
+      }, `ring-${id7b}`);
+      check(clicked, 'the second ring has no notification to click');
+      await expectRecent(bob, id7b, 'declined', /Declined/);
+      await expectRecent(alice, id7b, 'declined', /Declined/);
+    } else {
+      await alice.page.getByTestId('cancel-call').click();
+      await expectRecent(bob, id7b, 'missed', /Missed/);
+    }
     await setHidden(bob, false);
   });
 
@@ -460,7 +481,7 @@ try {
     const again = await dialog.getAttribute('data-call-id');
     // His recent calls survived the reload (localStorage), end reasons in words.
     const kept = await bob.page.getByTestId('recent-outcome').allTextContents();
-    check(kept.length === 6 && kept.includes('Missed call') && kept.includes('Declined'),
+    check(kept.length === 7 && kept.includes('Missed call') && kept.includes('Declined'),
           `Bob's recent calls after the reload: ${JSON.stringify(kept)}`);
     // A reloaded page had no user gesture yet: it rings, audibly or with "click to enable sound".
     const s = await expectSound(bob, 'ringtone');
