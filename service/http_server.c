@@ -25,6 +25,8 @@ struct http_server {
 	http_handler handler;
 	void *ctx;
 	size_t body_limit;
+	const char *route_path; /* a path with a limit of its own, or NULL */
+	size_t route_limit;
 	int port;
 };
 
@@ -81,6 +83,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct http_server *srv = cls;
 	struct pending *p = *con_cls;
 	(void)version;
+	size_t limit =
+	    srv->route_path && strcmp(url, srv->route_path) == 0 ? srv->route_limit : srv->body_limit;
 
 	if (!p) {
 		p = xcalloc(1, sizeof(*p));
@@ -89,7 +93,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Refuse an announced oversized body before reading it. */
 		const char *cl =
 		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > srv->body_limit)
+		if (cl && strtoull(cl, NULL, 10) > limit)
 			p->too_large = 1;
 		else
 			return MHD_YES;
@@ -97,7 +101,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_data_size) {
 		/* An unannounced oversized body (chunked) is read and dropped up
 		 * to a bound, so the client still gets its 413 at the end. */
-		if (!p->too_large && p->body.len + *upload_data_size <= srv->body_limit)
+		if (!p->too_large && p->body.len + *upload_data_size <= limit)
 			sbuf_add(&p->body, upload_data, *upload_data_size);
 		else
 			p->too_large = 1;
@@ -143,6 +147,13 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 struct http_server *http_server_start(const char *host, int port, size_t body_limit, http_handler handler,
 				      void *ctx)
 {
+	return http_server_start_route_limit(host, port, body_limit, NULL, 0, handler, ctx);
+}
+
+struct http_server *http_server_start_route_limit(const char *host, int port, size_t body_limit,
+						  const char *route_path, size_t route_limit,
+						  http_handler handler, void *ctx)
+{
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
 	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
@@ -166,6 +177,8 @@ struct http_server *http_server_start(const char *host, int port, size_t body_li
 	srv->handler = handler;
 	srv->ctx = ctx;
 	srv->body_limit = body_limit;
+	srv->route_path = route_path;
+	srv->route_limit = route_limit;
 	srv->daemon = MHD_start_daemon(
 	    flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)THREADS,
