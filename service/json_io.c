@@ -199,8 +199,9 @@ int json_io_parse_livekit_event(const char *body, size_t len, struct livekit_eve
 		*why = "not a JSON object";
 	} else if (string_member(root, "event", &out->event) != 0 || !out->event) {
 		*why = "event missing or not a string";
-	} else if (string_member(root, "id", &out->id) != 0) {
-		*why = "id not a string";
+	} else if (string_member(root, "id", &out->id) != 0 ||
+		   (out->id && strlen(out->id) > LIVEKIT_EVENT_ID_MAX)) {
+		*why = "id not a string or too long";
 	} else if ((room && !json_is_object(room)) || (participant && !json_is_object(participant)) ||
 		   string_member(room, "name", &out->room) != 0 ||
 		   string_member(participant, "identity", &out->identity) != 0) {

@@ -34,6 +34,8 @@ int json_io_parse_user(const char *payload, size_t len, struct user_info *out, c
 int json_io_parse_call(const char *payload, size_t len, struct call *out, const char **why);
 
 /* What the service reads of a LiveKit webhook (protobuf JSON, zero values omitted). */
+#define LIVEKIT_EVENT_ID_MAX                                                                                 \
+	128 /* LiveKit's ids are "EV_" and a dozen characters; core keeps the last ones */
 struct livekit_event {
 	char *event;    /* "participant_joined", "room_finished", ... */
 	char *id;       /* the event's id: a duplicate is dropped; NULL when absent */

@@ -286,12 +286,15 @@ static void livekit_events_parse_what_the_service_reads(void)
 	CHECK(json_io_parse_livekit_event(bare, strlen(bare), &e, &why) == 0);
 	CHECK(e.id == NULL && e.room == NULL && e.identity == NULL);
 	json_io_livekit_event_release(&e);
+	char long_id[200];
+	snprintf(long_id, sizeof(long_id), "{\"event\":\"x\",\"id\":\"%0129d\"}", 0);
 	const char *bad[] = { "[]",
 			      "{}",
 			      "{\"event\":1}",
 			      "{\"event\":\"x\",\"room\":\"r\"}",
 			      "{\"event\":\"x\",\"participant\":{\"identity\":2}}",
 			      "{\"event\":\"x\",\"id\":7}",
+			      long_id,
 			      "{\"event\":\"x\"" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why = NULL;
