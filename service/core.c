@@ -22,7 +22,8 @@
 #include "topics.h"
 #include "util.h"
 
-#define PRUNE_EVERY_MS 60000
+#define PRUNE_EVERY_MS   60000
+#define WEBHOOK_IDS_KEPT 4096 /* LiveKit retries within minutes; the last ids are remembered */
 
 /* A retained users/{id}/call message read back before the rebuild. */
 struct seen_topic {
@@ -42,8 +43,11 @@ struct core {
 	char *users_json; /* cache of GET /users for users_version */
 	size_t users_len;
 	uint64_t users_version;
-	int ready;        /* the live calls have been rebuilt from the broker */
-	struct dict seen; /* before ready: user id -> struct seen_topic (owned) */
+	int ready;                           /* the live calls have been rebuilt from the broker */
+	struct dict seen;                    /* before ready: user id -> struct seen_topic (owned) */
+	char *webhook_ids[WEBHOOK_IDS_KEPT]; /* the last webhook event ids (owned), a ring */
+	size_t webhook_next;
+	struct dict webhook_seen; /* id (borrowed from webhook_ids) -> the same string */
 
 	pthread_t timer;
 	int running;
@@ -101,6 +105,7 @@ struct core *core_new(const struct config *cfg)
 	calls_init(&core->calls, &cc, store_memory_new());
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	dict_init(&core->seen);
+	dict_init(&core->webhook_seen);
 	core->users_version = (uint64_t)-1;
 	return core;
 }
@@ -128,6 +133,9 @@ void core_free(struct core *core)
 	ratelimit_release(&core->starts);
 	seen_clear(core);
 	dict_release(&core->seen);
+	dict_release(&core->webhook_seen);
+	for (size_t i = 0; i < WEBHOOK_IDS_KEPT; i++)
+		free(core->webhook_ids[i]);
 	free(core->users_json);
 	pthread_mutex_destroy(&core->mu);
 	pthread_cond_destroy(&core->wake);
@@ -171,7 +179,7 @@ static void publish_events(struct core *core, struct call_events *ev)
 		char *payload = json_io_event_around(e->type, e->call, call_json, call_len, &len);
 		int live = call_status_is_live(e->call->status);
 		char topic[TOPIC_MAX_LEN];
-		if (live)
+		if (live && !e->keep_topics)
 			put_call_topics(core, e->call, call_json, call_len);
 		if (e->to_caller) {
 			topic_events(e->call->party[PARTY_CALLER].id, topic);
@@ -181,7 +189,7 @@ static void publish_events(struct core *core, struct call_events *ev)
 			topic_events(e->call->party[PARTY_RECEIVER].id, topic);
 			mqtt_bus_publish(core->bus, topic, payload, len);
 		}
-		if (!live)
+		if (!live && !e->keep_topics)
 			put_call_topics(core, e->call, NULL, 0);
 		free(payload);
 		free(call_json);
@@ -509,6 +517,7 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	call_events_init(&ev);
 	enum err e;
 
+	int merged = 0;
 	pthread_mutex_lock(&core->mu);
 	int64_t retry_ms = 0;
 	if (!core->ready) {
@@ -532,18 +541,31 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	}
 	const struct call *call;
 	e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
-	if (e == ERR_OK)
+	if (e == ERR_OK) {
+		merged = call->status == CALL_ONGOING;
 		transition_done(core, call, &ev, r);
+	} else {
+		publish_events(core, &ev); /* a busy receiver's missed-call event */
+	}
 out:
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
-	if (e == ERR_OK)
+	if (e == ERR_OK && merged)
+		log_info("call '%s': '%s' called back '%s' while it rang; accepted", r->call->id, caller_id,
+			 receiver_id);
+	else if (e == ERR_OK)
 		log_info("call '%s': '%s' rings '%s'", id, caller_id, receiver_id);
 	return e;
 }
 
 enum err core_call_answer(struct core *core, const char *call_id, int accept, const char *by_user,
 			  struct core_reply *r)
+{
+	return core_call_answer_on(core, call_id, accept, by_user, NULL, r);
+}
+
+enum err core_call_answer_on(struct core *core, const char *call_id, int accept, const char *by_user,
+			     const char *device_id, struct core_reply *r)
 {
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
@@ -555,7 +577,7 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 
 	pthread_mutex_lock(&core->mu);
 	if (core->ready)
-		e = calls_answer(&core->calls, call_id, accept, by_user, now, &ev, &call);
+		e = calls_answer_on(&core->calls, call_id, accept, by_user, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		transition_done(core, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
@@ -571,6 +593,12 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 
 enum err core_call_end(struct core *core, const char *call_id, const char *user_id, struct core_reply *r)
 {
+	return core_call_end_on(core, call_id, user_id, NULL, r);
+}
+
+enum err core_call_end_on(struct core *core, const char *call_id, const char *user_id, const char *device_id,
+			  struct core_reply *r)
+{
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
 	struct instant now = now_instant();
@@ -582,7 +610,7 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 
 	pthread_mutex_lock(&core->mu);
 	if (core->ready)
-		e = calls_end(&core->calls, call_id, user_id, now, &ev, &call);
+		e = calls_end_on(&core->calls, call_id, user_id, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		ended = ev.n > 0;
 		transition_done(core, call, &ev, r);
@@ -592,6 +620,63 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 	if (ended)
 		log_info("call '%s' ended by '%s'", call_id, user_id);
 	return e;
+}
+
+/* Called with core->mu held: 1 when id was seen among the last webhook ids, else remembers it. */
+static int webhook_seen_before(struct core *core, const char *id)
+{
+	if (dict_get(&core->webhook_seen, id))
+		return 1;
+	char **slot = &core->webhook_ids[core->webhook_next];
+	if (*slot) {
+		dict_del(&core->webhook_seen, *slot);
+		free(*slot);
+	}
+	*slot = xstrdup(id);
+	dict_put(&core->webhook_seen, *slot, *slot);
+	core->webhook_next = (core->webhook_next + 1) % WEBHOOK_IDS_KEPT;
+	return 0;
+}
+
+enum err core_livekit_event(struct core *core, const struct livekit_event *e, struct core_reply *r)
+{
+	struct instant now = now_instant();
+	struct call_events ev;
+	call_events_init(&ev);
+	const char *result = "ignored";
+	enum err err = ERR_NOT_READY;
+	const char *room = e->room ? e->room : "", *who = e->identity ? e->identity : "";
+
+	pthread_mutex_lock(&core->mu);
+	if (!core->ready)
+		goto out;
+	err = ERR_OK;
+	if (e->id && *e->id && webhook_seen_before(core, e->id)) {
+		result = "duplicate";
+		goto out;
+	}
+	int applied = 0;
+	if (strcmp(e->event, "participant_joined") == 0) {
+		applied = calls_media_joined(&core->calls, room, who, now);
+	} else if (strcmp(e->event, "participant_left") == 0 ||
+		   strcmp(e->event, "participant_connection_aborted") == 0) {
+		applied = calls_media_left(&core->calls, room, who, now);
+		reschedule(core);
+	} else if (strcmp(e->event, "room_finished") == 0) {
+		applied = calls_room_finished(&core->calls, room, now, &ev);
+		publish_events(core, &ev);
+	}
+	if (applied)
+		result = "applied";
+out:
+	pthread_mutex_unlock(&core->mu);
+	call_events_release(&ev);
+	if (err == ERR_OK) {
+		r->body = json_io_object(&r->len, "result", result, NULL);
+		log_info("LiveKit webhook '%.40s' (room '%.64s', participant '%.64s'): %s", e->event, room,
+			 who, result);
+	}
+	return err;
 }
 
 enum err core_call_get(struct core *core, const char *call_id, const char *by_user, struct core_reply *r)

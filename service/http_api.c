@@ -179,13 +179,34 @@ static void post_start(struct ctx *c)
 	free_fields(f, 2);
 }
 
+/*
+ * The optional deviceId of answer and end: a valid client id, and in jwt
+ * mode one of the acting user's ({userId}.{device}). Returns 0, or -1 with
+ * the error reply filled in.
+ */
+static int check_device(struct ctx *c, const struct req_field *device, const char *user_id)
+{
+	if (!device->value)
+		return 0;
+	if (!id_is_valid(device->value, device->len) ||
+	    (c->user && !client_id_names_user(device->value, user_id))) {
+		reply_error(c->res, ERR_INVALID_ID,
+			    c->user ? "deviceId is not a client id of this user"
+				    : "deviceId is not a valid id");
+		return -1;
+	}
+	return 0;
+}
+
 static void post_answer(struct ctx *c)
 {
-	struct req_field f[] = { { "callId", NULL, 0 }, { "answer", NULL, 0 } };
-	if (parse_body(c, f, 2) != 0)
+	struct req_field f[] = { { "callId", NULL, 0 }, { "answer", NULL, 0 }, { "deviceId", NULL, 0 } };
+	if (parse_body(c, f, 3) != 0)
 		return;
 	const char *answer = f[1].value;
-	if (!f[0].value || !answer || !f[0].len || !f[1].len) {
+	if (check_device(c, &f[2], c->user) != 0) {
+		/* replied */
+	} else if (!f[0].value || !answer || !f[0].len || !f[1].len) {
 		reply_error(c->res, ERR_MISSING_FIELD, "callId and answer are required");
 	} else if (strlen(answer) != f[1].len ||
 		   (strcmp(answer, "ACCEPT") != 0 && strcmp(answer, "DECLINE") != 0)) {
@@ -194,23 +215,56 @@ static void post_answer(struct ctx *c)
 		reply_error(c->res, ERR_CALL_NOT_FOUND, NULL);
 	} else {
 		struct core_reply r = { 0 };
-		enum err e =
-		    core_call_answer(c->api->core, f[0].value, strcmp(answer, "ACCEPT") == 0, c->user, &r);
+		enum err e = core_call_answer_on(c->api->core, f[0].value, strcmp(answer, "ACCEPT") == 0,
+						 c->user, f[2].value, &r);
 		reply_core(c->res, e, &r);
 	}
-	free_fields(f, 2);
+	free_fields(f, 3);
 }
 
 static void post_end(struct ctx *c)
 {
-	struct req_field f[] = { { "callId", NULL, 0 }, { "userId", NULL, 0 } };
-	if (parse_body(c, f, 2) != 0)
+	struct req_field f[] = { { "callId", NULL, 0 }, { "userId", NULL, 0 }, { "deviceId", NULL, 0 } };
+	if (parse_body(c, f, 3) != 0)
 		return;
-	if (require_ids(c, &f[0], &f[1]) == 0 && require_self(c, f[1].value) == 0) {
+	if (require_ids(c, &f[0], &f[1]) == 0 && require_self(c, f[1].value) == 0 &&
+	    check_device(c, &f[2], f[1].value) == 0) {
 		struct core_reply r = { 0 };
-		reply_core(c->res, core_call_end(c->api->core, f[0].value, f[1].value, &r), &r);
+		reply_core(c->res, core_call_end_on(c->api->core, f[0].value, f[1].value, f[2].value, &r),
+			   &r);
 	}
-	free_fields(f, 2);
+	free_fields(f, 3);
+}
+
+/* LiveKit's signed webhook: verified over the exact body bytes before anything is parsed. */
+static void post_livekit_webhook(struct ctx *c)
+{
+	const struct config *cfg = c->api->cfg;
+	const char *why;
+	char msg[128];
+	if (!cfg->livekit_api_key || !cfg->livekit_api_secret) {
+		reply_error(c->res, ERR_TOKEN_NOT_CONFIGURED, NULL);
+		return;
+	}
+	if (token_verify_webhook(cfg->livekit_api_key, cfg->livekit_api_secret,
+				 http_request_header(c->req, "Authorization"), c->req->body, c->req->body_len,
+				 (int64_t)time(NULL), &why) != 0) {
+		/* Not reply_error: a webhook has no Bearer scheme to announce. */
+		size_t len;
+		snprintf(msg, sizeof(msg), "Webhook not signed by LiveKit (%s)", why);
+		char *body = json_io_error(msg, err_code(ERR_UNAUTHORIZED), NULL, &len);
+		reply_json(c->res, err_http_status(ERR_UNAUTHORIZED), body, len);
+		return;
+	}
+	struct livekit_event e;
+	if (json_io_parse_livekit_event(c->req->body, c->req->body_len, &e, &why) != 0) {
+		snprintf(msg, sizeof(msg), "Not a LiveKit webhook event: %s", why);
+		reply_error(c->res, ERR_BAD_JSON, msg);
+		return;
+	}
+	struct core_reply r = { 0 };
+	reply_core(c->res, core_livekit_event(c->api->core, &e, &r), &r);
+	json_io_livekit_event_release(&e);
 }
 
 static void get_token(struct ctx *c)
@@ -281,6 +335,7 @@ static const struct route {
 	{ "GET", "/config", get_config, 0 },
 	{ "GET", "/calls/{id}", get_call, 1 },
 	{ "GET", "/users/{id}/call", get_user_call, 1 },
+	{ "POST", "/livekit/webhook", post_livekit_webhook, 0 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -363,7 +418,10 @@ static void refuse(struct ctx *c, enum err e)
 	const char *te;
 	switch (e) {
 	case ERR_BODY_TOO_LARGE:
-		snprintf(msg, sizeof(msg), "Request body over %d bytes", HTTP_BODY_LIMIT);
+		snprintf(msg, sizeof(msg), "Request body over %d bytes",
+			 c->req->path && strcmp(c->req->path, HTTP_WEBHOOK_PATH) == 0
+			     ? HTTP_WEBHOOK_BODY_LIMIT
+			     : HTTP_BODY_LIMIT);
 		break;
 	case ERR_URI_TOO_LONG:
 		snprintf(msg, sizeof(msg), "Request URI over %d bytes or with over %d query parameters",

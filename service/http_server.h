@@ -76,6 +76,11 @@ struct http_server;
  */
 struct http_server *http_server_start(const char *host, int port, size_t body_limit, http_handler handler,
 				      void *ctx);
+/* http_server_start, with bodies of up to route_limit bytes on the one exact path route_path
+ * (borrowed for the server's life; NULL: none). */
+struct http_server *http_server_start_route_limit(const char *host, int port, size_t body_limit,
+						  const char *route_path, size_t route_limit,
+						  http_handler handler, void *ctx);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *srv);
 void http_server_stop(struct http_server *srv);

@@ -84,7 +84,8 @@ int main(int argc, char **argv)
 	api = http_api_new(&cfg, core);
 	if (!api)
 		goto out_core;
-	http = http_server_start(cfg.http_host, cfg.port, HTTP_BODY_LIMIT, http_api_handle, api);
+	http = http_server_start_route_limit(cfg.http_host, cfg.port, HTTP_BODY_LIMIT, HTTP_WEBHOOK_PATH,
+					     HTTP_WEBHOOK_BODY_LIMIT, http_api_handle, api);
 	if (!http)
 		goto out_core;
 	log_info("listening on http://%s:%d (auth mode %s)", cfg.http_host, http_server_port(http),

@@ -585,6 +585,10 @@
       openIncoming(app.call);
       return;
     }
+    if (ev.type === 'END_CALL' && call.endReason === 'BUSY') {
+      finishCall(call, null); // someone called while we were busy: listed as a missed call
+      return;
+    }
     if (!cur || cur.id !== call.id) return;
     cur.call = call;
     if (ev.type === 'ACCEPT_CALL') {
@@ -655,7 +659,7 @@
     $('accept').disabled = true;
     $('decline').disabled = true;
     showStage();
-    const r = await api('POST', '/calls/answer', { callId: cur.id, answer: kind });
+    const r = await api('POST', '/calls/answer', { callId: cur.id, answer: kind, deviceId: app.clientId });
     if (app.call !== cur) return;
     if (r.ok) {
       if (kind === 'ACCEPT') enterCall(r.data);
@@ -686,7 +690,7 @@
     const before = cur.phase;
     cur.phase = before === 'calling' ? 'cancelling' : 'ending';
     showStage();
-    const r = await api('POST', '/calls/end', { callId: cur.id, userId: app.me.id });
+    const r = await api('POST', '/calls/end', { callId: cur.id, userId: app.me.id, deviceId: app.clientId });
     if (app.call !== cur) return;
     if (r.ok) {
       finishCall(r.data);
@@ -721,6 +725,13 @@
   function outcomeOf(call, role, hint) {
     const peer = displayName(role === 'caller' ? call.receiver : call.caller);
     const answered = call.answeredAt && call.endedAt ? Date.parse(call.endedAt) - Date.parse(call.answeredAt) : null;
+    /* endReason (docs/api.md#data) says more than status where the service knows it. */
+    if (call.endReason === 'BUSY')
+      return { outcome: 'missed', label: 'Missed \u00b7 Busy', text: `Missed call from ${peer}: you were busy.` };
+    if (call.endReason === 'MEDIA_ENDED') {
+      const left = call.endedBy && call.endedBy.userId !== app.me.id ? `${peer} left` : 'the media ended';
+      return { outcome: 'ended', label: `Ended \u00b7 ${left}`, text: `Call ended: ${left}.` };
+    }
     switch (call.status) {
       case 'ONGOING':
         return { outcome: 'elsewhere', label: 'Answered on another device', text: 'Answered on another device.' };

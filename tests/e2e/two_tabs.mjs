@@ -249,6 +249,10 @@ try {
     await expectOutcome(alice, 'declined', /declined/);
     await expectRecent(alice, id2, 'declined', /Declined/);
     await expectRecent(bob, id2, 'declined', /Declined/);
+    // Bob's page learnt of Carol's try too (the service's missed-call record, endReason BUSY)
+    const busyTry = bob.page.locator('[data-testid="recent-call"][data-outcome="missed"]').filter({ hasText: 'Busy' });
+    await busyTry.waitFor({ timeout: T });
+    check(/Carol/.test(await busyTry.textContent()), 'Bob\'s busy record does not name Carol');
   });
 
   await step('a third call rings out and shows as missed on both', async () => {
@@ -266,7 +270,7 @@ try {
       await expectRecent(p, id3, 'missed', /Missed/);
     }
     check(await alice.page.getByTestId('recent-call').count() === 3, 'Alice does not list 3 recent calls');
-    check(await bob.page.getByTestId('recent-call').count() === 3, 'Bob does not list 3 recent calls');
+    check(await bob.page.getByTestId('recent-call').count() === 4, 'Bob does not list 4 recent calls (3 and Carol\'s try)');
     const a = await shot(alice, 'alice-recents');
     const b = await shot(bob, 'bob-recents');
     await sideBySide(browser, 'two-tabs-recents', { png: a, label: 'Tab 1: Alice' }, { png: b, label: 'Tab 2: Bob' });
