@@ -1,5 +1,7 @@
 /*
- * log.c - see log.h. One fprintf per line, so lines from threads never interleave.
+ * log.c - see log.h. One fprintf per line, so lines from threads never
+ * interleave. Control characters in a message (a path or an id from a
+ * request) are shown as '?', so no input can forge a line of its own.
  */
 #include "log.h"
 
@@ -11,6 +13,7 @@
 #include "util.h"
 
 static enum log_level min_level = LOG_INFO;
+static enum log_format format = LOG_FORMAT_TEXT;
 static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
 
 int log_level_parse(const char *s, enum log_level *out)
@@ -28,6 +31,37 @@ int log_level_parse(const char *s, enum log_level *out)
 void log_set_level(enum log_level level)
 {
 	min_level = level;
+}
+
+int log_format_parse(const char *s, enum log_format *out)
+{
+	if (strcmp(s, "text") == 0)
+		*out = LOG_FORMAT_TEXT;
+	else if (strcmp(s, "json") == 0)
+		*out = LOG_FORMAT_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+void log_set_format(enum log_format f)
+{
+	format = f;
+}
+
+/* msg as the body of a JSON string: quotes and backslashes escaped, control characters '?'. */
+static void json_escape(const char *msg, char *out, size_t n)
+{
+	size_t o = 0;
+	for (const char *p = msg; *p && o + 3 < n; p++) {
+		if (*p == '"' || *p == '\\') {
+			out[o++] = '\\';
+			out[o++] = *p;
+		} else {
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
 }
 
 int log_enabled(enum log_level level)
@@ -48,5 +82,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	for (unsigned char *p = (unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (format == LOG_FORMAT_JSON) {
+		static const char *const lower[] = { "debug", "info", "warn", "error" };
+		char esc[2 * sizeof(msg)];
+		json_escape(msg, esc, sizeof(esc));
+		fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", when, lower[level],
+			esc);
+		return;
+	}
 	fprintf(stderr, "%s %-5s %s\n", when, names[level], msg);
 }
