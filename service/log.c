@@ -1,7 +1,8 @@
 /*
  * log.c - see log.h. One fprintf per line, so lines from threads never
  * interleave. Control characters in a message (a path or an id from a
- * request) are shown as '?', so no input can forge a line of its own.
+ * request) are shown as '?', so no input can forge a line of its own; in
+ * JSON lines so are bytes that are not UTF-8.
  */
 #include "log.h"
 
@@ -49,16 +50,40 @@ void log_set_format(enum log_format f)
 	format = f;
 }
 
-/* msg as the body of a JSON string: quotes and backslashes escaped, control characters '?'. */
+/* The length of the valid UTF-8 sequence at p (1 to 4), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n = p[0] < 0x80             ? 1
+		   : (p[0] & 0xe0) == 0xc0 ? 2
+		   : (p[0] & 0xf0) == 0xe0 ? 3
+		   : (p[0] & 0xf8) == 0xf0 ? 4
+					   : 0;
+	if (n == 2 && p[0] < 0xc2)
+		return 0; /* overlong */
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* msg as the body of a JSON string: quotes and backslashes escaped, bytes that are not UTF-8 '?'
+ * (control characters are gone already). */
 static void json_escape(const char *msg, char *out, size_t n)
 {
 	size_t o = 0;
-	for (const char *p = msg; *p && o + 3 < n; p++) {
+	const unsigned char *p = (const unsigned char *)msg;
+	while (*p && o + 5 < n) {
+		size_t len = utf8_len(p);
 		if (*p == '"' || *p == '\\') {
 			out[o++] = '\\';
-			out[o++] = *p;
+			out[o++] = (char)*p++;
+		} else if (len == 0) {
+			out[o++] = '?';
+			p++;
 		} else {
-			out[o++] = *p;
+			memcpy(out + o, p, len);
+			o += len;
+			p += len;
 		}
 	}
 	out[o] = '\0';

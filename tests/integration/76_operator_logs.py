@@ -163,8 +163,10 @@ def test_log_format_json_gives_one_object_per_line(env):
     call = env.start_call(a, b)
     a.expect_event("END_CALL", timeout=5, call_id=call["id"])
     log_line(env.service, r'"msg":"call \'%s\' missed' % call["id"])
+    eq(env.get("/x%ff%22%0a%7b%22forged%22:1%7d").status, 404, "a path with a quote, a newline and a non-UTF-8 byte")
     env.service.stop()
-    lines = env.service.stderr().splitlines()
+    with open(env.service.stderr_path, "rb") as f:
+        lines = f.read().decode("utf-8").splitlines()  # strict: every byte is UTF-8
     check(len(lines) >= 5, "too few log lines: %r" % lines)
     for line in lines:
         obj = json.loads(line)
