@@ -4,6 +4,7 @@
 #include "http_api.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,21 @@
 #include "topics.h"
 #include "util.h"
 
+/* At most this many 401/403/429 lines a second; the others are counted and
+ * reported by the next line logged, so a flood cannot drown the log (the
+ * metrics count every refusal). */
+#define REFUSAL_LINES_PER_S 10
+
 struct http_api {
 	const struct config *cfg;
 	struct core *core;
 	struct token_verifier *verifier; /* jwt mode only */
 	char *web_root;                  /* resolved absolute path, or NULL */
+
+	pthread_mutex_t refusal_mu; /* guards the three below */
+	int64_t refusal_second;     /* monotonic second of the lines counted */
+	int refusal_lines;          /* lines logged in that second */
+	uint64_t refusal_skipped;   /* lines not logged since the last one logged */
 };
 
 /* What a handler gets besides the request: the authenticated user in jwt mode. */
@@ -492,6 +503,29 @@ static enum metrics_counter auth_failure_kind(const struct ctx *c)
  */
 static void log_refusal(const struct ctx *c)
 {
+	struct http_api *api = c->api;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t skipped = 0;
+	pthread_mutex_lock(&api->refusal_mu);
+	if (api->refusal_second != (int64_t)now.tv_sec) {
+		api->refusal_second = (int64_t)now.tv_sec;
+		api->refusal_lines = 0;
+	}
+	int quiet = api->refusal_lines >= REFUSAL_LINES_PER_S;
+	if (quiet) {
+		api->refusal_skipped++;
+	} else {
+		api->refusal_lines++;
+		skipped = api->refusal_skipped;
+		api->refusal_skipped = 0;
+	}
+	pthread_mutex_unlock(&api->refusal_mu);
+	if (quiet)
+		return;
+	if (skipped)
+		log_warn("%llu more 401/403/429 refusals were not logged (over %d lines a second)",
+			 (unsigned long long)skipped, REFUSAL_LINES_PER_S);
 	char peer[64];
 	http_request_peer(c->req, peer, sizeof(peer));
 	char who[ID_MAX_LEN + 96];
@@ -559,6 +593,7 @@ void http_api_handle(void *arg, const struct http_request *req, struct http_resp
 struct http_api *http_api_new(const struct config *cfg, struct core *core)
 {
 	struct http_api *api = xcalloc(1, sizeof(*api));
+	pthread_mutex_init(&api->refusal_mu, NULL);
 	register_routes();
 	api->cfg = cfg;
 	api->core = core;
@@ -590,5 +625,6 @@ void http_api_free(struct http_api *api)
 		return;
 	token_verifier_free(api->verifier);
 	free(api->web_root);
+	pthread_mutex_destroy(&api->refusal_mu);
 	free(api);
 }

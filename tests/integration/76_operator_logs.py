@@ -100,6 +100,34 @@ def test_401_and_403_refusals_say_who_route_and_why_never_the_token(env):
         check(secret not in text, "a token or the secret is in the log")
 
 
+@h.options(service_env={"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": JWT_SECRET})
+def test_a_flood_of_refusals_is_logged_at_most_10_lines_a_second_and_counted(env):
+    import http.client
+    n = 200
+    conn = http.client.HTTPConnection("127.0.0.1", env.service.port, timeout=10)
+    t0 = time.monotonic()
+    for _ in range(n):  # one keep-alive connection, bounded in count
+        conn.request("GET", "/users")
+        r = conn.getresponse()
+        r.read()
+        eq(r.status, 401, "GET /users without a token")
+    elapsed = time.monotonic() - t0
+    conn.close()
+    time.sleep(1.1)  # the next second: the next refusal is logged with the count of the skipped ones
+    expect_error(env.get("/users"), 401, "UNAUTHORIZED")
+    note = log_line(env.service, r"more 401/403/429 refusals were not logged")
+    lines = [line for line in env.service.stderr().splitlines() if "refused GET /users" in line]
+    skipped = int(re.search(r"WARN  (\d+) more", note).group(1))
+    print("    %d refusals in %.2f s: %d lines logged, %d counted as not logged" % (n, elapsed, len(lines) - 1,
+                                                                                  skipped))
+    check(len(lines) - 1 <= 10 * (int(elapsed) + 2), "%d refusal lines for %d refusals in %.2f s" % (
+        len(lines) - 1, n, elapsed))
+    eq(len(lines) - 1 + skipped, n, "refusals logged plus those counted as not logged")
+    m = h.http_request(env.service.port, "GET", "/metrics").body.decode()
+    check('callsignal_auth_failures_total{kind="missing_token"} %d' % (n + 1) in m,
+          "the metrics count every refusal")
+
+
 @h.options(start_service=False)
 def test_broker_refusing_the_connection_is_said_so(env):
     port = h.free_port()  # nothing listens there
