@@ -183,7 +183,12 @@ static void connection_lost(struct mqtt_bus *bus, const char *what, int rc)
 {
 	size_t unacked = bus->inflight.n;
 	metrics_inc(M_BROKER_LOST);
-	log_warn("lost the broker connection to %s (%s: %s)", bus->cfg.url, what, MQTTClient_strerror(rc));
+	/* Paho reports a closed or broken socket only as "Failure" or "Disconnected". */
+	int closed = rc == MQTTCLIENT_FAILURE || rc == MQTTCLIENT_DISCONNECTED;
+	log_warn("lost the broker connection to %s while %s: %s", bus->cfg.url,
+		 strcmp(what, "publish") == 0 ? "publishing" : "reading",
+		 closed ? "the broker closed it or the network failed; reconnecting"
+			: MQTTClient_strerror(rc));
 	if (MQTTClient_isConnected(bus->client))
 		MQTTClient_disconnect(bus->client, 0);
 	pthread_mutex_lock(&bus->mu);

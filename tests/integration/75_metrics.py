@@ -159,6 +159,9 @@ def test_broker_outage_moves_the_broker_metrics_and_health_stays_200(env):
     m1 = Scrape(env)
     eq((m1.get("callsignal_broker_connected"), m1.get("callsignal_ready")), (0.0, 1.0), "connected, ready")
     eq(delta(m0, m1, "callsignal_broker_connection_lost_total"), 1.0, "connections lost")
+    lost = [line for line in env.service.stderr().splitlines() if "lost the broker connection" in line]
+    check(lost and "the broker closed it or the network failed" in lost[0] and "Failure" not in lost[0],
+          "connection-lost line: %r" % lost[:1])
     # the call rings out during the outage: its END_CALL and call topics wait in the outbox
     h.wait_until(lambda: Scrape(env).get("callsignal_outbox_messages") >= 1, 5, what="messages waiting")
     time.sleep(0.3)
