@@ -14,6 +14,7 @@
 #include "dict.h"
 #include "json_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_bus.h"
 #include "presence.h"
 #include "ratelimit.h"
@@ -189,8 +190,11 @@ static void publish_events(struct core *core, struct call_events *ev)
 			topic_events(e->call->party[PARTY_RECEIVER].id, topic);
 			mqtt_bus_publish(core->bus, topic, payload, len);
 		}
-		if (!live && !e->keep_topics)
-			put_call_topics(core, e->call, NULL, 0);
+		if (!live) {
+			if (!e->keep_topics)
+				put_call_topics(core, e->call, NULL, 0);
+			metrics_call_finished(e->call);
+		}
 		free(payload);
 		free(call_json);
 	}
@@ -204,17 +208,54 @@ static void reschedule(struct core *core)
 		pthread_cond_signal(&core->wake);
 }
 
+/*
+ * Called with core->mu held: one line per call a deadline finished, for the
+ * operator (logged after unlocking): a missed call, or a call ended in ERROR
+ * with the parties who are offline. Lines are appended to notes, '\n' after each.
+ */
+static void note_deadline_ends(struct core *core, const struct call_events *ev, struct sbuf *notes)
+{
+	for (size_t i = 0; i < ev->n; i++) {
+		const struct call *call = ev->items[i].call;
+		const char *caller = call->party[PARTY_CALLER].id, *receiver = call->party[PARTY_RECEIVER].id;
+		if (call->status == CALL_MISSED) {
+			sbuf_addf(notes, "call '%s' missed: '%s' rang '%s' for %.1f s without an answer\n",
+				  call->id, caller, receiver,
+				  (double)(call->ended_at - call->created_at) / 1000.0);
+		} else if (call->status == CALL_ERROR) {
+			int gone[2] = { !presence_find(&core->presence, caller),
+					!presence_find(&core->presence, receiver) };
+			char who[2 * ID_MAX_LEN + 16];
+			if (gone[0] && gone[1])
+				snprintf(who, sizeof(who), "'%s' and '%s'", caller, receiver);
+			else if (gone[0] || gone[1])
+				snprintf(who, sizeof(who), "'%s'", gone[0] ? caller : receiver);
+			else
+				snprintf(who, sizeof(who), "a party"); /* back online since the deadline */
+			sbuf_addf(notes,
+				  "call '%s' between '%s' and '%s' ended in ERROR: %s went offline and did "
+				  "not come "
+				  "back within %g s (%s)\n",
+				  call->id, caller, receiver, who, core->cfg->offline_grace_s,
+				  call->err_msg ? call->err_msg : "");
+		}
+	}
+}
+
 static void *timer_thread(void *arg)
 {
 	struct core *core = arg;
 	struct call_events ev;
 	call_events_init(&ev);
+	struct sbuf notes;
+	sbuf_init(&notes, 256);
 	pthread_mutex_lock(&core->mu);
 	while (core->running) {
 		struct instant now = now_instant();
 		int64_t mono = mono_now();
 		calls_tick(&core->calls, now, &ev);
 		size_t fired = ev.n;
+		note_deadline_ends(core, &ev, &notes);
 		publish_events(core, &ev);
 		if (mono >= core->next_prune) {
 			ratelimit_prune(&core->starts, mono);
@@ -235,6 +276,12 @@ static void *timer_thread(void *arg)
 			 * the deadlines are looked at again before sleeping. */
 			pthread_mutex_unlock(&core->mu);
 			log_debug("%zu call(s) ended by a deadline", fired);
+			for (char *line = notes.buf, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+				*nl = '\0';
+				log_info("%s", line);
+			}
+			notes.len = 0;
+			notes.buf[0] = '\0';
 			pthread_mutex_lock(&core->mu);
 			continue;
 		}
@@ -242,6 +289,7 @@ static void *timer_thread(void *arg)
 	}
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
+	sbuf_release(&notes);
 	return NULL;
 }
 
@@ -579,6 +627,7 @@ enum err core_call_answer_on(struct core *core, const char *call_id, int accept,
 	if (core->ready)
 		e = calls_answer_on(&core->calls, call_id, accept, by_user, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
+		metrics_ring_to_answer((accept ? call->answered_at : call->ended_at) - call->created_at);
 		transition_done(core, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
 		r->call = xcalloc(1, sizeof(*r->call));
@@ -745,19 +794,42 @@ enum err core_token(struct core *core, const char *room, const char *user_id, st
 	return ERR_OK;
 }
 
+void core_gauges(struct core *core, struct metrics_gauges *g)
+{
+	struct mqtt_bus_stats stats = { 0 };
+	memset(g, 0, sizeof(*g));
+	if (core->bus) {
+		mqtt_bus_stats(core->bus, &stats);
+		g->broker_up = mqtt_bus_is_up(core->bus);
+	}
+	g->outbox = stats.queued;
+	g->outbox_age_ms = stats.oldest_age_ms;
+	g->published = stats.published;
+	g->dropped = stats.dropped;
+	pthread_mutex_lock(&core->mu);
+	g->ready = core->ready;
+	g->users = presence_count(&core->presence);
+	for (const struct presence_user *u = core->presence.head; u; u = u->next)
+		g->devices += u->ndevices;
+	g->calls = calls_count(&core->calls);
+	g->live_calls = calls_live_count(&core->calls);
+	pthread_mutex_unlock(&core->mu);
+}
+
 enum err core_health(struct core *core, struct core_reply *r)
+{
+	struct metrics_gauges g;
+	core_gauges(core, &g);
+	r->body = json_io_health(g.broker_up, g.ready, g.users, g.calls, g.live_calls, g.outbox, &r->len);
+	return ERR_OK;
+}
+
+enum err core_ready(struct core *core)
 {
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
-	struct mqtt_bus_stats stats;
-	mqtt_bus_stats(core->bus, &stats);
 	pthread_mutex_lock(&core->mu);
 	int ready = core->ready;
-	size_t users = presence_count(&core->presence), calls = calls_count(&core->calls),
-	       live = calls_live_count(&core->calls);
 	pthread_mutex_unlock(&core->mu);
-	if (!ready)
-		return ERR_NOT_READY;
-	r->body = json_io_health(1, users, calls, live, stats.queued, &r->len);
-	return ERR_OK;
+	return ready ? ERR_OK : ERR_NOT_READY;
 }

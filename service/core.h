@@ -82,6 +82,14 @@ enum err core_call_get(struct core *core, const char *call_id, const char *by_us
 /* GET /users/{id}/call: the user's live call, or ERR_NO_LIVE_CALL. */
 enum err core_user_call(struct core *core, const char *user_id, struct core_reply *r);
 enum err core_token(struct core *core, const char *room, const char *user_id, struct core_reply *r);
+/* GET /health (liveness): always ERR_OK while the process serves; the body tells the broker
+ * state and the counts, broker down or not. */
 enum err core_health(struct core *core, struct core_reply *r);
+/* GET /ready (readiness): ERR_OK once connected to the broker and the live calls are rebuilt;
+ * else ERR_BROKER_UNAVAILABLE or ERR_NOT_READY. */
+enum err core_ready(struct core *core);
+struct metrics_gauges;
+/* The gauges of GET /metrics, read now. */
+void core_gauges(struct core *core, struct metrics_gauges *g);
 
 #endif

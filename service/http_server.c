@@ -61,6 +61,18 @@ const char *http_request_header(const struct http_request *req, const char *name
 	return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
+void http_request_peer(const struct http_request *req, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+	snprintf(out, n, "an unknown address");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
 void http_response_header(struct http_response *res, const char *name, const char *value)
 {
 	if (res->nheaders >= HTTP_MAX_HEADERS)

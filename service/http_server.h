@@ -47,6 +47,9 @@ struct http_request {
 const char *http_request_query(const struct http_request *req, const char *name);
 const char *http_request_header(const struct http_request *req, const char *name);
 
+/* The client's address as text (IPv4 or IPv6), cut to fit n bytes. */
+void http_request_peer(const struct http_request *req, char *out, size_t n);
+
 #define HTTP_MAX_HEADERS 8
 
 struct http_response {

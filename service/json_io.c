@@ -429,14 +429,18 @@ char *json_io_error(const char *message, const char *code, const struct call *ca
 	return sbuf_detach(&sb, len);
 }
 
-char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox, size_t *len)
+char *json_io_health(int broker_up, int ready, size_t users, size_t calls, size_t live_calls, size_t outbox,
+		     size_t *len)
 {
 	struct sbuf sb;
 	sbuf_init(&sb, 160);
 	sbuf_addf(&sb,
-		  "{\"status\":\"%s\",\"broker\":\"%s\",\"users\":%zu,\"calls\":%zu,\"liveCalls\":%zu,"
-		  "\"outbox\":%zu}",
-		  broker_up ? "ok" : "degraded", broker_up ? "connected" : "disconnected", users, calls,
+		  "{\"status\":\"%s\",\"broker\":\"%s\",\"ready\":%s,\"users\":%zu,\"calls\":%zu,"
+		  "\"liveCalls\":%zu,\"outbox\":%zu}",
+		  !broker_up ? "degraded"
+		  : ready    ? "ok"
+			     : "restoring",
+		  broker_up ? "connected" : "disconnected", ready ? "true" : "false", users, calls,
 		  live_calls, outbox);
 	return sbuf_detach(&sb, len);
 }

@@ -80,8 +80,9 @@ char *json_io_event_around(enum event_type type, const struct call *call, const 
 char *json_io_users(const struct presence *p, size_t *len);
 /* {"message": ..., "error": ..., "call"?: ...}; call may be NULL. */
 char *json_io_error(const char *message, const char *code, const struct call *call, size_t *len);
-/* GET /health: broker state and counters. */
-char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox,
+/* GET /health: status "ok", "restoring" (not ready) or "degraded" (broker down), broker state,
+ * readiness and counters. */
+char *json_io_health(int broker_up, int ready, size_t users, size_t calls, size_t live_calls, size_t outbox,
 		     size_t *len);
 /* An object of string members from NULL-terminated name/value pairs; a NULL value renders null. */
 char *json_io_object(size_t *len, const char *name, const char *value, ...);

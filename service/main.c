@@ -50,6 +50,9 @@ int main(int argc, char **argv)
 	enum log_level level = LOG_INFO;
 	log_level_parse(cfg.log_level, &level);
 	log_set_level(level);
+	enum log_format format = LOG_FORMAT_TEXT;
+	log_format_parse(cfg.log_format, &format);
+	log_set_format(format);
 	json_io_init();
 
 	/* Block the stop signals in every thread; main waits for them below. */
