@@ -36,7 +36,7 @@ static void emit(struct call_events *ev, enum event_type type, const struct call
 		ev->cap = ev->cap ? ev->cap * 2 : 4;
 		ev->items = xrealloc(ev->items, ev->cap * sizeof(*ev->items));
 	}
-	ev->items[ev->n++] = (struct call_event){ type, call, to_caller, 1 };
+	ev->items[ev->n++] = (struct call_event){ type, call, to_caller, 1, 0 };
 }
 
 void calls_init(struct calls *c, const struct calls_config *cfg, struct store *store)
@@ -62,15 +62,43 @@ static void add_deadline(struct calls *c, enum deadline_kind kind, int64_t at, c
 }
 
 /* Moves a live call to a final status and saves it; the parties are free again. */
-static void finish(struct calls *c, struct call *call, enum call_status status, struct instant now)
+static void finish(struct calls *c, struct call *call, enum call_status status, enum end_reason reason,
+		   struct instant now)
 {
 	call->status = status;
+	call->end_reason = reason;
 	call->ended_at = now.wall_ms;
 	call->ring_deadline = 0;
 	call->revision++;
 	call->grace_deadline[0] = call->grace_deadline[1] = 0;
+	call->media_deadline[0] = call->media_deadline[1] = 0;
 	OPS(c)->save(S(c), call);
 	add_deadline(c, DEADLINE_RETIRE, now.wall_ms + c->cfg.retention_ms, call->id, PARTY_CALLER);
+}
+
+static struct call *new_call(const struct user_info *caller, const struct user_info *receiver, const char *id,
+			     struct instant now)
+{
+	struct call *call = xcalloc(1, sizeof(*call));
+	snprintf(call->id, sizeof(call->id), "%s", id);
+	user_info_copy(&call->party[PARTY_CALLER], caller);
+	user_info_copy(&call->party[PARTY_RECEIVER], receiver);
+	call->created_at = now.wall_ms;
+	call->revision = 1;
+	return call;
+}
+
+/* DIALLING -> ONGOING, accepted by user_id on device_id (either may be NULL). */
+static void accept_call(struct calls *c, struct call *call, const char *user_id, const char *device_id,
+			struct instant now, struct call_events *ev)
+{
+	call->status = CALL_ONGOING;
+	call->answered_at = now.wall_ms;
+	call->ring_deadline = 0;
+	call->revision++;
+	actor_set(&call->answered_by, user_id, device_id);
+	OPS(c)->save(S(c), call);
+	emit(ev, EVENT_ACCEPT_CALL, call, 1);
 }
 
 enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
@@ -78,21 +106,34 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 {
 	if (strcmp(caller->id, receiver->id) == 0)
 		return ERR_SELF_CALL;
-	if (OPS(c)->live_of(S(c), caller->id))
+	struct call *mine = OPS(c)->live_of(S(c), caller->id);
+	if (mine && mine->status == CALL_DIALLING &&
+	    strcmp(mine->party[PARTY_CALLER].id, receiver->id) == 0 &&
+	    strcmp(mine->party[PARTY_RECEIVER].id, caller->id) == 0) {
+		/* Glare: both called each other; the call that rings first wins. */
+		accept_call(c, mine, caller->id, NULL, now, ev);
+		*out = mine;
+		return ERR_OK;
+	}
+	if (mine)
 		return ERR_CALLER_BUSY;
-	if (OPS(c)->live_of(S(c), receiver->id))
-		return ERR_RECEIVER_BUSY;
 	if (OPS(c)->find(S(c), id))
 		return ERR_INTERNAL; /* ids are random: a clash means the caller reused one */
+	if (OPS(c)->live_of(S(c), receiver->id)) {
+		struct call *missed = new_call(caller, receiver, id, now);
+		missed->status = CALL_MISSED;
+		missed->end_reason = END_BUSY;
+		missed->ended_at = now.wall_ms;
+		OPS(c)->add(S(c), missed);
+		add_deadline(c, DEADLINE_RETIRE, now.wall_ms + c->cfg.retention_ms, missed->id, PARTY_CALLER);
+		emit(ev, EVENT_END_CALL, missed, 0);
+		ev->items[ev->n - 1].keep_topics = 1;
+		return ERR_RECEIVER_BUSY;
+	}
 
-	struct call *call = xcalloc(1, sizeof(*call));
-	snprintf(call->id, sizeof(call->id), "%s", id);
-	user_info_copy(&call->party[PARTY_CALLER], caller);
-	user_info_copy(&call->party[PARTY_RECEIVER], receiver);
+	struct call *call = new_call(caller, receiver, id, now);
 	call->status = CALL_DIALLING;
-	call->created_at = now.wall_ms;
 	call->ring_deadline = now.wall_ms + c->cfg.ring_timeout_ms;
-	call->revision = 1;
 	OPS(c)->add(S(c), call);
 	add_deadline(c, DEADLINE_RING, call->ring_deadline, call->id, PARTY_CALLER);
 	emit(ev, EVENT_INCOMING_CALL, call, 0);
@@ -103,6 +144,13 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 enum err calls_answer(struct calls *c, const char *id, int accept, const char *by_user, struct instant now,
 		      struct call_events *ev, const struct call **out)
 {
+	return calls_answer_on(c, id, accept, by_user, NULL, now, ev, out);
+}
+
+enum err calls_answer_on(struct calls *c, const char *id, int accept, const char *by_user,
+			 const char *device_id, struct instant now, struct call_events *ev,
+			 const struct call **out)
+{
 	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
 		return ERR_CALL_NOT_FOUND;
@@ -111,15 +159,12 @@ enum err calls_answer(struct calls *c, const char *id, int accept, const char *b
 	*out = call;
 	if (call->status != CALL_DIALLING)
 		return ERR_CALL_NOT_RINGING;
+	const char *receiver = call->party[PARTY_RECEIVER].id;
 	if (accept) {
-		call->status = CALL_ONGOING;
-		call->answered_at = now.wall_ms;
-		call->ring_deadline = 0;
-		call->revision++;
-		OPS(c)->save(S(c), call);
-		emit(ev, EVENT_ACCEPT_CALL, call, 1);
+		accept_call(c, call, receiver, device_id, now, ev);
 	} else {
-		finish(c, call, CALL_DECLINED, now);
+		actor_set(&call->ended_by, receiver, device_id);
+		finish(c, call, CALL_DECLINED, END_DECLINED, now);
 		emit(ev, EVENT_DECLINE_CALL, call, 1);
 	}
 	return ERR_OK;
@@ -141,17 +186,71 @@ int calls_is_party(const struct call *call, const char *user_id)
 enum err calls_end(struct calls *c, const char *id, const char *user_id, struct instant now,
 		   struct call_events *ev, const struct call **out)
 {
+	return calls_end_on(c, id, user_id, NULL, now, ev, out);
+}
+
+enum err calls_end_on(struct calls *c, const char *id, const char *user_id, const char *device_id,
+		      struct instant now, struct call_events *ev, const struct call **out)
+{
 	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
 		return ERR_CALL_NOT_FOUND;
-	if (party_of(call, user_id) < 0)
+	int p = party_of(call, user_id);
+	if (p < 0)
 		return ERR_NOT_A_PARTY;
 	*out = call;
 	if (!call_status_is_live(call->status))
 		return ERR_OK;
-	finish(c, call, CALL_ENDED, now);
+	enum end_reason reason = call->status == CALL_ONGOING ? END_HANGUP
+				 : p == PARTY_CALLER          ? END_CANCELLED
+							      : END_DECLINED;
+	actor_set(&call->ended_by, user_id, device_id);
+	finish(c, call, CALL_ENDED, reason, now);
 	emit(ev, EVENT_END_CALL, call, 1);
 	return ERR_OK;
+}
+
+/* The ONGOING call id and user_id's side of it in *p, or NULL. */
+static struct call *ongoing_party(struct calls *c, const char *id, const char *user_id, int *p)
+{
+	struct call *call = OPS(c)->find(S(c), id);
+	if (!call || call->status != CALL_ONGOING || (*p = party_of(call, user_id)) < 0)
+		return NULL;
+	return call;
+}
+
+int calls_media_joined(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int p;
+	struct call *call = ongoing_party(c, id, user_id, &p);
+	if (!call)
+		return 0;
+	call->media_joined_at[p] = now.wall_ms;
+	call->media_deadline[p] = 0;
+	OPS(c)->save(S(c), call);
+	return 1;
+}
+
+int calls_media_left(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int p;
+	struct call *call = ongoing_party(c, id, user_id, &p);
+	if (!call || call->media_deadline[p])
+		return 0;
+	call->media_deadline[p] = now.wall_ms + c->cfg.offline_grace_ms;
+	OPS(c)->save(S(c), call);
+	add_deadline(c, DEADLINE_MEDIA, call->media_deadline[p], call->id, (enum party)p);
+	return 1;
+}
+
+int calls_room_finished(struct calls *c, const char *id, struct instant now, struct call_events *ev)
+{
+	struct call *call = OPS(c)->find(S(c), id);
+	if (!call || call->status != CALL_ONGOING)
+		return 0;
+	finish(c, call, CALL_ENDED, END_MEDIA_ENDED, now);
+	emit(ev, EVENT_END_CALL, call, 1);
+	return 1;
 }
 
 enum err calls_check_in_call(const struct calls *c, const char *id, const char *user_id,
@@ -208,7 +307,7 @@ void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
 	while (OPS(c)->deadline_pop_due(S(c), DEADLINE_RING, now.wall_ms, &d)) {
 		call = OPS(c)->find(S(c), d.id);
 		if (call && call->status == CALL_DIALLING && call->ring_deadline <= now.wall_ms) {
-			finish(c, call, CALL_MISSED, now);
+			finish(c, call, CALL_MISSED, END_TIMEOUT, now);
 			emit(ev, EVENT_END_CALL, call, 1);
 		}
 	}
@@ -224,7 +323,18 @@ void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
 		sbuf_addf(&msg, "%s went offline", call->party[d.party].name);
 		free(call->err_msg);
 		call->err_msg = sbuf_detach(&msg, NULL);
-		finish(c, call, CALL_ERROR, now);
+		finish(c, call, CALL_ERROR, END_PARTY_OFFLINE, now);
+		emit(ev, EVENT_END_CALL, call, 1);
+	}
+	while (OPS(c)->deadline_pop_due(S(c), DEADLINE_MEDIA, now.wall_ms, &d)) {
+		call = OPS(c)->find(S(c), d.id);
+		if (!call || call->status != CALL_ONGOING)
+			continue;
+		int64_t deadline = call->media_deadline[d.party];
+		if (!deadline || deadline > now.wall_ms)
+			continue; /* joined again (and maybe left again: a later entry waits) */
+		actor_set(&call->ended_by, call->party[d.party].id, NULL);
+		finish(c, call, CALL_ENDED, END_MEDIA_ENDED, now);
 		emit(ev, EVENT_END_CALL, call, 1);
 	}
 }
@@ -292,6 +402,7 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 		struct call *call = xcalloc(1, sizeof(*call));
 		call_copy(call, best);
 		call->grace_deadline[0] = call->grace_deadline[1] = 0;
+		call->media_deadline[0] = call->media_deadline[1] = 0;
 		OPS(c)->add(S(c), call);
 		if (call->status == CALL_DIALLING)
 			add_deadline(c, DEADLINE_RING, call->ring_deadline, call->id, PARTY_CALLER);

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "util.h"
 
-enum kind { K_STR, K_PORT, K_SECONDS, K_COUNT, K_AUTH, K_LEVEL, K_FLAG };
+enum kind { K_STR, K_PORT, K_SECONDS, K_COUNT, K_AUTH, K_LEVEL, K_FLAG, K_LOG_FORMAT };
 
 static const struct option {
 	const char *env;
@@ -29,7 +29,7 @@ static const struct option {
 	{ "HTTP_HOST", "--http-host", K_STR, offsetof(struct config, http_host), "127.0.0.1",
 	  "address the HTTP API binds to" },
 	{ "MQTT_URL", "--mqtt-url", K_STR, offsetof(struct config, mqtt_url), "tcp://127.0.0.1:1883",
-	  "broker URL (tcp://, ssl://, mqtts://)" },
+	  "broker URL: tcp:// or mqtt:// (TCP), ssl:// or mqtts:// (TLS), ws:// or wss:// (WebSocket)" },
 	{ "MQTT_USERNAME", "--mqtt-username", K_STR, offsetof(struct config, mqtt_username), NULL,
 	  "the service's broker login (jwt mode)" },
 	{ "MQTT_PASSWORD", "--mqtt-password", K_STR, offsetof(struct config, mqtt_password), NULL,
@@ -77,6 +77,10 @@ static const struct option {
 	  "60", "call starts per user per minute (0: no limit)" },
 	{ NULL, "--insecure-public", K_FLAG, offsetof(struct config, insecure_public), NULL,
 	  "allow a non-loopback HTTP_HOST in open mode" },
+	{ "LOG_FORMAT", "--log-format", K_LOG_FORMAT, offsetof(struct config, log_format), "text",
+	  "text (one line per event) or json (one JSON object per line)" },
+	{ "METRICS_TOKEN", "--metrics-token", K_STR, offsetof(struct config, metrics_token), NULL,
+	  "bearer token GET /metrics requires (unset: /metrics is open)" },
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -110,13 +114,15 @@ static int set_value(struct config *cfg, const struct option *o, const char *v, 
 	errno = 0;
 	switch (o->kind) {
 	case K_STR:
-	case K_LEVEL: {
+	case K_LEVEL:
+	case K_LOG_FORMAT: {
 		char **s = field;
-		if (o->kind == K_LEVEL) {
-			enum log_level l;
-			if (log_level_parse(v, &l) != 0)
-				goto bad;
-		}
+		enum log_level l;
+		enum log_format f;
+		if (o->kind == K_LEVEL && log_level_parse(v, &l) != 0)
+			goto bad;
+		if (o->kind == K_LOG_FORMAT && log_format_parse(v, &f) != 0)
+			goto bad;
 		free(*s);
 		*s = *v ? xstrdup(v) : NULL;
 		return 0;
@@ -161,8 +167,26 @@ static const struct option *find_flag(const char *arg, size_t len)
 	return NULL;
 }
 
+/* The URL schemes the MQTT client speaks (docs/configuration.md). */
+static int mqtt_url_scheme_known(const char *url)
+{
+	static const char *const schemes[] = { "tcp://", "mqtt://", "ssl://", "mqtts://", "ws://", "wss://" };
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0 && url[strlen(schemes[i])])
+			return 1;
+	return 0;
+}
+
 static int check(const struct config *cfg)
 {
+	if (!cfg->mqtt_url || !mqtt_url_scheme_known(cfg->mqtt_url)) {
+		fprintf(
+		    stderr,
+		    "error: MQTT_URL '%s' is not a broker URL: it must start with tcp://, mqtt://, ssl://, "
+		    "mqtts://, ws:// or wss:// and name a host\n",
+		    cfg->mqtt_url ? cfg->mqtt_url : "");
+		return -1;
+	}
 	if (cfg->auth_mode == AUTH_JWT && !cfg->auth_jwt_secret && !cfg->auth_jwt_public_key_file) {
 		fprintf(stderr, "error: AUTH_MODE=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY_FILE\n");
 		return -1;
@@ -233,7 +257,8 @@ int config_load(struct config *cfg, int argc, char **argv)
 void config_release(struct config *cfg)
 {
 	for (size_t i = 0; i < NOPTIONS; i++)
-		if (options[i].kind == K_STR || options[i].kind == K_LEVEL) {
+		if (options[i].kind == K_STR || options[i].kind == K_LEVEL ||
+		    options[i].kind == K_LOG_FORMAT) {
 			char **s = (char **)((char *)cfg + options[i].offset);
 			free(*s);
 			*s = NULL;

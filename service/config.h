@@ -36,6 +36,8 @@ struct config {
 	char *auth_jwt_public_key_previous_file;
 	int start_rate_per_min;
 	int insecure_public;
+	char *log_format;    /* "text" or "json" */
+	char *metrics_token; /* GET /metrics requires it as a bearer token; NULL: open */
 };
 
 /*

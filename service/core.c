@@ -14,6 +14,7 @@
 #include "dict.h"
 #include "json_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_bus.h"
 #include "presence.h"
 #include "ratelimit.h"
@@ -22,7 +23,8 @@
 #include "topics.h"
 #include "util.h"
 
-#define PRUNE_EVERY_MS 60000
+#define PRUNE_EVERY_MS   60000
+#define WEBHOOK_IDS_KEPT 4096 /* LiveKit retries within minutes; the last ids are remembered */
 
 /* A retained users/{id}/call message read back before the rebuild. */
 struct seen_topic {
@@ -42,8 +44,11 @@ struct core {
 	char *users_json; /* cache of GET /users for users_version */
 	size_t users_len;
 	uint64_t users_version;
-	int ready;        /* the live calls have been rebuilt from the broker */
-	struct dict seen; /* before ready: user id -> struct seen_topic (owned) */
+	int ready;                           /* the live calls have been rebuilt from the broker */
+	struct dict seen;                    /* before ready: user id -> struct seen_topic (owned) */
+	char *webhook_ids[WEBHOOK_IDS_KEPT]; /* the last webhook event ids (owned), a ring */
+	size_t webhook_next;
+	struct dict webhook_seen; /* id (borrowed from webhook_ids) -> the same string */
 
 	pthread_t timer;
 	int running;
@@ -101,6 +106,7 @@ struct core *core_new(const struct config *cfg)
 	calls_init(&core->calls, &cc, store_memory_new());
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	dict_init(&core->seen);
+	dict_init(&core->webhook_seen);
 	core->users_version = (uint64_t)-1;
 	return core;
 }
@@ -128,6 +134,9 @@ void core_free(struct core *core)
 	ratelimit_release(&core->starts);
 	seen_clear(core);
 	dict_release(&core->seen);
+	dict_release(&core->webhook_seen);
+	for (size_t i = 0; i < WEBHOOK_IDS_KEPT; i++)
+		free(core->webhook_ids[i]);
 	free(core->users_json);
 	pthread_mutex_destroy(&core->mu);
 	pthread_cond_destroy(&core->wake);
@@ -171,7 +180,7 @@ static void publish_events(struct core *core, struct call_events *ev)
 		char *payload = json_io_event_around(e->type, e->call, call_json, call_len, &len);
 		int live = call_status_is_live(e->call->status);
 		char topic[TOPIC_MAX_LEN];
-		if (live)
+		if (live && !e->keep_topics)
 			put_call_topics(core, e->call, call_json, call_len);
 		if (e->to_caller) {
 			topic_events(e->call->party[PARTY_CALLER].id, topic);
@@ -181,8 +190,11 @@ static void publish_events(struct core *core, struct call_events *ev)
 			topic_events(e->call->party[PARTY_RECEIVER].id, topic);
 			mqtt_bus_publish(core->bus, topic, payload, len);
 		}
-		if (!live)
-			put_call_topics(core, e->call, NULL, 0);
+		if (!live) {
+			if (!e->keep_topics)
+				put_call_topics(core, e->call, NULL, 0);
+			metrics_call_finished(e->call);
+		}
 		free(payload);
 		free(call_json);
 	}
@@ -196,17 +208,54 @@ static void reschedule(struct core *core)
 		pthread_cond_signal(&core->wake);
 }
 
+/*
+ * Called with core->mu held: one line per call a deadline finished, for the
+ * operator (logged after unlocking): a missed call, or a call ended in ERROR
+ * with the parties who are offline. Lines are appended to notes, '\n' after each.
+ */
+static void note_deadline_ends(struct core *core, const struct call_events *ev, struct sbuf *notes)
+{
+	for (size_t i = 0; i < ev->n; i++) {
+		const struct call *call = ev->items[i].call;
+		const char *caller = call->party[PARTY_CALLER].id, *receiver = call->party[PARTY_RECEIVER].id;
+		if (call->status == CALL_MISSED) {
+			sbuf_addf(notes, "call '%s' missed: '%s' rang '%s' for %.1f s without an answer\n",
+				  call->id, caller, receiver,
+				  (double)(call->ended_at - call->created_at) / 1000.0);
+		} else if (call->status == CALL_ERROR) {
+			int gone[2] = { !presence_find(&core->presence, caller),
+					!presence_find(&core->presence, receiver) };
+			char who[2 * ID_MAX_LEN + 16];
+			if (gone[0] && gone[1])
+				snprintf(who, sizeof(who), "'%s' and '%s'", caller, receiver);
+			else if (gone[0] || gone[1])
+				snprintf(who, sizeof(who), "'%s'", gone[0] ? caller : receiver);
+			else
+				snprintf(who, sizeof(who), "a party"); /* back online since the deadline */
+			sbuf_addf(notes,
+				  "call '%s' between '%s' and '%s' ended in ERROR: %s went offline and did "
+				  "not come "
+				  "back within %g s (%s)\n",
+				  call->id, caller, receiver, who, core->cfg->offline_grace_s,
+				  call->err_msg ? call->err_msg : "");
+		}
+	}
+}
+
 static void *timer_thread(void *arg)
 {
 	struct core *core = arg;
 	struct call_events ev;
 	call_events_init(&ev);
+	struct sbuf notes;
+	sbuf_init(&notes, 256);
 	pthread_mutex_lock(&core->mu);
 	while (core->running) {
 		struct instant now = now_instant();
 		int64_t mono = mono_now();
 		calls_tick(&core->calls, now, &ev);
 		size_t fired = ev.n;
+		note_deadline_ends(core, &ev, &notes);
 		publish_events(core, &ev);
 		if (mono >= core->next_prune) {
 			ratelimit_prune(&core->starts, mono);
@@ -227,6 +276,12 @@ static void *timer_thread(void *arg)
 			 * the deadlines are looked at again before sleeping. */
 			pthread_mutex_unlock(&core->mu);
 			log_debug("%zu call(s) ended by a deadline", fired);
+			for (char *line = notes.buf, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+				*nl = '\0';
+				log_info("%s", line);
+			}
+			notes.len = 0;
+			notes.buf[0] = '\0';
 			pthread_mutex_lock(&core->mu);
 			continue;
 		}
@@ -234,6 +289,7 @@ static void *timer_thread(void *arg)
 	}
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
+	sbuf_release(&notes);
 	return NULL;
 }
 
@@ -509,6 +565,7 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	call_events_init(&ev);
 	enum err e;
 
+	int merged = 0;
 	pthread_mutex_lock(&core->mu);
 	int64_t retry_ms = 0;
 	if (!core->ready) {
@@ -532,18 +589,31 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	}
 	const struct call *call;
 	e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
-	if (e == ERR_OK)
+	if (e == ERR_OK) {
+		merged = call->status == CALL_ONGOING;
 		transition_done(core, call, &ev, r);
+	} else {
+		publish_events(core, &ev); /* a busy receiver's missed-call event */
+	}
 out:
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
-	if (e == ERR_OK)
+	if (e == ERR_OK && merged)
+		log_info("call '%s': '%s' called back '%s' while it rang; accepted", r->call->id, caller_id,
+			 receiver_id);
+	else if (e == ERR_OK)
 		log_info("call '%s': '%s' rings '%s'", id, caller_id, receiver_id);
 	return e;
 }
 
 enum err core_call_answer(struct core *core, const char *call_id, int accept, const char *by_user,
 			  struct core_reply *r)
+{
+	return core_call_answer_on(core, call_id, accept, by_user, NULL, r);
+}
+
+enum err core_call_answer_on(struct core *core, const char *call_id, int accept, const char *by_user,
+			     const char *device_id, struct core_reply *r)
 {
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
@@ -555,8 +625,9 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 
 	pthread_mutex_lock(&core->mu);
 	if (core->ready)
-		e = calls_answer(&core->calls, call_id, accept, by_user, now, &ev, &call);
+		e = calls_answer_on(&core->calls, call_id, accept, by_user, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
+		metrics_ring_to_answer((accept ? call->answered_at : call->ended_at) - call->created_at);
 		transition_done(core, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
 		r->call = xcalloc(1, sizeof(*r->call));
@@ -571,6 +642,12 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 
 enum err core_call_end(struct core *core, const char *call_id, const char *user_id, struct core_reply *r)
 {
+	return core_call_end_on(core, call_id, user_id, NULL, r);
+}
+
+enum err core_call_end_on(struct core *core, const char *call_id, const char *user_id, const char *device_id,
+			  struct core_reply *r)
+{
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
 	struct instant now = now_instant();
@@ -582,7 +659,7 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 
 	pthread_mutex_lock(&core->mu);
 	if (core->ready)
-		e = calls_end(&core->calls, call_id, user_id, now, &ev, &call);
+		e = calls_end_on(&core->calls, call_id, user_id, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		ended = ev.n > 0;
 		transition_done(core, call, &ev, r);
@@ -592,6 +669,63 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 	if (ended)
 		log_info("call '%s' ended by '%s'", call_id, user_id);
 	return e;
+}
+
+/* Called with core->mu held: 1 when id was seen among the last webhook ids, else remembers it. */
+static int webhook_seen_before(struct core *core, const char *id)
+{
+	if (dict_get(&core->webhook_seen, id))
+		return 1;
+	char **slot = &core->webhook_ids[core->webhook_next];
+	if (*slot) {
+		dict_del(&core->webhook_seen, *slot);
+		free(*slot);
+	}
+	*slot = xstrdup(id);
+	dict_put(&core->webhook_seen, *slot, *slot);
+	core->webhook_next = (core->webhook_next + 1) % WEBHOOK_IDS_KEPT;
+	return 0;
+}
+
+enum err core_livekit_event(struct core *core, const struct livekit_event *e, struct core_reply *r)
+{
+	struct instant now = now_instant();
+	struct call_events ev;
+	call_events_init(&ev);
+	const char *result = "ignored";
+	enum err err = ERR_NOT_READY;
+	const char *room = e->room ? e->room : "", *who = e->identity ? e->identity : "";
+
+	pthread_mutex_lock(&core->mu);
+	if (!core->ready)
+		goto out;
+	err = ERR_OK;
+	if (e->id && *e->id && webhook_seen_before(core, e->id)) {
+		result = "duplicate";
+		goto out;
+	}
+	int applied = 0;
+	if (strcmp(e->event, "participant_joined") == 0) {
+		applied = calls_media_joined(&core->calls, room, who, now);
+	} else if (strcmp(e->event, "participant_left") == 0 ||
+		   strcmp(e->event, "participant_connection_aborted") == 0) {
+		applied = calls_media_left(&core->calls, room, who, now);
+		reschedule(core);
+	} else if (strcmp(e->event, "room_finished") == 0) {
+		applied = calls_room_finished(&core->calls, room, now, &ev);
+		publish_events(core, &ev);
+	}
+	if (applied)
+		result = "applied";
+out:
+	pthread_mutex_unlock(&core->mu);
+	call_events_release(&ev);
+	if (err == ERR_OK) {
+		r->body = json_io_object(&r->len, "result", result, NULL);
+		log_info("LiveKit webhook '%.40s' (room '%.64s', participant '%.64s'): %s", e->event, room,
+			 who, result);
+	}
+	return err;
 }
 
 enum err core_call_get(struct core *core, const char *call_id, const char *by_user, struct core_reply *r)
@@ -660,19 +794,42 @@ enum err core_token(struct core *core, const char *room, const char *user_id, st
 	return ERR_OK;
 }
 
+void core_gauges(struct core *core, struct metrics_gauges *g)
+{
+	struct mqtt_bus_stats stats = { 0 };
+	memset(g, 0, sizeof(*g));
+	if (core->bus) {
+		mqtt_bus_stats(core->bus, &stats);
+		g->broker_up = mqtt_bus_is_up(core->bus);
+	}
+	g->outbox = stats.queued;
+	g->outbox_age_ms = stats.oldest_age_ms;
+	g->published = stats.published;
+	g->dropped = stats.dropped;
+	pthread_mutex_lock(&core->mu);
+	g->ready = core->ready;
+	g->users = presence_count(&core->presence);
+	for (const struct presence_user *u = core->presence.head; u; u = u->next)
+		g->devices += u->ndevices;
+	g->calls = calls_count(&core->calls);
+	g->live_calls = calls_live_count(&core->calls);
+	pthread_mutex_unlock(&core->mu);
+}
+
 enum err core_health(struct core *core, struct core_reply *r)
+{
+	struct metrics_gauges g;
+	core_gauges(core, &g);
+	r->body = json_io_health(g.broker_up, g.ready, g.users, g.calls, g.live_calls, g.outbox, &r->len);
+	return ERR_OK;
+}
+
+enum err core_ready(struct core *core)
 {
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
-	struct mqtt_bus_stats stats;
-	mqtt_bus_stats(core->bus, &stats);
 	pthread_mutex_lock(&core->mu);
 	int ready = core->ready;
-	size_t users = presence_count(&core->presence), calls = calls_count(&core->calls),
-	       live = calls_live_count(&core->calls);
 	pthread_mutex_unlock(&core->mu);
-	if (!ready)
-		return ERR_NOT_READY;
-	r->body = json_io_health(1, users, calls, live, stats.queued, &r->len);
-	return ERR_OK;
+	return ready ? ERR_OK : ERR_NOT_READY;
 }

@@ -33,6 +33,8 @@ struct http_server {
 	http_handler handler;
 	void *ctx;
 	size_t body_limit;
+	const char *route_path; /* a path with a limit of its own, or NULL */
+	size_t route_limit;
 	int port;
 };
 
@@ -57,6 +59,18 @@ const char *http_request_query(const struct http_request *req, const char *name)
 const char *http_request_header(const struct http_request *req, const char *name)
 {
 	return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+void http_request_peer(const struct http_request *req, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+	snprintf(out, n, "an unknown address");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
 void http_response_header(struct http_response *res, const char *name, const char *value)
@@ -190,7 +204,7 @@ static void start_draining(struct MHD_Connection *conn, struct pending *p)
  * First call of a request, headers read, body not yet: decides whether to
  * refuse it at once. Returns 1 to answer now, 0 to go on reading the body.
  */
-static int refuse_at_once(struct http_server *srv, struct MHD_Connection *conn, struct pending *p)
+static int refuse_at_once(struct MHD_Connection *conn, struct pending *p, size_t limit)
 {
 	/* libmicrohttpd decodes only "chunked"; with any other coding it would
 	 * wait for the connection to close to find the body's end. */
@@ -202,7 +216,7 @@ static int refuse_at_once(struct http_server *srv, struct MHD_Connection *conn, 
 	}
 	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
-	if (announced <= srv->body_limit)
+	if (announced <= limit)
 		return 0;
 	/* A client waiting for "100 Continue" has sent no body: answer now.
 	 * One announcing more than we would drain gets the answer now too,
@@ -220,6 +234,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct http_server *srv = cls;
 	struct pending *p = *con_cls;
 	(void)version;
+	size_t limit =
+	    srv->route_path && strcmp(url, srv->route_path) == 0 ? srv->route_limit : srv->body_limit;
 
 	if (p == &answered_early)
 		return MHD_NO;
@@ -236,12 +252,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		p = xcalloc(1, sizeof(*p));
 		sbuf_init(&p->body, 0);
 		*con_cls = p;
-		if (!refuse_at_once(srv, conn, p))
+		if (!refuse_at_once(conn, p, limit))
 			return MHD_YES;
 	}
 	if (*upload_data_size) {
 		/* An unannounced oversized body (chunked) is drained like an announced one. */
-		if (p->refused == ERR_OK && p->body.len + *upload_data_size <= srv->body_limit)
+		if (p->refused == ERR_OK && p->body.len + *upload_data_size <= limit)
 			sbuf_add(&p->body, upload_data, *upload_data_size);
 		else if (p->refused == ERR_OK)
 			start_draining(conn, p);
@@ -296,6 +312,13 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 struct http_server *http_server_start(const char *host, int port, size_t body_limit, http_handler handler,
 				      void *ctx)
 {
+	return http_server_start_route_limit(host, port, body_limit, NULL, 0, handler, ctx);
+}
+
+struct http_server *http_server_start_route_limit(const char *host, int port, size_t body_limit,
+						  const char *route_path, size_t route_limit,
+						  http_handler handler, void *ctx)
+{
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
 	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
@@ -319,6 +342,8 @@ struct http_server *http_server_start(const char *host, int port, size_t body_li
 	srv->handler = handler;
 	srv->ctx = ctx;
 	srv->body_limit = body_limit;
+	srv->route_path = route_path;
+	srv->route_limit = route_limit;
 	srv->daemon = MHD_start_daemon(
 	    flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)THREADS,

@@ -47,6 +47,9 @@ struct http_request {
 const char *http_request_query(const struct http_request *req, const char *name);
 const char *http_request_header(const struct http_request *req, const char *name);
 
+/* The client's address as text (IPv4 or IPv6), cut to fit n bytes. */
+void http_request_peer(const struct http_request *req, char *out, size_t n);
+
 #define HTTP_MAX_HEADERS 8
 
 struct http_response {
@@ -76,6 +79,11 @@ struct http_server;
  */
 struct http_server *http_server_start(const char *host, int port, size_t body_limit, http_handler handler,
 				      void *ctx);
+/* http_server_start, with bodies of up to route_limit bytes on the one exact path route_path
+ * (borrowed for the server's life; NULL: none). */
+struct http_server *http_server_start_route_limit(const char *host, int port, size_t body_limit,
+						  const char *route_path, size_t route_limit,
+						  http_handler handler, void *ctx);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *srv);
 void http_server_stop(struct http_server *srv);

@@ -50,6 +50,9 @@ int main(int argc, char **argv)
 	enum log_level level = LOG_INFO;
 	log_level_parse(cfg.log_level, &level);
 	log_set_level(level);
+	enum log_format format = LOG_FORMAT_TEXT;
+	log_format_parse(cfg.log_format, &format);
+	log_set_format(format);
 	json_io_init();
 
 	/* Block the stop signals in every thread; main waits for them below. */
@@ -84,7 +87,8 @@ int main(int argc, char **argv)
 	api = http_api_new(&cfg, core);
 	if (!api)
 		goto out_core;
-	http = http_server_start(cfg.http_host, cfg.port, HTTP_BODY_LIMIT, http_api_handle, api);
+	http = http_server_start_route_limit(cfg.http_host, cfg.port, HTTP_BODY_LIMIT, HTTP_WEBHOOK_PATH,
+					     HTTP_WEBHOOK_BODY_LIMIT, http_api_handle, api);
 	if (!http)
 		goto out_core;
 	log_info("listening on http://%s:%d (auth mode %s)", cfg.http_host, http_server_port(http),

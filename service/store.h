@@ -25,12 +25,12 @@
 
 #include "model.h"
 
-enum deadline_kind { DEADLINE_RING, DEADLINE_GRACE, DEADLINE_RETIRE, DEADLINE__COUNT };
+enum deadline_kind { DEADLINE_RING, DEADLINE_GRACE, DEADLINE_RETIRE, DEADLINE_MEDIA, DEADLINE__COUNT };
 
 struct deadline {
 	int64_t at; /* wall clock, ms since the epoch */
 	char id[CALL_ID_LEN + 1];
-	enum party party; /* whose absence, for DEADLINE_GRACE */
+	enum party party; /* whose absence, for DEADLINE_GRACE and DEADLINE_MEDIA */
 };
 
 struct store;

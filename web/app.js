@@ -140,13 +140,13 @@ async function runEffect(fx) {
       if (fx.shown) setOutcome(fx.text, fx.entry.outcome);
       break;
     case 'postAnswer': {
-      const r = await api('POST', '/calls/answer', { callId: fx.callId, answer: fx.answer });
+      const r = await api('POST', '/calls/answer', { callId: fx.callId, answer: fx.answer, deviceId: app.clientId });
       if (r.ok) dispatch({ type: 'answerOk', call: r.data, now: Date.now() });
       else dispatch({ type: 'answerFailed', status: r.status, message: r.message, call: r.data && r.data.call });
       break;
     }
     case 'postEnd': {
-      const r = await api('POST', '/calls/end', { callId: fx.callId, userId: app.me.id });
+      const r = await api('POST', '/calls/end', { callId: fx.callId, userId: app.me.id, deviceId: app.clientId });
       if (r.ok) dispatch({ type: 'endOk', call: r.data });
       else dispatch({ type: 'endFailed', status: r.status, code: r.code, message: r.message });
       break;
@@ -168,7 +168,7 @@ async function startCall(user) {
   const cur = app.state.call;
   if (!cur || cur.phase !== 'starting') return;
   const r = await api('POST', '/calls/start', { callerId: app.me.id, receiverId: user.id });
-  if (r.ok && r.data && typeof r.data.id === 'string') dispatch({ type: 'startOk', call: r.data });
+  if (r.ok && r.data && typeof r.data.id === 'string') dispatch({ type: 'startOk', call: r.data, now: Date.now() });
   else dispatch({ type: 'startFailed', message: r.ok ? 'The service sent no call' : r.message });
 }
 
@@ -587,7 +587,7 @@ async function goOffline(clean) {
   } catch (e) { /* nothing stored */ }
   const cur = app.state.call;
   if (clean && cur && ['calling', 'live'].includes(cur.phase)) {
-    const r = await api('POST', '/calls/end', { callId: cur.id, userId: app.me.id });
+    const r = await api('POST', '/calls/end', { callId: cur.id, userId: app.me.id, deviceId: app.clientId });
     if (r.ok) dispatch({ type: 'endOk', call: r.data });
   }
   dispatch({ type: 'reset', label: clean ? 'Signed out' : 'Disconnected' });

@@ -364,6 +364,10 @@ try {
     await expectRecent(alice, id2, 'declined', /Declined/);
     await expectRecent(bob, id2, 'declined', /Declined/);
     for (const p of [alice, bob]) await expectSound(p, 'off');
+    // Bob's page learnt of Carol's try too (the service's missed-call record, endReason BUSY)
+    const busyTry = bob.page.locator('[data-testid="recent-call"][data-outcome="missed"]').filter({ hasText: 'Busy' });
+    await busyTry.waitFor({ timeout: T });
+    check(/Carol/.test(await busyTry.textContent()), 'Bob\'s busy record does not name Carol');
   });
 
   await step('a third call rings out and shows as missed on both', async () => {
@@ -382,7 +386,7 @@ try {
       await expectRecent(p, id3, 'missed', /Missed/);
     }
     check(await alice.page.getByTestId('recent-call').count() === 3, 'Alice does not list 3 recent calls');
-    check(await bob.page.getByTestId('recent-call').count() === 3, 'Bob does not list 3 recent calls');
+    check(await bob.page.getByTestId('recent-call').count() === 4, 'Bob does not list 4 recent calls (3 and Carol\'s try)');
     for (const p of [alice, bob]) await expectSound(p, 'off');
     const a = await shot(alice, 'alice-recents');
     const b = await shot(bob, 'bob-recents');
@@ -481,7 +485,7 @@ try {
     const again = await dialog.getAttribute('data-call-id');
     // His recent calls survived the reload (localStorage), end reasons in words.
     const kept = await bob.page.getByTestId('recent-outcome').allTextContents();
-    check(kept.length === 7 && kept.includes('Missed call') && kept.includes('Declined'),
+    check(kept.length === 8 && kept.includes('Missed \u00b7 Busy') && kept.includes('Missed call') && kept.includes('Declined'),
           `Bob's recent calls after the reload: ${JSON.stringify(kept)}`);
     // A reloaded page had no user gesture yet: it rings, audibly or with "click to enable sound".
     const s = await expectSound(bob, 'ringtone');

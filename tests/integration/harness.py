@@ -316,8 +316,9 @@ class Broker:
 class Service:
     """The callsignal binary: .port (HTTP). env: extra environment; args: extra argv.
 
-    wait: "health" (GET /health == 200, i.e. broker connected), "listening" (any HTTP answer),
-    or None (don't wait)."""
+    wait: "ready" (GET /ready == 200: broker connected and live calls rebuilt; "health" is the
+    older name of the same wait), "listening" (any HTTP answer on GET /health), or None (don't
+    wait)."""
 
     def __init__(self, tmpdir, broker_url, env=None, args=(), binary=None, name="callsignal"):
         self.bin = binary or os.environ.get("CALLSIGNAL_BIN")
@@ -355,7 +356,8 @@ class Service:
                 raise HarnessError("callsignal exited with %s at start:\n%s" % (
                     code, tail(self.stderr_path)))
             try:
-                r = http_request(self.port, "GET", "/health", timeout=1.0)
+                r = http_request(self.port, "GET", "/health" if wait == "listening" else "/ready",
+                                 timeout=1.0)
                 if wait == "listening" or r.status == 200:
                     return
             except OSError:
@@ -419,7 +421,7 @@ CONFIG_ENV_VARS = [
     "PORT", "HTTP_HOST", "MQTT_URL", "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_CA_FILE", "MQTT_WS_URL",
     "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_URL", "TOKEN_TTL_S", "RING_TIMEOUT_S",
     "OFFLINE_GRACE_S", "CALL_RETENTION_S", "WEB_ROOT", "CORS_ORIGIN", "LOG_LEVEL", "AUTH_MODE",
-    "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY_FILE", "START_RATE_PER_MIN",
+    "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY_FILE", "START_RATE_PER_MIN", "LOG_FORMAT", "METRICS_TOKEN",
 ]
 
 

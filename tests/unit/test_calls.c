@@ -82,7 +82,8 @@ static void start_refuses_busy_caller_and_busy_receiver(void)
 	CHECK(calls_answer(&c, "call-1", 1, NULL, at(2), &ev, &call) == ERR_OK);
 	ev.n = 0;
 	CHECK(calls_start(&c, &bob, &carol, "call-5", at(3), &ev, &call) == ERR_CALLER_BUSY);
-	CHECK(ev.n == 0 && calls_count(&c) == 1);
+	/* a busy caller leaves no trace; each busy receiver kept a missed-call record (call-3, call-4) */
+	CHECK(ev.n == 0 && calls_count(&c) == 3 && calls_live_count(&c) == 1);
 	teardown();
 }
 
@@ -420,6 +421,8 @@ static void restore_brings_back_a_call_both_topics_agree_on_without_events(void)
 	CHECK(calls_live_of(&c, "alice") == call && calls_live_of(&c, "bob") == call);
 	CHECK(calls_next_deadline(&c) == at(RING).wall_ms); /* the original deadline, not a fresh one */
 	CHECK(calls_start(&c, &carol, &bob, "call-2", at(5), &ev, &call) == ERR_RECEIVER_BUSY);
+	CHECK(ev.n == 1 && ev.items[0].call->end_reason == END_BUSY); /* bob's missed-call record */
+	ev.n = 0;
 	calls_tick(&c, at(RING), &ev);
 	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].call->status == CALL_MISSED);
 	CHECK(ev.items[0].call->revision == 2);
@@ -515,6 +518,187 @@ static void every_transition_raises_the_revision(void)
 	teardown();
 }
 
+static const struct call *accepted(const struct user_info *from, const struct user_info *to, const char *id,
+				   int64_t ms)
+{
+	const struct call *call = start(from, to, id, ms);
+	CHECK(calls_answer(&c, id, 1, NULL, at(ms + 1), &ev, &call) == ERR_OK);
+	ev.n = 0;
+	return call;
+}
+
+static void every_way_a_call_ends_names_its_reason(void)
+{
+	setup();
+	const struct call *call;
+	accepted(&alice, &bob, "c-hangup", 0);
+	CHECK(calls_end_on(&c, "c-hangup", "bob", "bob.tab", at(10), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_HANGUP);
+	CHECK_STR(call->ended_by.user_id, "bob");
+	CHECK_STR(call->ended_by.device_id, "bob.tab");
+
+	start(&alice, &bob, "c-cancel", 20);
+	CHECK(calls_end(&c, "c-cancel", "alice", at(21), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_CANCELLED);
+	CHECK_STR(call->ended_by.user_id, "alice");
+	CHECK(call->ended_by.device_id == NULL);
+
+	start(&alice, &bob, "c-reject", 30);
+	CHECK(calls_end(&c, "c-reject", "bob", at(31), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_DECLINED);
+
+	start(&alice, &bob, "c-decline", 40);
+	CHECK(calls_answer_on(&c, "c-decline", 0, "bob", "bob.phone", at(41), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_DECLINED && call->end_reason == END_DECLINED);
+	CHECK_STR(call->ended_by.device_id, "bob.phone");
+
+	start(&alice, &bob, "c-timeout", 50);
+	calls_tick(&c, at(50 + RING), &ev);
+	call = calls_find(&c, "c-timeout");
+	CHECK(call->status == CALL_MISSED && call->end_reason == END_TIMEOUT);
+
+	accepted(&alice, &bob, "c-offline", RING + 100);
+	calls_party_offline(&c, "alice", at(RING + 200));
+	calls_tick(&c, at(RING + 200 + GRACE), &ev);
+	call = calls_find(&c, "c-offline");
+	CHECK(call->status == CALL_ERROR && call->end_reason == END_PARTY_OFFLINE);
+
+	accepted(&alice, &bob, "c-room", 2 * RING);
+	ev.n = 0;
+	CHECK(calls_room_finished(&c, "c-room", at(2 * RING + 5), &ev) == 1);
+	call = calls_find(&c, "c-room");
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_MEDIA_ENDED);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
+	CHECK(calls_live_of(&c, "alice") == NULL && calls_live_of(&c, "bob") == NULL);
+
+	const struct call *busy_line = accepted(&alice, &bob, "c-line", 3 * RING);
+	CHECK(calls_start(&c, &carol, &bob, "c-busy", at(3 * RING + 5), &ev, &call) == ERR_RECEIVER_BUSY);
+	call = calls_find(&c, "c-busy");
+	CHECK(call && call->status == CALL_MISSED && call->end_reason == END_BUSY);
+	CHECK(calls_live_of(&c, "bob") == busy_line); /* the record does not touch bob's live call */
+	teardown();
+}
+
+static void answer_on_a_device_is_recorded_for_the_others(void)
+{
+	setup();
+	start(&alice, &bob, "call-1", 0);
+	const struct call *call;
+	CHECK(calls_answer_on(&c, "call-1", 1, "bob", "bob.phone", at(5), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ONGOING && call->end_reason == END_NONE);
+	CHECK_STR(call->answered_by.user_id, "bob");
+	CHECK_STR(call->answered_by.device_id, "bob.phone");
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_ACCEPT_CALL && ev.items[0].to_receiver &&
+	      ev.items[0].call->answered_by.device_id);
+	teardown();
+}
+
+static void busy_receiver_gets_a_missed_call_record_alone(void)
+{
+	setup();
+	const struct call *live = accepted(&alice, &bob, "call-1", 0);
+	const struct call *call = NULL;
+	CHECK(calls_start(&c, &carol, &bob, "call-2", at(10), &ev, &call) == ERR_RECEIVER_BUSY);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL);
+	CHECK(ev.items[0].to_receiver && !ev.items[0].to_caller && ev.items[0].keep_topics);
+	const struct call *missed = ev.items[0].call;
+	CHECK_STR(missed->id, "call-2");
+	CHECK(missed->status == CALL_MISSED && missed->end_reason == END_BUSY && missed->revision == 1);
+	CHECK_STR(missed->party[PARTY_CALLER].id, "carol");
+	CHECK_STR(missed->party[PARTY_RECEIVER].id, "bob");
+	CHECK(missed->created_at == at(10).wall_ms && missed->ended_at == at(10).wall_ms);
+	CHECK(calls_live_of(&c, "bob") == live && calls_live_of(&c, "carol") == NULL);
+	ev.n = 0;
+	CHECK(calls_start(&c, &carol, &alice, "call-3", at(11), &ev, &call) == ERR_RECEIVER_BUSY);
+	CHECK(ev.n == 1 && ev.items[0].to_receiver && !ev.items[0].to_caller); /* alice's record */
+	CHECK_STR(ev.items[0].call->party[PARTY_RECEIVER].id, "alice");
+	CHECK(calls_live_count(&c) == 1);
+	calls_tick(&c, at(11 + RETAIN), &ev);
+	CHECK(calls_find(&c, "call-2") == NULL); /* forgotten like any finished call */
+	teardown();
+}
+
+static void crossed_starts_accept_the_call_that_rang_first(void)
+{
+	setup();
+	const struct call *first = start(&bob, &alice, "call-1", 0);
+	const struct call *call = NULL;
+	CHECK(calls_start(&c, &alice, &bob, "call-2", at(3), &ev, &call) == ERR_OK);
+	CHECK(call == first && call->status == CALL_ONGOING && call->answered_at == at(3).wall_ms);
+	CHECK_STR(call->answered_by.user_id, "alice");
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_ACCEPT_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
+	CHECK(calls_find(&c, "call-2") == NULL && calls_count(&c) == 1);
+	ev.n = 0;
+	/* once it is ONGOING, a further start is busy as before */
+	CHECK(calls_start(&c, &alice, &bob, "call-3", at(4), &ev, &call) == ERR_CALLER_BUSY);
+	/* a third person's ringing call is not merged */
+	CHECK(calls_end(&c, "call-1", "bob", at(5), &ev, &call) == ERR_OK);
+	start(&carol, &alice, "call-4", 6);
+	CHECK(calls_start(&c, &alice, &bob, "call-5", at(7), &ev, &call) == ERR_CALLER_BUSY);
+	teardown();
+}
+
+static void media_left_past_the_grace_ends_the_call(void)
+{
+	setup();
+	accepted(&alice, &bob, "call-1", 0);
+	CHECK(calls_media_joined(&c, "call-1", "alice", at(100)) == 1);
+	CHECK(calls_media_joined(&c, "call-1", "bob", at(120)) == 1);
+	const struct call *call = calls_find(&c, "call-1");
+	CHECK(call->media_joined_at[PARTY_CALLER] == at(100).wall_ms &&
+	      call->media_joined_at[PARTY_RECEIVER] == at(120).wall_ms);
+	CHECK(calls_media_left(&c, "call-1", "bob", at(200)) == 1);
+	CHECK(calls_media_left(&c, "call-1", "bob", at(300)) == 0); /* the grace already runs */
+	CHECK(calls_next_deadline(&c) == at(200 + GRACE).wall_ms);
+	calls_tick(&c, at(199 + GRACE), &ev);
+	CHECK(ev.n == 0 && call->status == CALL_ONGOING);
+	calls_tick(&c, at(200 + GRACE), &ev);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_MEDIA_ENDED);
+	CHECK_STR(call->ended_by.user_id, "bob");
+	teardown();
+}
+
+static void media_back_within_the_grace_keeps_the_call(void)
+{
+	setup();
+	accepted(&alice, &bob, "call-1", 0);
+	CHECK(calls_media_left(&c, "call-1", "alice", at(100)) == 1);
+	CHECK(calls_media_joined(&c, "call-1", "alice", at(100 + GRACE / 2)) == 1);
+	calls_tick(&c, at(100 + GRACE), &ev);
+	CHECK(ev.n == 0 && calls_find(&c, "call-1")->status == CALL_ONGOING);
+	/* leaving again starts a new grace */
+	CHECK(calls_media_left(&c, "call-1", "alice", at(200 + GRACE)) == 1);
+	calls_tick(&c, at(200 + 2 * GRACE), &ev);
+	CHECK(ev.n == 1 && calls_find(&c, "call-1")->end_reason == END_MEDIA_ENDED);
+	teardown();
+}
+
+static void media_events_of_ringing_or_unknown_calls_and_strangers_are_ignored(void)
+{
+	setup();
+	start(&alice, &bob, "call-1", 0);
+	CHECK(calls_media_joined(&c, "call-1", "bob", at(1)) == 0);
+	CHECK(calls_media_left(&c, "call-1", "bob", at(1)) == 0);
+	CHECK(calls_room_finished(&c, "call-1", at(1), &ev) == 0);
+	CHECK(calls_find(&c, "call-1")->status == CALL_DIALLING && ev.n == 0);
+	CHECK(calls_answer(&c, "call-1", 1, NULL, at(2), &ev, &(const struct call *){ NULL }) == ERR_OK);
+	ev.n = 0;
+	CHECK(calls_media_left(&c, "call-1", "carol", at(3)) == 0);
+	CHECK(calls_media_left(&c, "no-such-room", "bob", at(3)) == 0);
+	CHECK(calls_room_finished(&c, "no-such-room", at(3), &ev) == 0);
+	const struct call *k = calls_find(&c, "call-1");
+	CHECK(!k->media_deadline[0] && !k->media_deadline[1] && ev.n == 0);
+	CHECK(calls_end(&c, "call-1", "bob", at(4), &ev, &(const struct call *){ NULL }) == ERR_OK);
+	ev.n = 0;
+	CHECK(calls_room_finished(&c, "call-1", at(5), &ev) == 0 && ev.n == 0); /* already finished */
+	CHECK(calls_find(&c, "call-1")->end_reason == END_HANGUP);
+	teardown();
+}
+
 int main(void)
 {
 	RUN(start_rings_only_the_receiver);
@@ -549,5 +733,12 @@ int main(void)
 	RUN(restore_clears_a_call_left_on_the_callers_topic_only);
 	RUN(restore_keeps_one_call_per_busy_line);
 	RUN(ring_deadline_passed_before_the_restore_is_missed_at_the_next_tick);
+	RUN(every_way_a_call_ends_names_its_reason);
+	RUN(answer_on_a_device_is_recorded_for_the_others);
+	RUN(busy_receiver_gets_a_missed_call_record_alone);
+	RUN(crossed_starts_accept_the_call_that_rang_first);
+	RUN(media_left_past_the_grace_ends_the_call);
+	RUN(media_back_within_the_grace_keeps_the_call);
+	RUN(media_events_of_ringing_or_unknown_calls_and_strangers_are_ignored);
 	return check_done();
 }

@@ -225,6 +225,84 @@ static void users_list_in_order(void)
 	presence_release(&p);
 }
 
+static void finished_call_says_why_and_who_and_parses_back(void)
+{
+	struct call c = sample_call(), back;
+	c.status = CALL_ENDED;
+	c.err_msg = NULL;
+	c.end_reason = END_HANGUP;
+	c.answered_by = (struct actor){ "bob", "bob.phone" };
+	c.ended_by = (struct actor){ "alice", NULL };
+	c.media_joined_at[PARTY_RECEIVER] = c.created_at + 5000;
+	size_t len;
+	const char *why = NULL;
+	char *s = json_io_call(&c, &len);
+	CHECK(strstr(s, "\"revision\":3,\"endReason\":\"HANGUP\","
+			"\"answeredBy\":{\"userId\":\"bob\",\"deviceId\":\"bob.phone\"},"
+			"\"endedBy\":{\"userId\":\"alice\"},"
+			"\"mediaJoinedAt\":{\"receiver\":\"2025-11-25T03:26:46.123Z\"}}") != NULL);
+	CHECK(json_io_parse_call(s, len, &back, &why) == 0);
+	CHECK(back.end_reason == END_HANGUP);
+	CHECK_STR(back.answered_by.device_id, "bob.phone");
+	CHECK_STR(back.ended_by.user_id, "alice");
+	CHECK(back.ended_by.device_id == NULL);
+	CHECK(back.media_joined_at[PARTY_RECEIVER] == c.media_joined_at[PARTY_RECEIVER] &&
+	      back.media_joined_at[PARTY_CALLER] == 0);
+	call_release(&back);
+	free(s);
+
+	c.answered_by = c.ended_by = (struct actor){ NULL, NULL };
+	c.end_reason = END_BUSY;
+	c.media_joined_at[PARTY_RECEIVER] = 0;
+	s = json_io_call(&c, &len);
+	CHECK(strstr(s, "\"revision\":3,\"endReason\":\"BUSY\"}") != NULL); /* nobody acted */
+	free(s);
+	const char *bad_reason =
+	    "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"caller\":{\"id\":\"a\",\"name\":\"A\"},"
+	    "\"receiver\":{\"id\":\"b\",\"name\":\"B\"},\"status\":\"ENDED\","
+	    "\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"revision\":2,\"endReason\":\"BORED\"}";
+	CHECK(json_io_parse_call(bad_reason, strlen(bad_reason), &back, &why) == -1 && why);
+	const char *bad_actor =
+	    "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"caller\":{\"id\":\"a\",\"name\":\"A\"},"
+	    "\"receiver\":{\"id\":\"b\",\"name\":\"B\"},\"status\":\"ONGOING\","
+	    "\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"revision\":2,\"answeredBy\":{\"userId\":\"a/b\"}}";
+	CHECK(json_io_parse_call(bad_actor, strlen(bad_actor), &back, &why) == -1 && why);
+}
+
+static void livekit_events_parse_what_the_service_reads(void)
+{
+	struct livekit_event e;
+	const char *why = NULL;
+	const char *body = "{\"event\":\"participant_left\",\"room\":{\"sid\":\"RM_1\",\"name\":\"call-1\","
+			   "\"emptyTimeout\":300},\"participant\":{\"sid\":\"PA_1\",\"identity\":\"bob\","
+			   "\"joinedAt\":\"1764640000\"},\"id\":\"EV_1\",\"createdAt\":\"1764640001\"}";
+	CHECK(json_io_parse_livekit_event(body, strlen(body), &e, &why) == 0);
+	CHECK_STR(e.event, "participant_left");
+	CHECK_STR(e.id, "EV_1");
+	CHECK_STR(e.room, "call-1");
+	CHECK_STR(e.identity, "bob");
+	json_io_livekit_event_release(&e);
+	const char *bare = "{\"event\":\"room_finished\"}"; /* zero values omitted */
+	CHECK(json_io_parse_livekit_event(bare, strlen(bare), &e, &why) == 0);
+	CHECK(e.id == NULL && e.room == NULL && e.identity == NULL);
+	json_io_livekit_event_release(&e);
+	char long_id[200];
+	snprintf(long_id, sizeof(long_id), "{\"event\":\"x\",\"id\":\"%0129d\"}", 0);
+	const char *bad[] = { "[]",
+			      "{}",
+			      "{\"event\":1}",
+			      "{\"event\":\"x\",\"room\":\"r\"}",
+			      "{\"event\":\"x\",\"participant\":{\"identity\":2}}",
+			      "{\"event\":\"x\",\"id\":7}",
+			      long_id,
+			      "{\"event\":\"x\"" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		CHECK(json_io_parse_livekit_event(bad[i], strlen(bad[i]), &e, &why) == -1 && why);
+		CHECK(e.event == NULL && e.room == NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	json_io_init();
@@ -238,5 +316,7 @@ int main(int argc, char **argv)
 	RUN(control_characters_are_escaped);
 	RUN(error_and_object_bodies);
 	RUN(users_list_in_order);
+	RUN(finished_call_says_why_and_who_and_parses_back);
+	RUN(livekit_events_parse_what_the_service_reads);
 	return check_done();
 }

@@ -49,10 +49,19 @@ export function duration(ms) {
   return h ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
 }
 
-/** How a finished call ended, in words: { outcome, label (recent calls), text (the stage) }. */
-export function outcomeOf(call, role, hint) {
+/** How a finished call ended, in words: { outcome, label (recent calls), text (the stage) }.
+ *  meId: who is asking (endedBy may be them). */
+export function outcomeOf(call, role, hint, meId) {
   const peer = displayName(role === 'caller' ? call.receiver : call.caller);
   const answered = call.answeredAt && call.endedAt ? Date.parse(call.endedAt) - Date.parse(call.answeredAt) : null;
+  // endReason (docs/api.md "Data") says more than status where the service knows it.
+  if (call.endReason === 'BUSY') {
+    return { outcome: 'missed', label: 'Missed · Busy', text: `Missed call from ${peer}: you were busy.` };
+  }
+  if (call.endReason === 'MEDIA_ENDED') {
+    const left = call.endedBy && call.endedBy.userId && call.endedBy.userId !== meId ? `${peer} left` : 'the media ended';
+    return { outcome: 'ended', label: `Ended · ${left}`, text: `Call ended: ${left}.` };
+  }
   switch (call.status) {
     case 'ONGOING':
       return { outcome: 'elsewhere', label: 'Answered on another device', text: 'Answered on another device.' };
@@ -118,7 +127,7 @@ function finish(s, fx, call, hint) {
   if (!s.finished.includes(call.id)) {
     s = { ...s, finished: remember(s.finished, call.id) };
     const role = cur ? cur.role : (call.caller && call.caller.id === s.me ? 'caller' : 'receiver');
-    const o = outcomeOf(call, role, hint);
+    const o = outcomeOf(call, role, hint, s.me);
     fx.push({ kind: 'record', shown: Boolean(cur), text: o.text,
               entry: { callId: call.id, peer: peerOf(call, role, cur && cur.peer),
                        direction: role === 'caller' ? 'outgoing' : 'incoming', outcome: o.outcome, label: o.label } });
@@ -169,6 +178,9 @@ function onEvent(s, fx, ev, now) {
     if (cur) return s; // the service refuses a second call to a busy user
     if (ringExpired(call, now)) return s; // delivered late: the call is missed by now
     return { ...s, call: { id: call.id, call, role: 'receiver', phase: 'ringing', peer: call.caller || {} } };
+  }
+  if (ev.type === 'END_CALL' && call.endReason === 'BUSY' && (!cur || cur.id !== call.id)) {
+    return finish(s, fx, call, null); // someone called while we were busy: a missed call of its own
   }
   if (!cur || cur.id !== call.id) return s;
   s = withCall(s, { call });
@@ -227,7 +239,13 @@ function step(s, fx, a) {
     case 'startOk': {
       if (!cur || cur.phase !== 'starting' || !isCall(a.call)) return s;
       const early = s.early;
-      s = { ...s, early: [], call: { ...cur, id: a.call.id, call: a.call, peer: a.call.receiver || cur.peer, phase: 'calling' } };
+      // Crossed calls merge: a start to the caller of our own ringing call answers with that
+      // call, accepted (ONGOING), in which we are the receiver.
+      const role = a.call.caller && a.call.caller.id === s.me ? 'caller' : 'receiver';
+      const live = a.call.status === 'ONGOING';
+      s = { ...s, early: [], call: { ...cur, id: a.call.id, call: a.call, role, peer: peerOf(a.call, role, cur.peer),
+                                     phase: live ? 'live' : 'calling',
+                                     liveSince: live ? liveSinceOf(a.call, a.now || 0) : undefined } };
       s = replay(s, fx, early);
       if (cur.cancelRequested && s.call && s.call.id === a.call.id && s.call.phase === 'calling') {
         s = withCall(s, { phase: 'cancelling' });

@@ -213,7 +213,36 @@ test('view: ringtone while ringing, ringback while calling, busy while in any ca
   assert.deepEqual(viewOf(stateIn('idle')), { phase: 'idle', view: 'idle', ringtone: false, ringback: false, busy: false });
 });
 
+test('crossed calls: our start answers with their ringing call, accepted; we are its receiver', () => {
+  let s = reduce(initialState('me'), { type: 'start', peer: PAT }).state;
+  s = reduce(s, event('INCOMING_CALL', incomingTo('x1', 'DIALLING'))).state; // theirs, while our start is in flight
+  const merged = { ...incomingTo('x1', 'ONGOING'), answeredBy: { userId: 'me' } };
+  const r = reduce(s, { type: 'startOk', call: merged, now: NOW });
+  assert.equal(r.state.call.phase, 'live');
+  assert.equal(r.state.call.role, 'receiver');
+  assert.equal(r.state.call.peer.id, 'pat');
+  const after = reduce(r.state, event('ACCEPT_CALL', merged));
+  assert.equal(after.state.call.phase, 'live');
+  assert.deepEqual(after.effects, []);
+});
+
+test('a busy attempt (END_CALL, endReason BUSY, a call of its own) is recorded and leaves our call alone', () => {
+  const busy = { ...call('b1', 'MISSED', { caller: SAM, receiver: ME, revision: 1 }), endReason: 'BUSY' };
+  const r = reduce(stateIn('live'), event('END_CALL', busy));
+  assert.equal(r.state.call.phase, 'live');
+  assert.equal(r.state.call.id, 'c1');
+  assert.equal(r.effects.length, 1);
+  assert.equal(r.effects[0].entry.label, 'Missed · Busy');
+  assert.equal(r.effects[0].entry.peer.id, 'sam');
+  assert.equal(r.effects[0].shown, false, 'not on the stage, which shows the live call');
+  assert.equal(reduce(stateIn('idle'), event('END_CALL', busy)).effects[0].entry.outcome, 'missed');
+});
+
 test('end reasons in words', () => {
+  const media = (by) => outcomeOf({ ...call('m', 'ENDED'), endReason: 'MEDIA_ENDED', endedBy: by }, 'caller', null, 'me').label;
+  assert.equal(media({ userId: 'pat' }), 'Ended · Pat left');
+  assert.equal(media({ userId: 'me' }), 'Ended · the media ended');
+  assert.equal(media(undefined), 'Ended · the media ended');
   const o = (status, role, more, hint) => outcomeOf(call('x', status, more), role, hint).label;
   assert.equal(o('ENDED', 'caller'), 'Ended \u00b7 0:05');
   assert.equal(o('DECLINED', 'caller'), 'Declined');
