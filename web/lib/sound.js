@@ -91,12 +91,18 @@ export function createSound() {
     changed();
   };
 
-  /** From a user gesture: lets audio start (and starts the pattern already asked for). */
+  /** From a user gesture: lets audio start, and starts the pattern asked for from its beginning
+   *  (so the click is answered by the ring at once, not at the pattern's next period). */
   sound.unlock = () => {
     const c = context();
     if (!c) return Promise.resolve();
+    const wasBlocked = c.state !== 'running';
     return c.resume().then(() => {
-      if (sound.state && nodes.length === 0) schedule(PATTERNS[sound.state]);
+      if (sound.state && wasBlocked) {
+        const name = sound.state;
+        sound.state = null;
+        sound.play(name);
+      }
       changed();
     }).catch(() => changed());
   };
