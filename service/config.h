@@ -36,6 +36,13 @@ struct config {
 	char *auth_jwt_public_key_previous_file;
 	int start_rate_per_min;
 	int insecure_public;
+	char *webhook_urls;
+	char *webhook_secret;
+	double webhook_timeout_s;
+	double webhook_retry_s;
+	int webhook_queue_max;
+	double ring_offline_s;
+	int call_history_max;
 };
 
 /*

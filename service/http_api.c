@@ -251,6 +251,41 @@ static void get_user_call(struct ctx *c)
 	reply_core(c->res, core_user_call(c->api->core, c->param, &r), &r);
 }
 
+#define HISTORY_LIMIT_DEFAULT 20
+#define HISTORY_LIMIT_MAX     100
+
+static void get_history(struct ctx *c)
+{
+	const char *user = http_request_query(c->req, "userId");
+	const char *limit_s = http_request_query(c->req, "limit");
+	const char *before = http_request_query(c->req, "before");
+	if (!user || !*user) {
+		reply_error(c->res, ERR_MISSING_FIELD, "userId is required");
+		return;
+	}
+	if (!id_is_valid(user, strlen(user))) {
+		reply_error(c->res, ERR_INVALID_ID, "userId is not a valid id");
+		return;
+	}
+	long limit = HISTORY_LIMIT_DEFAULT;
+	if (limit_s) {
+		char *end;
+		limit = strtol(limit_s, &end, 10);
+		if (end == limit_s || *end || limit < 1 || limit > HISTORY_LIMIT_MAX) {
+			reply_error(c->res, ERR_INVALID_FIELD, "limit must be a whole number from 1 to 100");
+			return;
+		}
+	}
+	if (before && !id_is_valid(before, strlen(before))) {
+		reply_error(c->res, ERR_INVALID_FIELD, "before must be the id of a call");
+		return;
+	}
+	if (require_self(c, user) != 0)
+		return;
+	struct core_reply r = { 0 };
+	reply_core(c->res, core_call_history(c->api->core, user, before, (size_t)limit, &r), &r);
+}
+
 static void get_health(struct ctx *c)
 {
 	struct core_reply r = { 0 };
@@ -281,6 +316,7 @@ static const struct route {
 	{ "GET", "/config", get_config, 0 },
 	{ "GET", "/calls/{id}", get_call, 1 },
 	{ "GET", "/users/{id}/call", get_user_call, 1 },
+	{ "GET", "/calls", get_history, 1 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
