@@ -139,9 +139,9 @@ static void *deliver_thread(void *arg)
 			if ((status >= 200 && status < 500) || t->stopping)
 				break;
 			int64_t now = mono_ms();
-			if (now + backoff > give_up)
+			if (now >= give_up)
 				break;
-			if (sleep_until(t, now + backoff))
+			if (sleep_until(t, now + backoff < give_up ? now + backoff : give_up))
 				break;
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 		}
