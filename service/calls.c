@@ -118,14 +118,20 @@ enum err calls_start_offline(struct calls *c, const struct user_info *caller,
 	return start(c, caller, receiver, id, now, ring_ms, ev, out);
 }
 
-const struct call *calls_receiver_online(struct calls *c, const char *user_id)
+const struct call *calls_receiver_online(struct calls *c, const struct user_info *u)
 {
-	struct call *call = OPS(c)->live_of(S(c), user_id);
-	if (!call || call->status != CALL_DIALLING || strcmp(call->party[PARTY_RECEIVER].id, user_id) != 0)
+	struct call *call = OPS(c)->live_of(S(c), u->id);
+	if (!call || call->status != CALL_DIALLING || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0)
 		return NULL;
 	int64_t full = call->created_at + c->cfg.ring_timeout_ms;
 	if (call->ring_deadline >= full)
 		return NULL;
+	/* Name and location only: the id, equal anyway, keys the store's busy lines. */
+	struct user_info *r = &call->party[PARTY_RECEIVER];
+	free(r->name);
+	free(r->location);
+	r->name = xstrdup(u->name);
+	r->location = xstrdup(u->location);
 	call->ring_deadline = full;
 	call->revision++;
 	OPS(c)->save(S(c), call);

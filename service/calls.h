@@ -90,12 +90,13 @@ enum err calls_start_offline(struct calls *c, const struct user_info *caller,
 			     struct call_events *ev, const struct call **out);
 
 /*
- * A device of user_id came online. When user_id is the receiver of a call
- * that rings for an offline receiver on the shorter deadline, the call now
- * rings until the full ring timeout after its start: returns that call (its
- * revision raised, no event; its topics are to be written again), else NULL.
+ * A device of user u (borrowed; copied) came online. When u is the receiver
+ * of a call that rings for an offline receiver on the shorter deadline, the
+ * call now rings until the full ring timeout after its start and names its
+ * receiver as u's presence does: returns that call (its revision raised, no
+ * event; its topics are to be written again), else NULL.
  */
-const struct call *calls_receiver_online(struct calls *c, const char *user_id);
+const struct call *calls_receiver_online(struct calls *c, const struct user_info *u);
 
 /*
  * Answers a ringing call; by_user, when not NULL, must be its receiver.

@@ -310,7 +310,7 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 	if (len > 0) {
 		change = presence_device_up(&core->presence, &u, pt->client_id);
 		calls_party_online(&core->calls, pt->user_id);
-		const struct call *woke = calls_receiver_online(&core->calls, pt->user_id);
+		const struct call *woke = calls_receiver_online(&core->calls, &u);
 		if (woke && core->bus) {
 			size_t call_len;
 			char *call_json = json_io_call(woke, &call_len);

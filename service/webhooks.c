@@ -61,6 +61,18 @@ static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ctx)
 	return size * nmemb;
 }
 
+/* Ends an attempt in flight once webhooks_stop was called, so a hanging receiver cannot hold the stop. */
+static int abort_on_stop(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			 curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	struct target *t = ctx;
+	return __atomic_load_n(&t->stopping, __ATOMIC_RELAXED);
+}
+
 /* One POST of p to t. Returns the HTTP status, or 0 on a connection error or timeout (*why set). */
 static long attempt(struct target *t, CURL *curl, const struct pending *p, char *why, size_t why_len)
 {
@@ -86,6 +98,9 @@ static long attempt(struct target *t, CURL *curl, const struct pending *p, char 
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "callsignal-webhooks");
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, t);
 	long status = 0;
 	CURLcode rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)
@@ -290,7 +305,7 @@ void webhooks_stop(struct webhooks *w)
 	for (size_t i = 0; i < w->n; i++) {
 		struct target *t = &w->targets[i];
 		pthread_mutex_lock(&t->mu);
-		t->stopping = 1;
+		__atomic_store_n(&t->stopping, 1, __ATOMIC_RELAXED); /* read unlocked by abort_on_stop */
 		pthread_cond_signal(&t->wake);
 		pthread_mutex_unlock(&t->mu);
 	}

@@ -53,7 +53,7 @@ struct webhooks *webhooks_start(const struct webhooks_config *cfg);
 void webhooks_post(struct webhooks *w, const char *body, size_t len);
 /* Counters summed over the URLs. */
 void webhooks_stats(struct webhooks *w, struct webhooks_stats *out);
-/* Stops the threads (an attempt in flight ends within timeout_s) and frees w; NULL is a no-op. */
+/* Stops the threads (an attempt in flight is cut short) and frees w; NULL is a no-op. */
 void webhooks_stop(struct webhooks *w);
 
 #endif

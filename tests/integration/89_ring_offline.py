@@ -76,6 +76,8 @@ def test_a_sleeping_receiver_is_woken_by_a_push_finds_the_call_and_accepts(env):
         dev = env.client(b)  # the push woke the app: it connects, announces itself, reads its call topic
         seen = retained_call(dev, b, c["id"])
         eq(seen["status"], "DIALLING", "status on the woken device's retained topic")
+        h.wait_until(lambda: call(svc, "GET", "/calls/" + c["id"]).json["receiver"]["name"] == dev.name, 5,
+                     what="the call names the receiver as their device does once it is online")
         # Woken in time, it rings until the full ring timeout: still ringing past RING_OFFLINE_S.
         h.wait_until(lambda: call(svc, "GET", "/calls/" + c["id"]).json.get("revision") == 2, 5,
                      what="the ring deadline moved on when the device came online")

@@ -536,12 +536,15 @@ static void receiver_woken_in_time_rings_until_the_ring_timeout(void)
 {
 	setup();
 	const struct call *call = NULL;
-	CHECK(calls_start_offline(&c, &alice, &bob, "call-1", at(0), &ev, &call) == ERR_OK);
+	struct user_info asleep = { "bob", "bob", "" };
+	CHECK(calls_start_offline(&c, &alice, &asleep, "call-1", at(0), &ev, &call) == ERR_OK);
 	ev.n = 0;
-	CHECK(calls_receiver_online(&c, "alice") == NULL); /* the caller is not woken */
-	call = calls_receiver_online(&c, "bob");
+	CHECK(calls_receiver_online(&c, &alice) == NULL); /* the caller is not woken */
+	call = calls_receiver_online(&c, &bob);
 	CHECK(call && call->ring_deadline == at(RING).wall_ms && call->revision == 2);
-	CHECK(calls_receiver_online(&c, "bob") == NULL); /* a second device changes nothing */
+	CHECK(call && strcmp(call->party[PARTY_RECEIVER].name, "Bob") == 0 &&
+	      strcmp(call->party[PARTY_RECEIVER].location, "Oslo") == 0);
+	CHECK(calls_receiver_online(&c, &bob) == NULL); /* a second device changes nothing */
 	calls_tick(&c, at(RING_OFFLINE), &ev);
 	CHECK(ev.n == 0 && calls_find(&c, "call-1")->status == CALL_DIALLING);
 	calls_tick(&c, at(RING), &ev);
@@ -553,7 +556,7 @@ static void receiver_online_leaves_an_ordinary_call_alone(void)
 {
 	setup();
 	start(&alice, &bob, "call-1", 0);
-	CHECK(calls_receiver_online(&c, "bob") == NULL);
+	CHECK(calls_receiver_online(&c, &bob) == NULL);
 	CHECK(calls_find(&c, "call-1")->revision == 1);
 	teardown();
 }
