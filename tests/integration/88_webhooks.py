@@ -34,6 +34,14 @@ def call(svc, method, path, body=None):
     return h.http_request(svc.port, method, path, json_body=body)
 
 
+def seen_by(svc, *clients):
+    """Waits until the spawned service lists these users online too (Env.user waits for its own)."""
+    for c in clients:
+        h.wait_until(lambda: c.user_id in [u.get("id") for u in call(svc, "GET", "/users").json or []], 5,
+                     what="%s online at the service with webhooks" % c.user_id)
+    return clients
+
+
 def events_of(delivered, call_id):
     return [e["event"] for e in delivered if e.get("call", {}).get("id") == call_id]
 
@@ -50,7 +58,7 @@ def test_every_event_arrives_signed_and_in_order_per_call(env):
     rec = Receiver().start()
     try:
         svc, secret = hooked(env, rec)
-        a, b = env.user("a"), env.user("b")
+        a, b = seen_by(svc, env.user("a"), env.user("b"))
         rec.wait_for(lambda d: {(e["event"], e["user"]["id"]) for e in d if e["event"] == "presence.online"}
                      >= {("presence.online", a.user_id), ("presence.online", b.user_id)},
                      what="presence.online of both")
@@ -107,7 +115,7 @@ def test_a_receiver_failing_three_times_still_gets_the_event_once(env):
     rec = Receiver(fail_first=3).start()
     try:
         svc, _ = hooked(env, rec)
-        a, b = env.user("a"), env.user("b")
+        a, b = seen_by(svc, env.user("a"), env.user("b"))
         c = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id}).json
         eq(call(svc, "POST", "/calls/end", {"callId": c["id"], "userId": a.user_id}).status, 200, "end")
         got = rec.wait_for(lambda d: events_of(d, c["id"]) == ["call.started", "call.ended"], timeout=20,
@@ -135,7 +143,7 @@ def test_a_hanging_receiver_does_not_slow_call_starts(env):
     rec = Receiver(hang=True).start()
     try:
         svc, _ = hooked(env, rec, WEBHOOK_TIMEOUT_S=30)
-        pairs = [(env.user("a"), env.user("b")) for _ in range(4)]
+        pairs = [seen_by(svc, env.user("a"), env.user("b")) for _ in range(4)]
         h.wait_until(lambda: len(rec.records) >= 1, 10, what="the hanging receiver to get a first webhook")
         plain, hooked_ms = [], []
         n = 150
@@ -170,7 +178,7 @@ def test_a_full_queue_drops_the_newest_webhooks_and_counts_them(env):
     rec = Receiver(hang=True).start()
     try:
         svc, _ = hooked(env, rec, WEBHOOK_QUEUE_MAX=3, WEBHOOK_TIMEOUT_S=30)
-        a, b = env.user("a"), env.user("b")
+        a, b = seen_by(svc, env.user("a"), env.user("b"))
         h.wait_until(lambda: len(rec.records) >= 1, 10, what="the first webhook at the hanging receiver")
         for _ in range(3):
             c = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id}).json
@@ -190,7 +198,7 @@ def test_a_receiver_down_past_the_retry_bound_loses_only_that_window(env):
     rec = Receiver().start()
     try:
         svc, _ = hooked(env, rec, WEBHOOK_RETRY_S=1.5, WEBHOOK_TIMEOUT_S=1)
-        a, b = env.user("a"), env.user("b")
+        a, b = seen_by(svc, env.user("a"), env.user("b"))
 
         def one_call():
             c = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id}).json

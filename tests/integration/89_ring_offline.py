@@ -34,6 +34,14 @@ def call(svc, method, path, body=None):
     return h.http_request(svc.port, method, path, json_body=body)
 
 
+def seen_by(svc, *clients):
+    """Waits until the spawned service lists these users online too (Env.user waits for its own)."""
+    for c in clients:
+        h.wait_until(lambda: c.user_id in [u.get("id") for u in call(svc, "GET", "/users").json or []], 5,
+                     what="%s online at the service with webhooks" % c.user_id)
+    return clients
+
+
 def events_of(delivered, call_id):
     return [e["event"] for e in delivered if e.get("call", {}).get("id") == call_id]
 
@@ -61,7 +69,7 @@ def test_a_sleeping_receiver_is_woken_by_a_push_finds_the_call_and_accepts(env):
     rec = Receiver().start()
     try:
         svc = hooked(env, rec)
-        a, b = env.user("a"), env.uid("b")
+        (a,), b = seen_by(svc, env.user("a")), env.uid("b")
         check(b not in env.user_ids(), "the receiver has no online device")
         t0 = time.monotonic()
         r = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b})
@@ -97,7 +105,7 @@ def test_nobody_wakes_and_the_call_is_missed_after_ring_offline_s(env):
     rec = Receiver().start()
     try:
         svc = hooked(env, rec)
-        a, b = env.user("a"), env.uid("b")
+        (a,), b = seen_by(svc, env.user("a")), env.uid("b")
         t0 = time.monotonic()
         r = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b})
         eq(r.status, 200, "start to a user with no online device")
@@ -119,7 +127,7 @@ def test_without_ring_offline_s_an_offline_receiver_is_still_refused(env):
     rec = Receiver().start()
     try:
         svc = hooked(env, rec, RING_OFFLINE_S=0)
-        a, b = env.user("a"), env.user("b")
+        a, b = seen_by(svc, env.user("a"), env.user("b"))
         for target in (env.service, svc):
             r = call(target, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
             eq(r.status, 200, "start to an online receiver")
