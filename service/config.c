@@ -92,6 +92,9 @@ static const struct option {
 	  "refused as offline; needs WEBHOOK_URLS)" },
 	{ "CALL_HISTORY_MAX", "--call-history-max", K_COUNT, offsetof(struct config, call_history_max), "100",
 	  "finished calls kept per user for GET /calls (0: none)" },
+	{ "WEBHOOK_CONCURRENCY", "--webhook-concurrency", K_COUNT,
+	  offsetof(struct config, webhook_concurrency), "4",
+	  "webhook deliveries in flight per URL (each call's webhooks stay in order)" },
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -190,8 +193,10 @@ static int check(const struct config *cfg)
 		fprintf(stderr, "error: WEBHOOK_URLS needs WEBHOOK_SECRET to sign the webhooks\n");
 		return -1;
 	}
-	if (cfg->webhook_urls && (cfg->webhook_queue_max < 1 || cfg->webhook_timeout_s <= 0)) {
-		fprintf(stderr, "error: WEBHOOK_QUEUE_MAX and WEBHOOK_TIMEOUT_S must be above 0\n");
+	if (cfg->webhook_urls && (cfg->webhook_queue_max < 1 || cfg->webhook_timeout_s <= 0 ||
+				  cfg->webhook_concurrency < 1 || cfg->webhook_concurrency > 64)) {
+		fprintf(stderr, "error: WEBHOOK_QUEUE_MAX and WEBHOOK_TIMEOUT_S must be above 0, "
+				"WEBHOOK_CONCURRENCY from 1 to 64\n");
 		return -1;
 	}
 	if (cfg->ring_offline_s > 0 && !cfg->webhook_urls) {

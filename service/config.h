@@ -43,6 +43,7 @@ struct config {
 	int webhook_queue_max;
 	double ring_offline_s;
 	int call_history_max;
+	int webhook_concurrency;
 };
 
 /*

@@ -167,7 +167,7 @@ static void post_call_webhook(struct core *core, const char *event, const struct
 {
 	size_t len;
 	char *body = json_io_webhook_call(event, now_instant().wall_ms, call, call_json, call_len, &len);
-	webhooks_post(core->hooks, body, len);
+	webhooks_post(core->hooks, call->id, body, len);
 	free(body);
 }
 
@@ -332,7 +332,7 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 		int up = change == PRESENCE_CAME_ONLINE;
 		char *body = json_io_webhook_presence(id, up ? "presence.online" : "presence.offline",
 						      now.wall_ms, pt->user_id, up ? &u : NULL, &body_len);
-		webhooks_post(core->hooks, body, body_len);
+		webhooks_post(core->hooks, pt->user_id, body, body_len);
 		free(body);
 	}
 	pthread_mutex_unlock(&core->mu);

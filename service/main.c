@@ -56,8 +56,12 @@ int main(int argc, char **argv)
 		log_warn("LIVEKIT_API_KEY/LIVEKIT_API_SECRET not set: GET /token will answer 500");
 
 	if (cfg.webhook_urls) {
-		struct webhooks_config wh_cfg = { cfg.webhook_urls, cfg.webhook_secret, cfg.webhook_timeout_s,
-						  cfg.webhook_retry_s, (size_t)cfg.webhook_queue_max };
+		struct webhooks_config wh_cfg = { cfg.webhook_urls,
+						  cfg.webhook_secret,
+						  cfg.webhook_timeout_s,
+						  cfg.webhook_retry_s,
+						  (size_t)cfg.webhook_queue_max,
+						  (size_t)cfg.webhook_concurrency };
 		hooks = webhooks_start(&wh_cfg);
 		if (!hooks)
 			goto out;

@@ -1,8 +1,8 @@
 /*
- * webhooks.c - see webhooks.h. One struct target per URL: its queue (a
- * singly linked FIFO), its counters and its thread, which sleeps on the
- * target's condition variable between attempts so that a stop cuts a
- * backoff short.
+ * webhooks.c - see webhooks.h. One struct target per URL and lane: its
+ * queue (a singly linked FIFO), its counters and its thread, which sleeps
+ * on the target's condition variable between attempts so that a stop cuts
+ * a backoff short. targets[u * lanes + l] is lane l of URL u.
  */
 #include "webhooks.h"
 
@@ -44,7 +44,8 @@ struct target {
 struct webhooks {
 	struct webhooks_config cfg;
 	struct target *targets;
-	size_t n;
+	size_t n;        /* URLs x lanes */
+	size_t lane_max; /* queue_max split over the lanes */
 };
 
 static int64_t mono_ms(void)
@@ -211,6 +212,9 @@ struct webhooks *webhooks_start(const struct webhooks_config *cfg)
 	}
 	struct webhooks *w = xcalloc(1, sizeof(*w));
 	w->cfg = *cfg;
+	if (!w->cfg.lanes)
+		w->cfg.lanes = 1;
+	w->lane_max = (cfg->queue_max + w->cfg.lanes - 1) / w->cfg.lanes;
 	char *list = xstrdup(cfg->urls), *save = NULL;
 	size_t cap = 0;
 	for (char *url = strtok_r(list, ", \t", &save); url; url = strtok_r(NULL, ", \t", &save)) {
@@ -218,20 +222,22 @@ struct webhooks *webhooks_start(const struct webhooks_config *cfg)
 			log_error("cannot post webhooks to '%s': not an http:// or https:// URL", url);
 			goto fail;
 		}
-		if (w->n == cap) {
-			cap = cap ? cap * 2 : 2;
-			w->targets = xrealloc(w->targets, cap * sizeof(*w->targets));
+		for (size_t lane = 0; lane < w->cfg.lanes; lane++) {
+			if (w->n == cap) {
+				cap = cap ? cap * 2 : 2 * w->cfg.lanes;
+				w->targets = xrealloc(w->targets, cap * sizeof(*w->targets));
+			}
+			struct target *t = &w->targets[w->n++];
+			memset(t, 0, sizeof(*t));
+			t->w = w;
+			t->url = xstrdup(url);
+			pthread_mutex_init(&t->mu, NULL);
+			pthread_condattr_t ca;
+			pthread_condattr_init(&ca);
+			pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+			pthread_cond_init(&t->wake, &ca);
+			pthread_condattr_destroy(&ca);
 		}
-		struct target *t = &w->targets[w->n++];
-		memset(t, 0, sizeof(*t));
-		t->w = w;
-		t->url = xstrdup(url);
-		pthread_mutex_init(&t->mu, NULL);
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&t->wake, &ca);
-		pthread_condattr_destroy(&ca);
 	}
 	if (!w->n) {
 		log_error("WEBHOOK_URLS names no URL");
@@ -252,13 +258,22 @@ fail:
 	return NULL;
 }
 
-void webhooks_post(struct webhooks *w, const char *body, size_t len)
+/* FNV-1a: spreads keys over the lanes; not a hash table, so no seed is needed. */
+static size_t lane_of(const char *key, size_t lanes)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h % lanes);
+}
+
+void webhooks_post(struct webhooks *w, const char *key, const char *body, size_t len)
 {
 	int64_t now = mono_ms();
-	for (size_t i = 0; i < w->n; i++) {
+	for (size_t i = lane_of(key, w->cfg.lanes); i < w->n; i += w->cfg.lanes) {
 		struct target *t = &w->targets[i];
 		pthread_mutex_lock(&t->mu);
-		int full = t->len >= w->cfg.queue_max;
+		int full = t->len >= w->lane_max;
 		uint64_t overflowed = full ? ++t->overflowed : 0;
 		if (!full) {
 			struct pending *p = xmalloc(sizeof(*p) + len + 1);
@@ -278,8 +293,9 @@ void webhooks_post(struct webhooks *w, const char *body, size_t len)
 		pthread_mutex_unlock(&t->mu);
 		/* One line per power of two, so a dead receiver cannot flood the log. */
 		if (full && (overflowed & (overflowed - 1)) == 0)
-			log_error("webhook queue of '%s' is full (%zu events): %llu event(s) dropped so far",
-				  t->url, w->cfg.queue_max, (unsigned long long)overflowed);
+			log_error("a webhook queue of '%s' is full (%zu events): %llu event(s) dropped there "
+				  "so far",
+				  t->url, w->lane_max, (unsigned long long)overflowed);
 	}
 }
 

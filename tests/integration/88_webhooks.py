@@ -177,7 +177,7 @@ def test_a_hanging_receiver_does_not_slow_call_starts(env):
 def test_a_full_queue_drops_the_newest_webhooks_and_counts_them(env):
     rec = Receiver(hang=True).start()
     try:
-        svc, _ = hooked(env, rec, WEBHOOK_QUEUE_MAX=3, WEBHOOK_TIMEOUT_S=30)
+        svc, _ = hooked(env, rec, WEBHOOK_QUEUE_MAX=3, WEBHOOK_TIMEOUT_S=30, WEBHOOK_CONCURRENCY=1)
         a, b = seen_by(svc, env.user("a"), env.user("b"))
         h.wait_until(lambda: len(rec.records) >= 1, 10, what="the first webhook at the hanging receiver")
         for _ in range(3):
