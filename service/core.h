@@ -6,9 +6,10 @@
  * renders the events and the retained call topics, queues them on the bus,
  * copies the result and lets go; http_api renders the reply and core logs
  * after unlocking. It never calls Paho or libmicrohttpd while holding the
- * lock: the bus outbox it queues on is a leaf lock that does no I/O.
- * Queuing under the lock keeps messages in the order of the transitions
- * that made them.
+ * lock: the bus outbox it queues on is a leaf lock that does no I/O, and
+ * so are the webhook queues (webhooks.h) it hands the same transitions and
+ * presence changes to. Queuing under the lock keeps messages in the order
+ * of the transitions that made them.
  *
  * Each transition of a live call writes users/{id}/call of both parties
  * (receiver first) before its event; a finished call's END_CALL goes out
