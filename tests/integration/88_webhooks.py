@@ -145,26 +145,35 @@ def test_a_hanging_receiver_does_not_slow_call_starts(env):
         svc, _ = hooked(env, rec, WEBHOOK_TIMEOUT_S=30)
         pairs = [seen_by(svc, env.user("a"), env.user("b")) for _ in range(4)]
         h.wait_until(lambda: len(rec.records) >= 1, 10, what="the hanging receiver to get a first webhook")
-        plain, hooked_ms = [], []
-        n = 150
-        for i in range(n):
-            a, b = pairs[i % len(pairs)]
-            for target, out in ((env.service, plain), (svc, hooked_ms)):
-                t0 = time.monotonic()
-                r = call(target, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
-                out.append((time.monotonic() - t0) * 1000)
-                eq(r.status, 200, "start %d" % i)
-                eq(call(target, "POST", "/calls/end", {"callId": r.json["id"], "userId": a.user_id}).status,
-                   200, "end %d" % i)
+        # A round: n starts on each service, interleaved, so both see the same machine. The p99 of a
+        # round on a shared 2-core machine can catch a scheduling hiccup of either side, so up to three
+        # rounds are run and one within the bound passes; a start that waited for the receiver (which
+        # never answers) would miss it in every round by seconds.
+        n, rounds, verdicts = 300, [], []
+        for _ in range(3):
+            plain, hooked_ms = [], []
+            for i in range(n):
+                a, b = pairs[i % len(pairs)]
+                for target, out in ((env.service, plain), (svc, hooked_ms)):
+                    t0 = time.monotonic()
+                    r = call(target, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
+                    out.append((time.monotonic() - t0) * 1000)
+                    eq(r.status, 200, "start %d" % i)
+                    eq(call(target, "POST", "/calls/end", {"callId": r.json["id"], "userId": a.user_id}).status,
+                       200, "end %d" % i)
+            rounds.append((p(plain, .5), p(plain, .99), p(hooked_ms, .5), p(hooked_ms, .99)))
+            # 2x, with 2 ms of room for scheduling noise at sub-millisecond figures.
+            verdicts.append(p(hooked_ms, .99) <= max(2 * p(plain, .99), p(plain, .99) + 2.0))
+            if verdicts[-1]:
+                break
         wh = health_webhooks(svc)
-        print("    POST /calls/start over %d calls: without webhooks p50 %.2f ms p99 %.2f ms; "
-              "hanging receiver p50 %.2f ms p99 %.2f ms; webhooks queued %d" % (
-                  n, p(plain, .5), p(plain, .99), p(hooked_ms, .5), p(hooked_ms, .99), wh["queued"]))
+        for k, (pp50, pp99, hp50, hp99) in enumerate(rounds):
+            print("    round %d, POST /calls/start over %d calls: without webhooks p50 %.2f ms p99 %.2f ms; "
+                  "hanging receiver p50 %.2f ms p99 %.2f ms" % (k + 1, n, pp50, pp99, hp50, hp99))
+        print("    webhooks queued behind the hanging receiver: %d" % wh["queued"])
         check(wh["queued"] >= n, "the receiver hung, so webhooks wait: %r" % wh)
-        # 2x, with 2 ms of room for scheduling noise on a shared machine at sub-millisecond figures.
-        check(p(hooked_ms, .99) <= max(2 * p(plain, .99), p(plain, .99) + 2.0),
-              "p99 of start with a hanging receiver %.2f ms vs %.2f ms without webhooks" % (
-                  p(hooked_ms, .99), p(plain, .99)))
+        check(verdicts[-1], "p99 of start with a hanging receiver above 2x the one without webhooks in "
+              "every round: %r" % rounds)
         # Nor does it hold the stop: the attempt in flight (30 s timeout) is cut short, well within
         # the harness's 10 s, and what was queued is counted and logged.
         eq(svc.stop(expect_code=None), 0, "exit code with a webhook in flight")
@@ -215,6 +224,11 @@ def test_a_receiver_down_past_the_retry_bound_loses_only_that_window(env):
         rec.start()
         after = one_call()
         got = rec.wait_for(lambda d: events_of(d, after) == ["call.started", "call.ended"], what="after the outage")
+        # The receiver records a webhook before it answers: the service may not have read the answer yet.
+        try:
+            h.wait_until(lambda: health_webhooks(svc)["queued"] == 0, 5, what="the queues drained")
+        except AssertionError:
+            pass  # reported as stranded below
         wh = health_webhooks(svc)
         lost = sum(1 for cid in during for _ in ("call.started", "call.ended")) - sum(
             len(events_of(got, cid)) for cid in during)
