@@ -756,8 +756,13 @@ enum err core_call_history(struct core *core, const char *user_id, const char *b
 {
 	struct call *calls = xcalloc(limit ? limit : 1, sizeof(*calls));
 	pthread_mutex_lock(&core->mu);
-	size_t n = calls_history(&core->calls, user_id, before_id, limit, calls);
+	int ready = core->ready;
+	size_t n = ready ? calls_history(&core->calls, user_id, before_id, limit, calls) : 0;
 	pthread_mutex_unlock(&core->mu);
+	if (!ready) {
+		free(calls);
+		return ERR_NOT_READY; /* like the other reads: a shared engine may hold more than memory */
+	}
 	r->body = json_io_calls(calls, n, &r->len);
 	for (size_t i = 0; i < n; i++)
 		call_release(&calls[i]);

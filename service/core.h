@@ -74,7 +74,8 @@ enum err core_health(struct core *core, struct core_reply *r);
 struct webhooks;
 /* Sends the call and presence webhooks to hooks (borrowed until core_free); before core_start. */
 void core_set_webhooks(struct core *core, struct webhooks *hooks);
-/* GET /calls?userId=: the user's finished calls, newest first (calls_history), as a JSON array body. */
+/* GET /calls?userId=: the user's finished calls, newest first (calls_history), as a JSON array body;
+ * ERR_NOT_READY. */
 enum err core_call_history(struct core *core, const char *user_id, const char *before_id, size_t limit,
 			   struct core_reply *r);
 
