@@ -179,7 +179,11 @@ static void post_event_webhooks(struct core *core, const struct call_event *e, c
 					     [EVENT_ACCEPT_CALL] = "call.accepted",
 					     [EVENT_DECLINE_CALL] = "call.declined",
 					     [EVENT_END_CALL] = "call.ended" };
-	post_call_webhook(core, names[e->type], e->call, call_json, call_len);
+	/* An event type added later without a webhook name goes out under its MQTT type name. */
+	const char *name = (size_t)e->type < sizeof(names) / sizeof(names[0]) && names[e->type]
+			       ? names[e->type]
+			       : event_type_name(e->type);
+	post_call_webhook(core, name, e->call, call_json, call_len);
 	if (e->type == EVENT_DECLINE_CALL)
 		post_call_webhook(core, "call.ended", e->call, call_json, call_len);
 }
