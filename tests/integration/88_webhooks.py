@@ -9,6 +9,7 @@ Each test runs the plain service of its Env (no webhooks) and spawns a second on
 the same broker."""
 
 import os
+import re
 import secrets
 import sys
 import time
@@ -239,6 +240,12 @@ def test_a_receiver_down_past_the_retry_bound_loses_only_that_window(env):
         eq(events_of(got, after), ["call.started", "call.ended"], "after the window")
         eq(lost, 4, "webhooks lost in the window")
         eq(wh["failed"], lost, "the failed counter")
+        # The operator's line for each dropped webhook: where to, how often tried, why (docs/metrics.md).
+        log = h.read_text(svc.stderr_path)
+        dropped = [l for l in log.splitlines() if "ERROR" in l and "webhook to '" in l and "dropped after" in l]
+        eq(len(dropped), lost, "log lines of dropped webhooks")
+        check(all(re.search(r"dropped after \d+ tries in [\d.]+ s \(.+\)", l) for l in dropped),
+              "a dropped webhook's line says the tries and the cause: %r" % dropped[:1])
         eq(len(ids), len(set(ids)), "no duplicates")
         eq(wh["queued"], 0, "stranded")
     finally:
