@@ -74,6 +74,8 @@ static void finish(struct calls *c, struct call *call, enum call_status status, 
 	call->media_deadline[0] = call->media_deadline[1] = 0;
 	OPS(c)->save(S(c), call);
 	add_deadline(c, DEADLINE_RETIRE, now.wall_ms + c->cfg.retention_ms, call->id, PARTY_CALLER);
+	if (c->cfg.history_max)
+		OPS(c)->history_add(S(c), call, c->cfg.history_max);
 }
 
 static struct call *new_call(const struct user_info *caller, const struct user_info *receiver, const char *id,
@@ -101,8 +103,9 @@ static void accept_call(struct calls *c, struct call *call, const char *user_id,
 	emit(ev, EVENT_ACCEPT_CALL, call, 1);
 }
 
-enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
-		     const char *id, struct instant now, struct call_events *ev, const struct call **out)
+static enum err start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
+		      const char *id, struct instant now, int64_t ring_ms, struct call_events *ev,
+		      const struct call **out)
 {
 	if (strcmp(caller->id, receiver->id) == 0)
 		return ERR_SELF_CALL;
@@ -126,6 +129,8 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 		missed->ended_at = now.wall_ms;
 		OPS(c)->add(S(c), missed);
 		add_deadline(c, DEADLINE_RETIRE, now.wall_ms + c->cfg.retention_ms, missed->id, PARTY_CALLER);
+		if (c->cfg.history_max) /* the callee's app lists the attempt */
+			OPS(c)->history_add(S(c), missed, c->cfg.history_max);
 		emit(ev, EVENT_END_CALL, missed, 0);
 		ev->items[ev->n - 1].keep_topics = 1;
 		return ERR_RECEIVER_BUSY;
@@ -133,12 +138,48 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 
 	struct call *call = new_call(caller, receiver, id, now);
 	call->status = CALL_DIALLING;
-	call->ring_deadline = now.wall_ms + c->cfg.ring_timeout_ms;
+	call->ring_deadline = now.wall_ms + ring_ms;
 	OPS(c)->add(S(c), call);
 	add_deadline(c, DEADLINE_RING, call->ring_deadline, call->id, PARTY_CALLER);
 	emit(ev, EVENT_INCOMING_CALL, call, 0);
 	*out = call;
 	return ERR_OK;
+}
+
+enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
+		     const char *id, struct instant now, struct call_events *ev, const struct call **out)
+{
+	return start(c, caller, receiver, id, now, c->cfg.ring_timeout_ms, ev, out);
+}
+
+enum err calls_start_offline(struct calls *c, const struct user_info *caller,
+			     const struct user_info *receiver, const char *id, struct instant now,
+			     struct call_events *ev, const struct call **out)
+{
+	int64_t ring_ms =
+	    c->cfg.ring_offline_ms < c->cfg.ring_timeout_ms ? c->cfg.ring_offline_ms : c->cfg.ring_timeout_ms;
+	return start(c, caller, receiver, id, now, ring_ms, ev, out);
+}
+
+const struct call *calls_receiver_online(struct calls *c, const struct user_info *u)
+{
+	struct call *call = OPS(c)->live_of(S(c), u->id);
+	if (!call || call->status != CALL_DIALLING || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0)
+		return NULL;
+	int64_t full = call->created_at + c->cfg.ring_timeout_ms;
+	if (call->ring_deadline >= full)
+		return NULL;
+	/* Name and location only: the id, equal anyway, keys the store's busy lines. */
+	struct user_info *r = &call->party[PARTY_RECEIVER];
+	free(r->name);
+	free(r->location);
+	r->name = xstrdup(u->name);
+	r->location = xstrdup(u->location);
+	call->ring_deadline = full;
+	call->revision++;
+	OPS(c)->save(S(c), call);
+	add_deadline(c, DEADLINE_RING, full, call->id, PARTY_CALLER);
+	return call;
 }
 
 enum err calls_answer(struct calls *c, const char *id, int accept, const char *by_user, struct instant now,
@@ -418,6 +459,12 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 	}
 	dict_release(&by_id);
 	free(views);
+}
+
+size_t calls_history(const struct calls *c, const char *user_id, const char *before_id, size_t limit,
+		     struct call *out)
+{
+	return OPS(c)->history(S(c), user_id, before_id, limit, out);
 }
 
 const struct call *calls_find(const struct calls *c, const char *id)

@@ -16,6 +16,9 @@
  * ended_by). A start from A to B while B's call to A still rings ("glare")
  * accepts B's call instead of refusing A as busy.
  *
+ * A call that finishes is also added to both parties' histories
+ * (history_max each, oldest dropped first), which outlive the retention.
+ *
  * A call in DIALLING or ONGOING is "live" and makes both parties busy.
  * Finished calls stay findable for the retention period, so a repeated end
  * or answer gets a consistent reply, then they are forgotten. Every
@@ -49,7 +52,9 @@ struct calls_config {
 	int64_t ring_timeout_ms;
 	int64_t offline_grace_ms;
 	int64_t retention_ms;
-	size_t retention_max; /* finished calls kept at most (oldest go first); 0: no cap */
+	size_t retention_max;    /* finished calls kept at most (oldest go first); 0: no cap */
+	int64_t ring_offline_ms; /* how long a call to a user with no online device rings */
+	size_t history_max;      /* finished calls kept in each party's history; 0: none */
 };
 
 struct call_event {
@@ -88,6 +93,25 @@ void calls_release(struct calls *c);
  */
 enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
 		     const char *id, struct instant now, struct call_events *ev, const struct call **out);
+
+/*
+ * calls_start for a receiver none of whose devices is online (the app's
+ * backend is told to wake one with a push): the same call and INCOMING_CALL,
+ * but it rings only for the shorter of ring_offline_ms and the ring timeout
+ * until a device of the receiver comes online (calls_receiver_online).
+ */
+enum err calls_start_offline(struct calls *c, const struct user_info *caller,
+			     const struct user_info *receiver, const char *id, struct instant now,
+			     struct call_events *ev, const struct call **out);
+
+/*
+ * A device of user u (borrowed; copied) came online. When u is the receiver
+ * of a call that rings for an offline receiver on the shorter deadline, the
+ * call now rings until the full ring timeout after its start and names its
+ * receiver as u's presence does: returns that call (its revision raised, no
+ * event; its topics are to be written again), else NULL.
+ */
+const struct call *calls_receiver_online(struct calls *c, const struct user_info *u);
 
 /*
  * Answers a ringing call; by_user, when not NULL, must be its receiver.
@@ -172,6 +196,15 @@ struct calls_seen {
  */
 void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, struct call_events *ev,
 		   const char **clear, size_t *n_clear);
+
+/*
+ * The user's finished calls, newest first: at most limit, and only those
+ * that finished before the call before_id when it is not NULL (none when
+ * before_id is not in the history). Fills out[] with deep copies (the
+ * caller releases each with call_release); returns how many.
+ */
+size_t calls_history(const struct calls *c, const char *user_id, const char *before_id, size_t limit,
+		     struct call *out);
 
 const struct call *calls_find(const struct calls *c, const char *id);
 const struct call *calls_live_of(const struct calls *c, const char *user_id);

@@ -81,6 +81,24 @@ static const struct option {
 	  "text (one line per event) or json (one JSON object per line)" },
 	{ "METRICS_TOKEN", "--metrics-token", K_STR, offsetof(struct config, metrics_token), NULL,
 	  "bearer token GET /metrics requires (unset: /metrics is open)" },
+	{ "WEBHOOK_URLS", "--webhook-urls", K_STR, offsetof(struct config, webhook_urls), NULL,
+	  "URLs the signed webhooks are POSTed to, separated by commas (unset: none)" },
+	{ "WEBHOOK_SECRET", "--webhook-secret", K_STR, offsetof(struct config, webhook_secret), NULL,
+	  "HS256 secret that signs the webhooks (required with WEBHOOK_URLS)" },
+	{ "WEBHOOK_TIMEOUT_S", "--webhook-timeout-s", K_SECONDS, offsetof(struct config, webhook_timeout_s),
+	  "5", "seconds one webhook delivery attempt may take" },
+	{ "WEBHOOK_RETRY_S", "--webhook-retry-s", K_SECONDS, offsetof(struct config, webhook_retry_s), "300",
+	  "seconds a failed webhook is retried (with backoff) before it is dropped" },
+	{ "WEBHOOK_QUEUE_MAX", "--webhook-queue-max", K_COUNT, offsetof(struct config, webhook_queue_max),
+	  "10000", "webhooks waiting per URL at most; newer ones are dropped beyond" },
+	{ "RING_OFFLINE_S", "--ring-offline-s", K_SECONDS, offsetof(struct config, ring_offline_s), "0",
+	  "seconds a call to a user with no online device rings, waiting for a push to wake one (0: "
+	  "refused as offline; needs WEBHOOK_URLS)" },
+	{ "CALL_HISTORY_MAX", "--call-history-max", K_COUNT, offsetof(struct config, call_history_max), "100",
+	  "finished calls kept per user for GET /calls (0: none)" },
+	{ "WEBHOOK_CONCURRENCY", "--webhook-concurrency", K_COUNT,
+	  offsetof(struct config, webhook_concurrency), "4",
+	  "webhook deliveries in flight per URL (each call's webhooks stay in order)" },
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -193,6 +211,22 @@ static int check(const struct config *cfg)
 	}
 	if (cfg->auth_mode == AUTH_JWT && cfg->auth_jwt_secret && cfg->auth_jwt_public_key_file) {
 		fprintf(stderr, "error: set only one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY_FILE\n");
+		return -1;
+	}
+	if (cfg->webhook_urls && !cfg->webhook_secret) {
+		fprintf(stderr, "error: WEBHOOK_URLS needs WEBHOOK_SECRET to sign the webhooks\n");
+		return -1;
+	}
+	if (cfg->webhook_urls && (cfg->webhook_queue_max < 1 || cfg->webhook_timeout_s <= 0 ||
+				  cfg->webhook_concurrency < 1 || cfg->webhook_concurrency > 64)) {
+		fprintf(stderr, "error: WEBHOOK_QUEUE_MAX and WEBHOOK_TIMEOUT_S must be above 0, "
+				"WEBHOOK_CONCURRENCY from 1 to 64\n");
+		return -1;
+	}
+	if (cfg->ring_offline_s > 0 && !cfg->webhook_urls) {
+		fprintf(stderr,
+			"error: RING_OFFLINE_S needs WEBHOOK_URLS: the backend pushes to the sleeping "
+			"device on call.ringing_offline\n");
 		return -1;
 	}
 	if (cfg->auth_mode == AUTH_OPEN && !cfg->insecure_public &&

@@ -38,6 +38,14 @@ struct config {
 	int insecure_public;
 	char *log_format;    /* "text" or "json" */
 	char *metrics_token; /* GET /metrics requires it as a bearer token; NULL: open */
+	char *webhook_urls;
+	char *webhook_secret;
+	double webhook_timeout_s;
+	double webhook_retry_s;
+	int webhook_queue_max;
+	double ring_offline_s;
+	int call_history_max;
+	int webhook_concurrency;
 };
 
 /*

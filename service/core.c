@@ -22,6 +22,7 @@
 #include "token.h"
 #include "topics.h"
 #include "util.h"
+#include "webhooks.h"
 
 #define PRUNE_EVERY_MS   60000
 #define WEBHOOK_IDS_KEPT 4096 /* LiveKit retries within minutes; the last ids are remembered */
@@ -35,6 +36,7 @@ struct seen_topic {
 struct core {
 	const struct config *cfg;
 	struct mqtt_bus *bus;
+	struct webhooks *hooks; /* NULL: no webhooks; borrowed */
 
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
@@ -49,6 +51,7 @@ struct core {
 	char *webhook_ids[WEBHOOK_IDS_KEPT]; /* the last webhook event ids (owned), a ring */
 	size_t webhook_next;
 	struct dict webhook_seen; /* id (borrowed from webhook_ids) -> the same string */
+	int presence_settled;     /* the retained replay after the last connect is over */
 
 	pthread_t timer;
 	int running;
@@ -101,8 +104,9 @@ struct core *core_new(const struct config *cfg)
 	pthread_cond_init(&core->wake, &ca);
 	pthread_condattr_destroy(&ca);
 	presence_init(&core->presence);
-	struct calls_config cc = { ms_of(cfg->ring_timeout_s), ms_of(cfg->offline_grace_s),
-				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max };
+	struct calls_config cc = { ms_of(cfg->ring_timeout_s),   ms_of(cfg->offline_grace_s),
+				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max,
+				   ms_of(cfg->ring_offline_s),   (size_t)cfg->call_history_max };
 	calls_init(&core->calls, &cc, store_memory_new());
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	dict_init(&core->seen);
@@ -166,6 +170,33 @@ static void put_call_topics(struct core *core, const struct call *call, const ch
 	put_call_topic(core, call->party[PARTY_CALLER].id, json, len);
 }
 
+/* Called with core->mu held: queues a webhook about call (call_json borrowed). */
+static void post_call_webhook(struct core *core, const char *event, const struct call *call,
+			      const char *call_json, size_t call_len)
+{
+	size_t len;
+	char *body = json_io_webhook_call(event, now_instant().wall_ms, call, call_json, call_len, &len);
+	webhooks_post(core->hooks, call->id, body, len);
+	free(body);
+}
+
+/* Called with core->mu held: the webhooks of one call event, in the order of the transitions. */
+static void post_event_webhooks(struct core *core, const struct call_event *e, const char *call_json,
+				size_t call_len)
+{
+	static const char *const names[] = { [EVENT_INCOMING_CALL] = "call.started",
+					     [EVENT_ACCEPT_CALL] = "call.accepted",
+					     [EVENT_DECLINE_CALL] = "call.declined",
+					     [EVENT_END_CALL] = "call.ended" };
+	/* An event type added later without a webhook name goes out under its MQTT type name. */
+	const char *name = (size_t)e->type < sizeof(names) / sizeof(names[0]) && names[e->type]
+			       ? names[e->type]
+			       : event_type_name(e->type);
+	post_call_webhook(core, name, e->call, call_json, call_len);
+	if (e->type == EVENT_DECLINE_CALL)
+		post_call_webhook(core, "call.ended", e->call, call_json, call_len);
+}
+
 /*
  * Renders each event once and queues it for its recipients, with the call
  * topics in the order calls_restore relies on (core.h). Called with
@@ -195,6 +226,8 @@ static void publish_events(struct core *core, struct call_events *ev)
 				put_call_topics(core, e->call, NULL, 0);
 			metrics_call_finished(e->call);
 		}
+		if (core->hooks)
+			post_event_webhooks(core, e, call_json, call_len);
 		free(payload);
 		free(call_json);
 	}
@@ -337,12 +370,30 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 	if (len > 0) {
 		change = presence_device_up(&core->presence, &u, pt->client_id);
 		calls_party_online(&core->calls, pt->user_id);
+		const struct call *woke = calls_receiver_online(&core->calls, &u);
+		if (woke && core->bus) {
+			size_t call_len;
+			char *call_json = json_io_call(woke, &call_len);
+			put_call_topics(core, woke, call_json, call_len);
+			free(call_json);
+		}
 	} else {
 		change = presence_device_down(&core->presence, pt->user_id, pt->client_id);
 		if (change == PRESENCE_WENT_OFFLINE) {
 			calls_party_offline(&core->calls, pt->user_id, now);
 			reschedule(core);
 		}
+	}
+	if (core->hooks && core->presence_settled &&
+	    (change == PRESENCE_CAME_ONLINE || change == PRESENCE_WENT_OFFLINE)) {
+		char id[CALL_ID_LEN + 1];
+		size_t body_len;
+		new_call_id(id);
+		int up = change == PRESENCE_CAME_ONLINE;
+		char *body = json_io_webhook_presence(id, up ? "presence.online" : "presence.offline",
+						      now.wall_ms, pt->user_id, up ? &u : NULL, &body_len);
+		webhooks_post(core->hooks, pt->user_id, body, body_len);
+		free(body);
 	}
 	pthread_mutex_unlock(&core->mu);
 	if (change == PRESENCE_CAME_ONLINE)
@@ -415,6 +466,7 @@ void core_on_bus_connected(void *arg)
 	for (const struct presence_user *u = core->presence.head; u; u = u->next)
 		calls_party_offline(&core->calls, u->info.id, now);
 	presence_clear(&core->presence);
+	core->presence_settled = 0;
 	if (!core->ready)
 		seen_clear(core); /* a replay cut short starts again */
 	reschedule(core);
@@ -505,6 +557,7 @@ void core_on_bus_synced(void *arg)
 	 * ones, which their re-sent events write. */
 	if (!first)
 		calls_each(&core->calls, republish_live, &rp);
+	core->presence_settled = 1;
 	publish_events(core, &ev);
 	if (first)
 		seen_clear(core);
@@ -565,7 +618,7 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	call_events_init(&ev);
 	enum err e;
 
-	int merged = 0;
+	int merged = 0, asleep_ring = 0;
 	pthread_mutex_lock(&core->mu);
 	int64_t retry_ms = 0;
 	if (!core->ready) {
@@ -583,17 +636,29 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		e = ERR_CALLER_OFFLINE;
 		goto out;
 	}
-	if (!receiver) {
+	const struct call *call;
+	if (receiver) {
+		e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
+	} else if (core->hooks && core->cfg->ring_offline_s > 0) {
+		/* Nothing known of the sleeping receiver but the id: it names them too. */
+		struct user_info asleep = { (char *)receiver_id, (char *)receiver_id, (char *)"" };
+		e = calls_start_offline(&core->calls, &caller->info, &asleep, id, now, &ev, &call);
+		asleep_ring = e == ERR_OK;
+	} else {
 		e = ERR_RECEIVER_OFFLINE;
 		goto out;
 	}
-	const struct call *call;
-	e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
 	if (e == ERR_OK) {
 		merged = call->status == CALL_ONGOING;
 		transition_done(core, call, &ev, r);
 	} else {
 		publish_events(core, &ev); /* a busy receiver's missed-call event */
+	}
+	if (asleep_ring) {
+		size_t call_len;
+		char *call_json = json_io_call(call, &call_len);
+		post_call_webhook(core, "call.ringing_offline", call, call_json, call_len);
+		free(call_json);
 	}
 out:
 	pthread_mutex_unlock(&core->mu);
@@ -602,7 +667,8 @@ out:
 		log_info("call '%s': '%s' called back '%s' while it rang; accepted", r->call->id, caller_id,
 			 receiver_id);
 	else if (e == ERR_OK)
-		log_info("call '%s': '%s' rings '%s'", id, caller_id, receiver_id);
+		log_info("call '%s': '%s' rings '%s'%s", id, caller_id, receiver_id,
+			 asleep_ring ? " (no device online: the backend is asked to push)" : "");
 	return e;
 }
 
@@ -821,6 +887,12 @@ enum err core_health(struct core *core, struct core_reply *r)
 	struct metrics_gauges g;
 	core_gauges(core, &g);
 	r->body = json_io_health(g.broker_up, g.ready, g.users, g.calls, g.live_calls, g.outbox, &r->len);
+	if (core->hooks) {
+		struct webhooks_stats ws;
+		webhooks_stats(core->hooks, &ws);
+		r->body = json_io_health_webhooks(r->body, &r->len, ws.delivered, ws.failed, ws.rejected,
+						  ws.overflowed, ws.queued);
+	}
 	return ERR_OK;
 }
 
@@ -832,4 +904,28 @@ enum err core_ready(struct core *core)
 	int ready = core->ready;
 	pthread_mutex_unlock(&core->mu);
 	return ready ? ERR_OK : ERR_NOT_READY;
+}
+
+void core_set_webhooks(struct core *core, struct webhooks *hooks)
+{
+	core->hooks = hooks;
+}
+
+enum err core_call_history(struct core *core, const char *user_id, const char *before_id, size_t limit,
+			   struct core_reply *r)
+{
+	struct call *calls = xcalloc(limit ? limit : 1, sizeof(*calls));
+	pthread_mutex_lock(&core->mu);
+	int ready = core->ready;
+	size_t n = ready ? calls_history(&core->calls, user_id, before_id, limit, calls) : 0;
+	pthread_mutex_unlock(&core->mu);
+	if (!ready) {
+		free(calls);
+		return ERR_NOT_READY; /* like the other reads: a shared engine may hold more than memory */
+	}
+	r->body = json_io_calls(calls, n, &r->len);
+	for (size_t i = 0; i < n; i++)
+		call_release(&calls[i]);
+	free(calls);
+	return ERR_OK;
 }

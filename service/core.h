@@ -6,9 +6,10 @@
  * renders the events and the retained call topics, queues them on the bus,
  * copies the result and lets go; http_api renders the reply and core logs
  * after unlocking. It never calls Paho or libmicrohttpd while holding the
- * lock: the bus outbox it queues on is a leaf lock that does no I/O.
- * Queuing under the lock keeps messages in the order of the transitions
- * that made them.
+ * lock: the bus outbox it queues on is a leaf lock that does no I/O, and
+ * so are the webhook queues (webhooks.h) it hands the same transitions and
+ * presence changes to. Queuing under the lock keeps messages in the order
+ * of the transitions that made them.
  *
  * Each transition of a live call writes users/{id}/call of both parties
  * (receiver first) before its event; a finished call's END_CALL goes out
@@ -91,5 +92,13 @@ enum err core_ready(struct core *core);
 struct metrics_gauges;
 /* The gauges of GET /metrics, read now. */
 void core_gauges(struct core *core, struct metrics_gauges *g);
+
+struct webhooks;
+/* Sends the call and presence webhooks to hooks (borrowed until core_free); before core_start. */
+void core_set_webhooks(struct core *core, struct webhooks *hooks);
+/* GET /calls?userId=: the user's finished calls, newest first (calls_history), as a JSON array body;
+ * ERR_NOT_READY. */
+enum err core_call_history(struct core *core, const char *user_id, const char *before_id, size_t limit,
+			   struct core_reply *r);
 
 #endif

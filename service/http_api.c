@@ -326,6 +326,41 @@ static void get_user_call(struct ctx *c)
 	reply_core(c, core_user_call(c->api->core, c->param, &r), &r);
 }
 
+#define HISTORY_LIMIT_DEFAULT 20
+#define HISTORY_LIMIT_MAX     100
+
+static void get_history(struct ctx *c)
+{
+	const char *user = http_request_query(c->req, "userId");
+	const char *limit_s = http_request_query(c->req, "limit");
+	const char *before = http_request_query(c->req, "before");
+	if (!user || !*user) {
+		reply_error(c, ERR_MISSING_FIELD, "userId is required");
+		return;
+	}
+	if (!id_is_valid(user, strlen(user))) {
+		reply_error(c, ERR_INVALID_ID, "userId is not a valid id");
+		return;
+	}
+	long limit = HISTORY_LIMIT_DEFAULT;
+	if (limit_s) {
+		char *end;
+		limit = strtol(limit_s, &end, 10);
+		if (end == limit_s || *end || limit < 1 || limit > HISTORY_LIMIT_MAX) {
+			reply_error(c, ERR_INVALID_FIELD, "limit must be a whole number from 1 to 100");
+			return;
+		}
+	}
+	if (before && !id_is_valid(before, strlen(before))) {
+		reply_error(c, ERR_INVALID_FIELD, "before must be the id of a call");
+		return;
+	}
+	if (require_self(c, user) != 0)
+		return;
+	struct core_reply r = { 0 };
+	reply_core(c, core_call_history(c->api->core, user, before, (size_t)limit, &r), &r);
+}
+
 static void get_health(struct ctx *c)
 {
 	struct core_reply r = { 0 };
@@ -401,6 +436,7 @@ static const struct route {
 	{ "POST", "/livekit/webhook", post_livekit_webhook, 0 },
 	{ "GET", "/ready", get_ready, 0 },
 	{ "GET", "/metrics", get_metrics, 0 },
+	{ "GET", "/calls", get_history, 1 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

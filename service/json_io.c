@@ -469,3 +469,69 @@ char *json_io_object(size_t *len, const char *name, const char *value, ...)
 	sbuf_addc(&sb, '}');
 	return sbuf_detach(&sb, len);
 }
+
+char *json_io_calls(const struct call *calls, size_t n, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 64 + n * 512);
+	sbuf_addc(&sb, '[');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sbuf_addc(&sb, ',');
+		add_call(&sb, &calls[i]);
+	}
+	sbuf_addc(&sb, ']');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_webhook_call(const char *event, int64_t now_ms, const struct call *call, const char *call_json,
+			   size_t call_len, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, call_len + 160);
+	sbuf_addf(&sb, "{\"id\":\"%s:%lld:%s\",\"event\":\"%s\",\"createdAt\":%lld,\"call\":", call->id,
+		  (long long)call->revision, event, event, (long long)(now_ms / 1000));
+	sbuf_add(&sb, call_json, call_len);
+	if (!call_status_is_live(call->status)) {
+		int64_t ms = call->answered_at && call->ended_at > call->answered_at
+				 ? call->ended_at - call->answered_at
+				 : 0;
+		sbuf_addf(&sb, ",\"duration\":%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+	}
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_webhook_presence(const char *id, const char *event, int64_t now_ms, const char *user_id,
+			       const struct user_info *user, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 256);
+	sbuf_adds(&sb, "{\"id\":");
+	json_io_add_string(&sb, id);
+	sbuf_addf(&sb, ",\"event\":\"%s\",\"createdAt\":%lld,\"user\":", event, (long long)(now_ms / 1000));
+	if (user) {
+		add_user(&sb, user);
+	} else {
+		sbuf_adds(&sb, "{\"id\":");
+		json_io_add_string(&sb, user_id);
+		sbuf_addc(&sb, '}');
+	}
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_health_webhooks(char *body, size_t *len, uint64_t delivered, uint64_t failed, uint64_t rejected,
+			      uint64_t overflowed, size_t queued)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, *len + 128);
+	sbuf_add(&sb, body, *len ? *len - 1 : 0); /* without the closing brace */
+	free(body);
+	sbuf_addf(&sb,
+		  ",\"webhooks\":{\"delivered\":%llu,\"failed\":%llu,\"rejected\":%llu,\"overflowed\":%llu,"
+		  "\"queued\":%zu}}",
+		  (unsigned long long)delivered, (unsigned long long)failed, (unsigned long long)rejected,
+		  (unsigned long long)overflowed, queued);
+	return sbuf_detach(&sb, len);
+}

@@ -10,6 +10,7 @@
 #define CALLSIGNAL_JSON_IO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errors.h"
 #include "model.h"
@@ -86,5 +87,23 @@ char *json_io_health(int broker_up, int ready, size_t users, size_t calls, size_
 		     size_t *len);
 /* An object of string members from NULL-terminated name/value pairs; a NULL value renders null. */
 char *json_io_object(size_t *len, const char *name, const char *value, ...);
+
+/* GET /calls: an array of the n calls. */
+char *json_io_calls(const struct call *calls, size_t n, size_t *len);
+/*
+ * A webhook about a call: {"id", "event", "createdAt": unix seconds,
+ * "call": call_json (borrowed, rendered by json_io_call), "duration":
+ * seconds answered (finished calls only)}. The id is
+ * "{callId}:{revision}:{event}", the same when a transition is sent again.
+ */
+char *json_io_webhook_call(const char *event, int64_t now_ms, const struct call *call, const char *call_json,
+			   size_t call_len, size_t *len);
+/* A webhook about presence: {"id", "event", "createdAt", "user": user or {"id": user_id}}; user may be NULL.
+ */
+char *json_io_webhook_presence(const char *id, const char *event, int64_t now_ms, const char *user_id,
+			       const struct user_info *user, size_t *len);
+/* Appends ,"webhooks":{...} to a JSON object body (steals body); GET /health with webhooks on. */
+char *json_io_health_webhooks(char *body, size_t *len, uint64_t delivered, uint64_t failed, uint64_t rejected,
+			      uint64_t overflowed, size_t queued);
 
 #endif

@@ -2,7 +2,7 @@
  * main.c - starts the service in order, waits for SIGINT/SIGTERM, stops it
  * in reverse order.
  *
- *   hash key -> config -> core -> broker bus -> HTTP API; then wait for a signal.
+ *   hash key -> config -> webhooks -> core -> broker bus -> HTTP API; then wait for a signal.
  *
  * The HTTP API stops first so no request arrives at a stopped core; the bus
  * then sends what its outbox still holds before it disconnects.
@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mqtt_bus.h"
 #include "topics.h"
+#include "webhooks.h"
 
 /*
  * Keys the hash of every dict (user ids are anyone's choice) with random
@@ -68,12 +69,26 @@ int main(int argc, char **argv)
 	struct mqtt_bus *bus = NULL;
 	struct http_api *api = NULL;
 	struct http_server *http = NULL;
+	struct webhooks *hooks = NULL;
 
 	if (cfg.auth_mode == AUTH_OPEN && !config_host_is_loopback(cfg.http_host))
 		log_warn("open mode on the public address '%s': anyone who reaches it can act as any user",
 			 cfg.http_host);
 	if (!cfg.livekit_api_key || !cfg.livekit_api_secret)
 		log_warn("LIVEKIT_API_KEY/LIVEKIT_API_SECRET not set: GET /token will answer 500");
+
+	if (cfg.webhook_urls) {
+		struct webhooks_config wh_cfg = { cfg.webhook_urls,
+						  cfg.webhook_secret,
+						  cfg.webhook_timeout_s,
+						  cfg.webhook_retry_s,
+						  (size_t)cfg.webhook_queue_max,
+						  (size_t)cfg.webhook_concurrency };
+		hooks = webhooks_start(&wh_cfg);
+		if (!hooks)
+			goto out;
+		core_set_webhooks(core, hooks);
+	}
 
 	struct mqtt_bus_config bus_cfg = { cfg.mqtt_url,     cfg.mqtt_username,  cfg.mqtt_password,
 					   cfg.mqtt_ca_file, TOPIC_PRESENCE_ALL, TOPIC_CALL_ALL };
@@ -105,6 +120,7 @@ out_core:
 out_bus:
 	mqtt_bus_stop(bus);
 out:
+	webhooks_stop(hooks);
 	http_api_free(api);
 	core_free(core);
 	config_release(&cfg);

@@ -12,6 +12,9 @@
  * writes it in save, inside one atomic unit keyed by the call id and both
  * user ids (WATCH/MULTI or a script); the rules stay as they are.
  *
+ * Each user's history of finished calls lives here too: the memory engine
+ * keeps it in memory (lost on restart), a shared engine beside the calls.
+ *
  * Deadlines are wall-clock milliseconds since the epoch, so that a ring
  * timeout set before a restart still falls due at the same moment after it.
  * A deadline entry is never removed early: the rules look the call up again
@@ -56,6 +59,11 @@ struct store_ops {
 	/* Calls fn on every call, in no particular order; fn must not change the store. */
 	void (*each)(const struct store *s, void (*fn)(void *ctx, const struct call *call), void *ctx);
 	void (*free)(struct store *s);
+	/* Adds a copy of a finished call to both parties' histories, each kept to max calls (oldest go). */
+	void (*history_add)(struct store *s, const struct call *call, size_t max);
+	/* See calls_history: deep copies into out[], newest first; returns how many. */
+	size_t (*history)(const struct store *s, const char *user_id, const char *before_id, size_t limit,
+			  struct call *out);
 };
 
 struct store {

@@ -1,6 +1,6 @@
 /*
- * token.c - see token.h. libjwt 1.x signs the LiveKit tokens and checks
- * the webhooks' (OpenSSL hashes their bodies); user tokens
+ * token.c - see token.h. libjwt 1.x signs the LiveKit tokens and our
+ * webhooks and checks LiveKit's (OpenSSL hashes their bodies); user tokens
  * are checked by common/user_token.c, the code the broker plugin runs too,
  * and this file only reads their keys.
  */
@@ -44,6 +44,31 @@ out:
 		log_error("minting a LiveKit token for '%s' failed", user_id);
 	jwt_free(jwt);
 	sbuf_release(&video);
+	return out;
+}
+
+char *token_webhook(const char *secret, const char *body, size_t len, int64_t now_s, int64_t ttl_s)
+{
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	char hash[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+	jwt_t *jwt = NULL;
+	char *out = NULL;
+	if (EVP_Digest(body, len, digest, &digest_len, EVP_sha256(), NULL) != 1)
+		goto out;
+	EVP_EncodeBlock((unsigned char *)hash, digest, (int)digest_len);
+	if (jwt_new(&jwt) != 0)
+		goto out;
+	if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) ||
+	    jwt_add_grant(jwt, "iss", "callsignal") || jwt_add_grant(jwt, "sha256", hash) ||
+	    jwt_add_grant_int(jwt, "iat", (long)now_s) || jwt_add_grant_int(jwt, "nbf", (long)now_s) ||
+	    jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)))
+		goto out;
+	out = jwt_encode_str(jwt);
+out:
+	if (!out)
+		log_error("signing a webhook failed");
+	jwt_free(jwt);
 	return out;
 }
 

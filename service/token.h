@@ -23,6 +23,14 @@
 char *token_livekit(const char *api_key, const char *api_secret, const char *user_id, const char *name,
 		    const char *room, int64_t now_s, int64_t ttl_s);
 
+/*
+ * The Authorization header value of a webhook, signed the way LiveKit signs
+ * its own: an HS256 JWT with secret, iss "callsignal", iat/nbf now_s, exp
+ * now_s + ttl_s, and sha256 = the standard base64 of the SHA-256 of body
+ * (len bytes). Returns a new string (caller frees), or NULL on failure.
+ */
+char *token_webhook(const char *secret, const char *body, size_t len, int64_t now_s, int64_t ttl_s);
+
 struct token_verifier;
 
 /*

@@ -251,11 +251,13 @@ def test_call_control_answers_503_not_ready_until_the_replay_is_complete(env):
     expect_error(env.post("/calls/start", {"callerId": a.user_id, "receiverId": b.user_id}), 503, "NOT_READY")
     expect_error(env.get("/users/%s/call" % a.user_id), 503, "NOT_READY")
     expect_error(env.get("/calls/" + str(uuid.uuid4())), 503, "NOT_READY")
+    expect_error(env.get("/calls?userId=" + a.user_id), 503, "NOT_READY")
     b.expect_no_event(0.2)
     h.wait_until(lambda: env.get("/ready").status == 200, 20, what="the service opening call control")
     check("did not come back" in env.service.stderr(), "no warning about the lost replay marker")
     call = env.start_call(a, b)
     b.expect_event("INCOMING_CALL", call_id=call["id"])
+    eq(env.get("/calls?userId=" + a.user_id).status, 200, "the history once open")
 
 
 # --- torn retained states --------------------------------------------------------------------------

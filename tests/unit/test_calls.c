@@ -10,9 +10,11 @@
 #include "calls.h"
 #include "check.h"
 
-#define RING   30000
-#define GRACE  15000
-#define RETAIN 600000
+#define RING         30000
+#define GRACE        15000
+#define RETAIN       600000
+#define RING_OFFLINE 5000
+#define HISTORY      3
 
 static struct calls c;
 static struct call_events ev;
@@ -27,7 +29,7 @@ static struct instant at(int64_t ms)
 
 static void setup(void)
 {
-	struct calls_config cfg = { RING, GRACE, RETAIN, 0 };
+	struct calls_config cfg = { RING, GRACE, RETAIN, 0, RING_OFFLINE, HISTORY };
 	calls_init(&c, &cfg, store_memory_new());
 	call_events_init(&ev);
 }
@@ -699,6 +701,113 @@ static void media_events_of_ringing_or_unknown_calls_and_strangers_are_ignored(v
 	teardown();
 }
 
+static void start_to_a_sleeping_receiver_rings_for_the_shorter_deadline(void)
+{
+	setup();
+	const struct call *call = NULL;
+	CHECK(calls_start_offline(&c, &alice, &bob, "call-1", at(0), &ev, &call) == ERR_OK);
+	CHECK(call && call->status == CALL_DIALLING && call->ring_deadline == at(RING_OFFLINE).wall_ms);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_INCOMING_CALL);
+	ev.n = 0;
+	calls_tick(&c, at(RING_OFFLINE - 1), &ev);
+	CHECK(ev.n == 0);
+	calls_tick(&c, at(RING_OFFLINE), &ev);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].call->status == CALL_MISSED);
+	teardown();
+}
+
+static void receiver_woken_in_time_rings_until_the_ring_timeout(void)
+{
+	setup();
+	const struct call *call = NULL;
+	struct user_info asleep = { "bob", "bob", "" };
+	CHECK(calls_start_offline(&c, &alice, &asleep, "call-1", at(0), &ev, &call) == ERR_OK);
+	ev.n = 0;
+	CHECK(calls_receiver_online(&c, &alice) == NULL); /* the caller is not woken */
+	call = calls_receiver_online(&c, &bob);
+	CHECK(call && call->ring_deadline == at(RING).wall_ms && call->revision == 2);
+	CHECK(call && strcmp(call->party[PARTY_RECEIVER].name, "Bob") == 0 &&
+	      strcmp(call->party[PARTY_RECEIVER].location, "Oslo") == 0);
+	CHECK(calls_receiver_online(&c, &bob) == NULL); /* a second device changes nothing */
+	calls_tick(&c, at(RING_OFFLINE), &ev);
+	CHECK(ev.n == 0 && calls_find(&c, "call-1")->status == CALL_DIALLING);
+	calls_tick(&c, at(RING), &ev);
+	CHECK(ev.n == 1 && ev.items[0].call->status == CALL_MISSED);
+	teardown();
+}
+
+static void receiver_online_leaves_an_ordinary_call_alone(void)
+{
+	setup();
+	start(&alice, &bob, "call-1", 0);
+	CHECK(calls_receiver_online(&c, &bob) == NULL);
+	CHECK(calls_find(&c, "call-1")->revision == 1);
+	teardown();
+}
+
+static void history_lists_finished_calls_newest_first_with_limit_and_before(void)
+{
+	setup();
+	const struct call *call;
+	struct call out[4] = { 0 };
+	start(&alice, &bob, "call-1", 0);
+	CHECK(calls_history(&c, "alice", NULL, 4, out) == 0); /* live calls are not history */
+	calls_end(&c, "call-1", "alice", at(10), &ev, &call);
+	start(&bob, &alice, "call-2", 20);
+	calls_answer(&c, "call-2", 0, NULL, at(30), &ev, &call);
+	start(&alice, &carol, "call-3", 40);
+	calls_tick(&c, at(40 + RING), &ev);
+	size_t n = calls_history(&c, "alice", NULL, 4, out);
+	CHECK(n == 3);
+	CHECK_STR(out[0].id, "call-3");
+	CHECK_STR(out[1].id, "call-2");
+	CHECK_STR(out[2].id, "call-1");
+	CHECK(out[0].status == CALL_MISSED && out[1].status == CALL_DECLINED && out[2].status == CALL_ENDED);
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	n = calls_history(&c, "alice", NULL, 2, out);
+	CHECK(n == 2);
+	CHECK_STR(out[1].id, "call-2");
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	n = calls_history(&c, "alice", "call-2", 4, out);
+	CHECK(n == 1);
+	CHECK_STR(out[0].id, "call-1");
+	call_release(&out[0]);
+	CHECK(calls_history(&c, "alice", "call-1", 4, out) == 0);
+	CHECK(calls_history(&c, "alice", "no-such-call", 4, out) == 0);
+	n = calls_history(&c, "bob", NULL, 4, out);
+	CHECK(n == 2);
+	CHECK_STR(out[0].id, "call-2");
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	CHECK(calls_history(&c, "carol", NULL, 4, out) == 1);
+	call_release(&out[0]);
+	teardown();
+}
+
+static void history_keeps_the_newest_up_to_the_cap_beyond_retention(void)
+{
+	setup();
+	const struct call *call;
+	char id[16];
+	for (int i = 1; i <= HISTORY + 2; i++) {
+		snprintf(id, sizeof(id), "call-%d", i);
+		start(&alice, &bob, id, i * 10);
+		calls_end(&c, id, "bob", at(i * 10 + 5), &ev, &call);
+	}
+	calls_tick(&c, at(RETAIN * 2), &ev);
+	CHECK(calls_count(&c) == 0); /* retention forgot them; the history did not */
+	struct call out[HISTORY + 2] = { 0 };
+	size_t n = calls_history(&c, "bob", NULL, HISTORY + 2, out);
+	CHECK(n == HISTORY);
+	CHECK_STR(out[0].id, "call-5");
+	CHECK_STR(out[HISTORY - 1].id, "call-3");
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	teardown();
+}
+
 int main(void)
 {
 	RUN(start_rings_only_the_receiver);
@@ -740,5 +849,10 @@ int main(void)
 	RUN(media_left_past_the_grace_ends_the_call);
 	RUN(media_back_within_the_grace_keeps_the_call);
 	RUN(media_events_of_ringing_or_unknown_calls_and_strangers_are_ignored);
+	RUN(start_to_a_sleeping_receiver_rings_for_the_shorter_deadline);
+	RUN(receiver_woken_in_time_rings_until_the_ring_timeout);
+	RUN(receiver_online_leaves_an_ordinary_call_alone);
+	RUN(history_lists_finished_calls_newest_first_with_limit_and_before);
+	RUN(history_keeps_the_newest_up_to_the_cap_beyond_retention);
 	return check_done();
 }

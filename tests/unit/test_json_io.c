@@ -303,6 +303,81 @@ static void livekit_events_parse_what_the_service_reads(void)
 	}
 }
 
+static void webhook_of_a_finished_call_carries_its_duration(void)
+{
+	struct call c = sample_call();
+	c.status = CALL_ENDED;
+	c.err_msg = NULL;
+	c.answered_at = c.created_at + 4000;
+	c.ended_at = c.answered_at + 256007;
+	size_t call_len, len;
+	char *call_json = json_io_call(&c, &call_len);
+	char *s = json_io_webhook_call("call.ended", 1764041500999, &c, call_json, call_len, &len);
+	char *want = NULL;
+	CHECK(
+	    asprintf(&want,
+		     "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e:3:call.ended\",\"event\":\"call.ended\","
+		     "\"createdAt\":1764041500,\"call\":%s,\"duration\":256.007}",
+		     call_json) > 0);
+	CHECK_STR(s, want);
+	CHECK(len == strlen(s));
+	free(want);
+	free(s);
+	c.answered_at = 0; /* never answered */
+	s = json_io_webhook_call("call.ended", 1764041500999, &c, call_json, call_len, &len);
+	CHECK(strstr(s, ",\"duration\":0.000}") != NULL);
+	free(s);
+	c.status = CALL_DIALLING; /* a live call has no duration */
+	s = json_io_webhook_call("call.started", 1764041500999, &c, call_json, call_len, &len);
+	CHECK(strstr(s, "duration") == NULL);
+	free(s);
+	free(call_json);
+}
+
+static void webhook_of_presence_names_the_user(void)
+{
+	struct user_info bob = { "bob", "Bob", "Lyon" };
+	size_t len;
+	char *s = json_io_webhook_presence("id-1", "presence.online", 1764041500999, "bob", &bob, &len);
+	CHECK_STR(s, "{\"id\":\"id-1\",\"event\":\"presence.online\",\"createdAt\":1764041500,"
+		     "\"user\":{\"id\":\"bob\",\"name\":\"Bob\",\"location\":\"Lyon\"}}");
+	free(s);
+	s = json_io_webhook_presence("id-2", "presence.offline", 1764041500999, "bob", NULL, &len);
+	CHECK_STR(s, "{\"id\":\"id-2\",\"event\":\"presence.offline\",\"createdAt\":1764041500,"
+		     "\"user\":{\"id\":\"bob\"}}");
+	free(s);
+}
+
+static void calls_render_as_an_array(void)
+{
+	struct call c[2] = { sample_call(), sample_call() };
+	size_t len;
+	char *s = json_io_calls(c, 0, &len);
+	CHECK_STR(s, "[]");
+	free(s);
+	s = json_io_calls(c, 2, &len);
+	char *one = json_io_call(&c[0], NULL);
+	char *want = NULL;
+	CHECK(asprintf(&want, "[%s,%s]", one, one) > 0);
+	CHECK_STR(s, want);
+	free(want);
+	free(one);
+	free(s);
+}
+
+static void health_gains_the_webhook_counters(void)
+{
+	size_t len;
+	char *s = json_io_health(1, 1, 2, 3, 1, 0, &len);
+	s = json_io_health_webhooks(s, &len, 10, 1, 2, 3, 4);
+	CHECK_STR(s,
+		  "{\"status\":\"ok\",\"broker\":\"connected\",\"ready\":true,\"users\":2,\"calls\":3,\"liveCalls\":1,"
+		  "\"outbox\":0,\"webhooks\":{\"delivered\":10,\"failed\":1,\"rejected\":2,\"overflowed\":3,"
+		  "\"queued\":4}}");
+	CHECK(len == strlen(s));
+	free(s);
+}
+
 int main(int argc, char **argv)
 {
 	json_io_init();
@@ -318,5 +393,9 @@ int main(int argc, char **argv)
 	RUN(users_list_in_order);
 	RUN(finished_call_says_why_and_who_and_parses_back);
 	RUN(livekit_events_parse_what_the_service_reads);
+	RUN(webhook_of_a_finished_call_carries_its_duration);
+	RUN(webhook_of_presence_names_the_user);
+	RUN(calls_render_as_an_array);
+	RUN(health_gains_the_webhook_counters);
 	return check_done();
 }

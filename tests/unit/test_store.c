@@ -139,9 +139,20 @@ static void cp_add(struct store *s, struct call *call)
 	cs->loaned[cs->n++] = call;
 }
 
+static void cp_history_add(struct store *s, const struct call *call, size_t max)
+{
+	CP(s)->inner->ops->history_add(CP(s)->inner, call, max);
+}
+
+static size_t cp_history(const struct store *s, const char *user_id, const char *before_id, size_t limit,
+			 struct call *out)
+{
+	return CP(s)->inner->ops->history(CP(s)->inner, user_id, before_id, limit, out);
+}
+
 static const struct store_ops copy_ops = {
 	cp_find,          cp_live_of, cp_add,        cp_save, cp_forget, cp_deadline_add, cp_deadline_pop_due,
-	cp_deadline_next, cp_count,   cp_live_count, cp_each, cp_free,
+	cp_deadline_next, cp_count,   cp_live_count, cp_each, cp_free,   cp_history_add,  cp_history,
 };
 
 static struct store *copy_store_new(void)
@@ -175,7 +186,7 @@ static struct outcome scenario(struct store *store)
 {
 	struct calls c;
 	struct call_events ev;
-	struct calls_config cfg = { RING, GRACE, 600000, 0 };
+	struct calls_config cfg = { RING, GRACE, 600000, 0, 0, 10 };
 	struct outcome o;
 	const struct call *call;
 	memset(&o, 0, sizeof(o));
@@ -231,7 +242,7 @@ static void restore_works_through_a_copying_engine(void)
 {
 	struct calls c;
 	struct call_events ev;
-	struct calls_config cfg = { RING, GRACE, 600000, 0 };
+	struct calls_config cfg = { RING, GRACE, 600000, 0, 0, 10 };
 	struct call seen_call = { 0 };
 	snprintf(seen_call.id, sizeof(seen_call.id), "call-1");
 	seen_call.party[PARTY_CALLER] = alice;
@@ -304,7 +315,7 @@ static struct outcome2 scenario2(struct store *store)
 {
 	struct calls c;
 	struct call_events ev;
-	struct calls_config cfg = { RING, GRACE, 600000, 0 };
+	struct calls_config cfg = { RING, GRACE, 600000, 0, 0, 10 };
 	struct outcome2 o;
 	const struct call *call;
 	memset(&o, 0, sizeof(o));
