@@ -7,7 +7,7 @@
  *   lib/call_state.js  the pure call-state reducer: every change of this tab's call goes through
  *                      dispatch(action) -> reduce() -> render(prev, next) + the reducer's effects
  *   lib/user_list.js   the online list, updated per user
- *   lib/history.js     recent calls, kept in localStorage across reloads
+ *   lib/history.js     recent calls: the service's history and this browser's own record
  *   lib/sound.js       ringtone and ringback (Web Audio)
  *   lib/media.js       camera and microphone pickers, preview, the LiveKit room
  *   lib/token_check.js what is wrong with a pasted user token (jwt mode)
@@ -326,6 +326,19 @@ function renderSound(s) {
 }
 sound.onchange = renderSound;
 
+/* The service's call history (GET /calls) joins this browser's own record of recent calls. */
+async function loadHistory() {
+  const me = app.me;
+  const r = await api('GET', `/calls?userId=${encodeURIComponent(me.id)}&limit=50`);
+  if (app.me !== me || !app.history) return;
+  if (r.ok) {
+    app.history.merge(r.data);
+    showRecents();
+  } else if (r.status !== 404) {
+    console.warn(`call history: ${r.message}`); // this browser's record is shown alone
+  }
+}
+
 function showRecents() {
   const idle = app.state.call === null;
   renderRecents(app.history ? app.history.list() : [], (peer) => idle && app.presence.has(peer.id), startCall);
@@ -542,6 +555,7 @@ async function signIn(event) {
   app.state = initialState(f.id);
   app.history = createHistory(f.id);
   showRecents();
+  loadHistory();
   $('me-name').textContent = `${f.name} (${f.id})`;
   $('signin').hidden = true;
   $('phone').hidden = false;

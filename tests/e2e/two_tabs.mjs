@@ -70,7 +70,7 @@ async function person(browser, name, id, location, token) {
   page.on('console', (m) => p.console.push(`[${m.type()}] ${m.text()}`));
   page.on('request', (r) => {
     const u = new URL(r.url());
-    if (/^\/(calls\/|token$|users$)/.test(u.pathname)) {
+    if (/^\/(calls\/|calls$|token$|users$)/.test(u.pathname)) {
       p.apiRequests.push({ path: u.pathname, authorization: r.headers()['authorization'] || null });
     }
   });
@@ -567,6 +567,27 @@ try {
     { png: gallery.busy, label: 'Who is in a call: a badge per user' },
     { png: gallery.call, label: 'In a call: the other party, the duration, mute, hang up' },
   ]);
+
+  await step('Bob signs in on another browser: his recent calls come from the service\'s history', async () => {
+    const context = await browser.newContext({ viewport: { width: 1180, height: 760 }, colorScheme: 'light' });
+    context.setDefaultTimeout(T);
+    await context.addInitScript(([profile, token]) => {
+      sessionStorage.setItem('callsignal.profile', JSON.stringify(profile));
+      sessionStorage.setItem('callsignal.session', JSON.stringify({ token }));
+    }, [{ name: bob.name, id: bob.id, location: 'Laptop' }, bob.token || null]);
+    const page = await context.newPage();
+    const history = page.waitForResponse((r) => new URL(r.url()).pathname === '/calls');
+    await page.goto(BASE + '/');
+    check((await history).status() === 200, 'GET /calls did not answer 200');
+    const mine = await bob.page.getByTestId('recent-outcome').allTextContents();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="recent-call"]').length >= n,
+                               mine.length, { timeout: T });
+    const there = await page.getByTestId('recent-outcome').allTextContents();
+    check(there.includes('Missed \u00b7 Busy') && there.includes('Declined') && there.some((l) => l.startsWith('Ended')),
+          `Bob's other browser lists ${JSON.stringify(there)} (his first: ${JSON.stringify(mine)})`);
+    console.log(`     ${there.length} recent calls from the service (${mine.length} on his first browser)`);
+    await context.close();
+  });
 
   await step('Bob closes his tab and leaves Alice\'s list', async () => {
     await bob.page.close();

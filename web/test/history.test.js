@@ -48,3 +48,32 @@ test('unreadable or full storage does not break the page', () => {
   assert.equal(h2.add(entry(1)), true);
   assert.equal(h2.list().length, 1);
 });
+
+test("the service's history adds the calls of other devices; this browser's entry wins for a call both know", () => {
+  const storage = memoryStorage();
+  const h = createHistory('me', storage);
+  h.add({ ...entry(1), label: 'Answered on another device', outcome: 'elsewhere' }, new Date('2026-01-01T10:00:05Z'));
+  h.add({ callId: null, peer: { id: 'sam', name: 'Sam' }, direction: 'outgoing', outcome: 'failed',
+          label: 'Failed: Receiver busy' }, new Date('2026-01-01T09:00:00Z'));
+  const me = { id: 'me', name: 'Me' };
+  const pat = { id: 'pat', name: 'Pat' };
+  h.merge([
+    { id: 'c2', caller: pat, receiver: me, status: 'MISSED', endReason: 'BUSY', createdAt: '2026-01-01T11:00:00Z',
+      endedAt: '2026-01-01T11:00:00Z' },
+    { id: 'c1', caller: me, receiver: pat, status: 'ENDED', createdAt: '2026-01-01T09:59:00Z',
+      answeredAt: '2026-01-01T09:59:05Z', endedAt: '2026-01-01T10:00:05Z' },
+    { id: 'c0', caller: me, receiver: pat, status: 'DECLINED', createdAt: '2026-01-01T08:00:00Z',
+      endedAt: '2026-01-01T08:00:09Z' },
+    { bogus: true },
+  ]);
+  assert.deepEqual(h.list().map((e) => [e.callId, e.label]), [
+    ['c2', 'Missed \u00b7 Busy'],
+    ['c1', 'Answered on another device'],
+    [null, 'Failed: Receiver busy'],
+    ['c0', 'Declined'],
+  ]);
+  assert.equal(h.list()[0].direction, 'incoming');
+  assert.equal(h.list()[0].peer.id, 'pat');
+  // only this browser's entries are stored
+  assert.equal(JSON.parse(storage.raw.get('callsignal.recents.me')).length, 2);
+});
