@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check, eq  # noqa: E402
-from webhook_receiver import Receiver, plain_check, sdk_check  # noqa: E402
+from webhook_receiver import Receiver, plain_check, sdk_check, call, events_of, seen_by  # noqa: E402
 
 OWN = {"service_env": {"START_RATE_PER_MIN": "0"}}
 
@@ -29,22 +29,6 @@ def hooked(env, receiver, **extra):
             "WEBHOOK_RETRY_S": "30"}
     conf.update({k: str(v) for k, v in extra.items()})
     return env.spawn_service(env=conf, name="hooked"), secret
-
-
-def call(svc, method, path, body=None):
-    return h.http_request(svc.port, method, path, json_body=body)
-
-
-def seen_by(svc, *clients):
-    """Waits until the spawned service lists these users online too (Env.user waits for its own)."""
-    for c in clients:
-        h.wait_until(lambda: c.user_id in [u.get("id") for u in call(svc, "GET", "/users").json or []], 5,
-                     what="%s online at the service with webhooks" % c.user_id)
-    return clients
-
-
-def events_of(delivered, call_id):
-    return [e["event"] for e in delivered if e.get("call", {}).get("id") == call_id]
 
 
 def health_webhooks(svc):

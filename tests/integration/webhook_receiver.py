@@ -2,7 +2,7 @@
 (88_webhooks.py, 89_ring_offline.py): python3's http.server in a thread on loopback, recording every
 POST it gets; a plain check of the signature (HS256 JWT in Authorization, sha256 claim = base64
 SHA-256 of the body, iss "callsignal"); and LiveKit's own check, livekit-server-sdk's WebhookReceiver,
-through verify_webhooks.mjs."""
+through verify_webhooks.mjs; and the small helpers both test files use against a spawned service."""
 
 import base64
 import hashlib
@@ -15,7 +15,26 @@ import tempfile
 import threading
 import time
 
+import harness as h
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def call(svc, method, path, body=None):
+    return h.http_request(svc.port, method, path, json_body=body)
+
+
+def seen_by(svc, *clients):
+    """Waits until the spawned service lists these users online too (Env.user waits for its own)."""
+    for c in clients:
+        h.wait_until(lambda: c.user_id in [u.get("id") for u in call(svc, "GET", "/users").json or []], 5,
+                     what="%s online at the service with webhooks" % c.user_id)
+    return clients
+
+
+def events_of(delivered, call_id):
+    return [e["event"] for e in delivered if e.get("call", {}).get("id") == call_id]
+
 
 
 class Receiver:
