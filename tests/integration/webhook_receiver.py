@@ -36,7 +36,6 @@ def events_of(delivered, call_id):
     return [e["event"] for e in delivered if e.get("call", {}).get("id") == call_id]
 
 
-
 class Receiver:
     """Listens on 127.0.0.1:port (0: any free port) once started. fail_first: answer 500 to the
     first N tries of each webhook id; hang: never answer (until stop). .records: every POST as a
