@@ -77,6 +77,10 @@ static const struct option {
 	  "60", "call starts per user per minute (0: no limit)" },
 	{ NULL, "--insecure-public", K_FLAG, offsetof(struct config, insecure_public), NULL,
 	  "allow a non-loopback HTTP_HOST in open mode" },
+	{ "STATE_ENGINE", "--state-engine", K_STR, offsetof(struct config, state_engine), "memory",
+	  "where calls live: memory (one instance) or redis (instances sharing REDIS_URL)" },
+	{ "REDIS_URL", "--redis-url", K_STR, offsetof(struct config, redis_url), "redis://127.0.0.1:6379",
+	  "Redis of STATE_ENGINE=redis: redis://[:password@]host[:port][/db]" },
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -169,6 +173,11 @@ static int check(const struct config *cfg)
 	}
 	if (cfg->auth_mode == AUTH_JWT && cfg->auth_jwt_secret && cfg->auth_jwt_public_key_file) {
 		fprintf(stderr, "error: set only one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY_FILE\n");
+		return -1;
+	}
+	if (!cfg->state_engine ||
+	    (strcmp(cfg->state_engine, "memory") != 0 && strcmp(cfg->state_engine, "redis") != 0)) {
+		fprintf(stderr, "error: STATE_ENGINE must be memory or redis\n");
 		return -1;
 	}
 	if (cfg->auth_mode == AUTH_OPEN && !cfg->insecure_public &&

@@ -36,6 +36,8 @@ struct config {
 	char *auth_jwt_public_key_previous_file;
 	int start_rate_per_min;
 	int insecure_public;
+	char *state_engine; /* "memory" or "redis" */
+	char *redis_url;
 };
 
 /*

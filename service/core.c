@@ -98,7 +98,17 @@ struct core *core_new(const struct config *cfg)
 	presence_init(&core->presence);
 	struct calls_config cc = { ms_of(cfg->ring_timeout_s), ms_of(cfg->offline_grace_s),
 				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max };
-	calls_init(&core->calls, &cc, store_memory_new());
+	struct store *store = strcmp(cfg->state_engine, "redis") == 0
+				  ? store_redis_new(cfg->redis_url, "callsignal:")
+				  : store_memory_new();
+	if (!store) {
+		pthread_mutex_destroy(&core->mu);
+		pthread_cond_destroy(&core->wake);
+		presence_release(&core->presence);
+		free(core);
+		return NULL;
+	}
+	calls_init(&core->calls, &cc, store);
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	dict_init(&core->seen);
 	core->users_version = (uint64_t)-1;
@@ -386,10 +396,11 @@ static void republish_live(void *arg, const struct call *call)
 	free(json);
 }
 
-/* Collects the parties of live calls who are not online (ids borrowed from the calls). */
+/* Collects the parties of live calls who are not online (ids owned: a shared
+ * store's calls do not outlive the next transition). */
 struct absent {
 	const struct presence *presence;
-	const char **ids;
+	char **ids;
 	size_t n, cap;
 };
 
@@ -405,7 +416,7 @@ static void collect_absent(void *arg, const struct call *call)
 			a->cap = a->cap ? a->cap * 2 : 16;
 			a->ids = xrealloc(a->ids, a->cap * sizeof(*a->ids));
 		}
-		a->ids[a->n++] = call->party[p].id;
+		a->ids[a->n++] = xstrdup(call->party[p].id);
 	}
 }
 
@@ -434,8 +445,10 @@ void core_on_bus_synced(void *arg)
 			put_call_topic(core, clear[i], NULL, 0);
 		struct absent absent = { &core->presence, NULL, 0, 0 };
 		calls_each(&core->calls, collect_absent, &absent);
-		for (i = 0; i < absent.n; i++)
+		for (i = 0; i < absent.n; i++) {
 			calls_party_offline(&core->calls, absent.ids[i], rp.now);
+			free(absent.ids[i]);
+		}
 		free(absent.ids);
 		free(clear);
 		free(seen);

@@ -164,6 +164,8 @@ static const struct store_ops memory_ops = {
 	mem_live_count,
 	mem_each,
 	mem_free,
+	NULL, /* begin: core's lock makes every transition atomic */
+	NULL, /* commit */
 };
 
 struct store *store_memory_new(void)
