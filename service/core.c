@@ -507,6 +507,20 @@ enum err core_users(struct core *core, struct core_reply *r)
 	return ERR_OK;
 }
 
+/*
+ * Takes one of the caller's starts: in the store's shared limiter when it
+ * has one (every instance counts together), else in this process's.
+ * 1 allowed, 0 refused (*retry_ms set), -1 the store is unreachable.
+ * Called with core->mu held.
+ */
+static int take_start(struct core *core, const char *caller_id, int64_t mono, int64_t *retry_ms)
+{
+	struct store *s = core->calls.store;
+	if (s->ops->rate_take && core->cfg->start_rate_per_min > 0)
+		return s->ops->rate_take(s, caller_id, core->cfg->start_rate_per_min, retry_ms);
+	return ratelimit_take(&core->starts, caller_id, mono, retry_ms);
+}
+
 enum err core_call_start(struct core *core, const char *caller_id, const char *receiver_id,
 			 struct core_reply *r)
 {
@@ -528,7 +542,12 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		e = ERR_NOT_READY;
 		goto out;
 	}
-	if (!ratelimit_take(&core->starts, caller_id, mono, &retry_ms)) {
+	int allowed = take_start(core, caller_id, mono, &retry_ms);
+	if (allowed < 0) {
+		e = ERR_STORE_UNAVAILABLE;
+		goto out;
+	}
+	if (!allowed) {
 		r->retry_after_s = (retry_ms + 999) / 1000;
 		e = ERR_RATE_LIMITED;
 		goto out;

@@ -71,6 +71,13 @@ struct store_ops {
 	void (*begin)(struct store *s);
 	/* Closes it (see above). NULL: always STORE_COMMITTED. */
 	enum store_commit (*commit)(struct store *s);
+	/*
+	 * Takes one of user_id's call starts, limit per minute, in a limiter
+	 * every instance shares (the GCRA of ratelimit.h, on the engine's
+	 * clock): 1 allowed; 0 refused, *retry_after_ms set; -1 unreachable.
+	 * NULL: the engine shares nothing, core limits in its own memory.
+	 */
+	int (*rate_take)(struct store *s, const char *user_id, int limit_per_min, int64_t *retry_after_ms);
 };
 
 struct store {

@@ -166,6 +166,7 @@ static const struct store_ops memory_ops = {
 	mem_free,
 	NULL, /* begin: core's lock makes every transition atomic */
 	NULL, /* commit */
+	NULL, /* rate_take: core's own limiter */
 };
 
 struct store *store_memory_new(void)

@@ -23,6 +23,10 @@
  * its EXEC the entry is still there for the others. Reads outside a
  * transition (GET /calls/{id}) are plain reads.
  *
+ * The start rate limit lives here too (rate:{user}, the GCRA of
+ * ratelimit.c as a Lua script on Redis's clock), so it is one limit
+ * whichever instance a start reaches.
+ *
  * What it does not do: TLS (hiredis 0.14 has none), Sentinel or Redis
  * Cluster (one master at a fixed address), Unix sockets.
  */
@@ -627,6 +631,48 @@ static void rd_each(const struct store *cs, void (*fn)(void *ctx, const struct c
 	freeReplyObject(ids);
 }
 
+/*
+ * GCRA as in ratelimit.c: KEYS[1] holds the theoretical arrival time (µs,
+ * Redis's clock); ARGV: interval and burst (µs). Returns -1 when allowed,
+ * else the µs to wait. The key expires once the bucket is full again.
+ */
+static const char rate_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or now)\n"
+    "if tat < now then tat = now end\n"
+    "if tat - now > burst then return tat - now - burst end\n"
+    "tat = tat + interval\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1)\n"
+    "return -1\n";
+
+static int rd_rate_take(struct store *s, const char *user_id, int limit_per_min, int64_t *retry_after_ms)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX];
+	key_of(r, key, "rate:", user_id);
+	int64_t interval = 60000000LL / limit_per_min;
+	struct args a = { 0 };
+	args_s(&a, "EVAL");
+	args_s(&a, rate_script);
+	args_s(&a, "1");
+	args_s(&a, key);
+	args_num(&a, interval);
+	args_num(&a, interval * (limit_per_min - 1));
+	r->failed = 0;
+	redisReply *rep = run(r, &a);
+	int result = -1;
+	if (rep && rep->type == REDIS_REPLY_INTEGER) {
+		result = rep->integer < 0;
+		if (!result)
+			*retry_after_ms = (rep->integer + 999) / 1000;
+	}
+	freeReplyObject(rep);
+	r->failed = 0;
+	return result;
+}
+
 static void rd_begin(struct store *s)
 {
 	struct store_redis *r = RS(s);
@@ -671,6 +717,7 @@ static void rd_free(struct store *s)
 static const struct store_ops redis_ops = {
 	rd_find,          rd_live_of, rd_add,        rd_save, rd_forget, rd_deadline_add, rd_deadline_pop_due,
 	rd_deadline_next, rd_count,   rd_live_count, rd_each, rd_free,   rd_begin,        rd_commit,
+	rd_rate_take,
 };
 
 /* redis://[:password@]host[:port][/db] into r; -1 when it is not that. */

@@ -127,6 +127,26 @@ def test_two_instances_starting_calls_to_one_receiver_at_once_ring_it_once_each_
     eq(len(rung), done, "INCOMING_CALL events at the receiver")
 
 
+@h.options(redis=True, instances=2, service_env={"START_RATE_PER_MIN": "3"})
+def test_the_start_rate_limit_counts_the_starts_of_every_instance(env):
+    one, two = env.instances
+    a, b = env.user("a"), env.user("b")
+    allowed = 0
+    for i in range(3):
+        s = (one, two)[i % 2]
+        r = post(s, "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
+        eq(r.status, 200, "start %d (of 3 allowed) on instance %d" % (i + 1, i % 2 + 1))
+        allowed += 1
+        eq(post(s, "/calls/end", {"callId": r.json["id"], "userId": a.user_id}).status, 200, "end")
+    refused = 0
+    for s in (two, one):
+        r = post(s, "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
+        expect_error(r, 429, "RATE_LIMITED")
+        check(int(r.headers.get("retry-after", "0")) >= 1, "Retry-After: %r" % r.headers)
+        refused += 1
+    print("    rate limit 3/min over two instances: %d allowed, %d refused" % (allowed, refused))
+
+
 @h.options(redis=True, instances=2, service_env=dict(NO_LIMIT, RING_TIMEOUT_S="1"))
 def test_a_ring_timeout_is_missed_once_although_both_instances_watch_it(env):
     pairs = [(env.user("a"), env.user("b")) for _ in range(5)]

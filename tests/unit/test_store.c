@@ -153,6 +153,7 @@ static const struct store_ops copy_ops = {
 	cp_free,
 	NULL,
 	NULL,
+	NULL,
 };
 
 static struct store *copy_store_new(void)
