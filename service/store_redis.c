@@ -47,6 +47,7 @@
 #define POPS_PER_TX 64  /* deadlines of one kind fired by one transition; the rest next time */
 #define POLL_MS     250 /* how soon a deadline another instance added is looked at */
 #define PREFIX_MAX  64
+#define RETRY_MS    500 /* between connection attempts while Redis is away */
 
 /* One command's arguments; numbers are printed into the args' own storage. */
 struct args {
@@ -66,6 +67,8 @@ struct store_redis {
 	char *host, *password, *prefix;
 	int port, db;
 	redisContext *ctx; /* NULL while disconnected */
+	int down;          /* an outage was logged; the next success logs the way back */
+	int64_t next_try;  /* monotonic ms: no new connection attempt before (one per RETRY_MS) */
 
 	int in_tx;  /* between begin and commit */
 	int failed; /* a command of this transition got no answer */
@@ -113,17 +116,32 @@ static void disconnect(struct store_redis *r)
 	r->ctx = NULL;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static int connect_now(struct store_redis *r)
 {
+	if (r->down && mono_ms() < r->next_try)
+		return -1;
+	r->next_try = mono_ms() + RETRY_MS;
 	struct timeval tv = { TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000 };
 	redisContext *ctx = redisConnectWithTimeout(r->host, r->port, tv);
 	if (!ctx || ctx->err) {
-		log_error("cannot reach Redis at '%s:%d': %s", r->host, r->port,
-			  ctx ? ctx->errstr : "out of memory");
+		if (!r->down)
+			log_error("cannot reach Redis at '%s:%d': %s", r->host, r->port,
+				  ctx ? ctx->errstr : "out of memory");
+		r->down = 1;
 		if (ctx)
 			redisFree(ctx);
 		return -1;
 	}
+	if (r->down)
+		log_info("Redis at '%s:%d' answers again", r->host, r->port);
+	r->down = 0;
 	redisSetTimeout(ctx, tv);
 	r->ctx = ctx;
 	redisReply *rep;
@@ -162,6 +180,7 @@ static redisReply *run(struct store_redis *r, struct args *a)
 	redisReply *rep = redisCommandArgv(r->ctx, a->n, a->v, a->len);
 	if (!rep) {
 		log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+		r->down = 1;
 		disconnect(r);
 		r->failed = 1;
 		return NULL;
@@ -222,6 +241,7 @@ static enum store_commit flush(struct store_redis *r)
 		redisReply *rep = NULL;
 		if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
 			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+			r->down = 1;
 			disconnect(r);
 			goto out;
 		}

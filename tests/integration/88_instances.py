@@ -229,5 +229,41 @@ def test_calls_of_an_instance_killed_with_sigkill_go_on_through_the_others(env):
     eq((stranded, busy, live_left), (0, 0, 0), "stranded calls, busy lines, live calls left")
 
 
+@h.options(redis=True, instances=2, redis_opts={"appendonly": True},
+           service_env=dict(NO_LIMIT, RING_TIMEOUT_S="3"))
+def test_calls_outlive_a_redis_killed_and_restarted_from_its_append_only_file(env):
+    one, two = env.instances
+    ringing = [(env.user("r"), env.user("s")) for _ in range(5)]
+    talking = [(env.user("t"), env.user("u")) for _ in range(5)]
+    rung = [env.start_call(a, b)["id"] for a, b in ringing]
+    live = []
+    for a, b in talking:
+        call_id = env.start_call(a, b)["id"]
+        eq(env.answer(call_id, "ACCEPT").status, 200, "accept")
+        live.append(call_id)
+    env.redis.stop(signal.SIGKILL)
+    # Meanwhile call control answers 503 and changes nothing.
+    a, b = talking[0]
+    expect_error(post(one, "/calls/end", {"callId": live[0], "userId": a.user_id}), 503,
+                 "STORE_UNAVAILABLE")
+    env.redis.start()
+    missed = 0
+    for (a, b), call_id in zip(ringing, rung):
+        for c, expected in ((a, ["END_CALL"]), (b, ["INCOMING_CALL", "END_CALL"])):
+            evs, _ = collect(c, len(expected), timeout=15)
+            got = [(e["type"], e["call"]["status"]) for e in evs if e["call"]["id"] == call_id]
+            eq([t for t, _ in got], expected, "events of %s for the ringing %s" % (c.user_id, call_id))
+            missed += got[-1] == ("END_CALL", "MISSED")
+    ended = 0
+    for (a, b), call_id in zip(talking, live):
+        r = post(two, "/calls/end", {"callId": call_id, "userId": b.user_id})
+        eq((r.status, r.json.get("status"), r.json.get("revision")), (200, "ENDED", 3), "end after the restart")
+        ended += 1
+    left = env.redis.command("SCARD", "callsignal:live")
+    print("    Redis kill -9 and restart: %d of %d ringing parties got MISSED, %d calls in progress ended "
+          "afterwards, %d live calls left" % (missed, 2 * len(rung), ended, left))
+    eq((missed, left), (2 * len(rung), 0), "MISSED events, live calls left")
+
+
 if __name__ == "__main__":
     h.main(shared=False)
