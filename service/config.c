@@ -29,7 +29,7 @@ static const struct option {
 	{ "HTTP_HOST", "--http-host", K_STR, offsetof(struct config, http_host), "127.0.0.1",
 	  "address the HTTP API binds to" },
 	{ "MQTT_URL", "--mqtt-url", K_STR, offsetof(struct config, mqtt_url), "tcp://127.0.0.1:1883",
-	  "broker URL (tcp://, ssl://, mqtts://)" },
+	  "broker URL (tcp://, ssl://, mqtts://); several, comma-separated: tried in order, failover" },
 	{ "MQTT_USERNAME", "--mqtt-username", K_STR, offsetof(struct config, mqtt_username), NULL,
 	  "the service's broker login (jwt mode)" },
 	{ "MQTT_PASSWORD", "--mqtt-password", K_STR, offsetof(struct config, mqtt_password), NULL,

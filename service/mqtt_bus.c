@@ -20,6 +20,11 @@
  * the process lives. The broker may then see an event twice, when only its
  * PUBACK was lost.
  *
+ * Failover: cfg.url may list several brokers, comma-separated; every
+ * connect tries them in that order (Paho's serverURIs) and keeps the first
+ * that answers, so a lost broker is replaced by the next one, whose
+ * retained replay rebuilds presence as after any reconnect.
+ *
  * States: DOWN (waiting for the next attempt, or connecting) -> UP
  * (connected and subscribed). The mutex guards state and outbox and is
  * never held across a Paho call or a callback; the in-flight list belongs
@@ -86,9 +91,12 @@ struct mqtt_bus {
 	/* The bus thread's own, no lock: sent, awaiting their PUBACK. */
 	struct msg_list inflight;
 	unsigned char pending[TOKEN_SPACE / 8]; /* scratch bitmap of Paho's pending tokens */
-	char sync_topic[64]; /* callsignal/sync/{clientId}: the end-of-replay marker */
+	char sync_topic[64];                    /* callsignal/sync/{clientId}: the end-of-replay marker */
 	int second_done;     /* subscription2 was replayed once and dropped (bus thread only) */
 	int64_t sync_due_ms; /* while the marker is awaited: when to stop waiting; else 0 (bus thread only) */
+	char *uri_text;      /* cfg.url split into uris (owned) */
+	char **uris;
+	int nuris;
 };
 
 static int64_t mono_ms(void)
@@ -322,6 +330,30 @@ static int is_tls_url(const char *url)
 	       strncmp(url, "wss://", 6) == 0;
 }
 
+/* Splits cfg.url at commas (spaces around them dropped) into bus->uris; 0, or -1 with an empty entry. */
+static int split_urls(struct mqtt_bus *bus)
+{
+	bus->uri_text = xstrdup(bus->cfg.url);
+	size_t n = 1;
+	for (const char *p = bus->uri_text; *p; p++)
+		n += *p == ',';
+	bus->uris = xcalloc(n, sizeof(*bus->uris));
+	char *save = NULL;
+	char *text = bus->uri_text;
+	for (size_t i = 0; i < n; i++) {
+		char *tok = i == 0 ? strtok_r(text, ",", &save) : strtok_r(NULL, ",", &save);
+		while (tok && *tok == ' ')
+			tok++;
+		size_t len = tok ? strlen(tok) : 0;
+		while (len && tok[len - 1] == ' ')
+			tok[--len] = '\0';
+		if (!len)
+			return -1;
+		bus->uris[bus->nuris++] = tok;
+	}
+	return 0;
+}
+
 /* Connects and subscribes, on the bus thread without the mutex. 0 on success. */
 static int connect_and_subscribe(struct mqtt_bus *bus)
 {
@@ -334,7 +366,14 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 	opts.connectTimeout = 5;
 	opts.username = bus->cfg.username;
 	opts.password = bus->cfg.password;
-	if (is_tls_url(bus->cfg.url)) {
+	if (bus->nuris > 1) {
+		opts.serverURIs = bus->uris;
+		opts.serverURIcount = bus->nuris;
+	}
+	int tls = 0;
+	for (int i = 0; i < bus->nuris; i++)
+		tls |= is_tls_url(bus->uris[i]);
+	if (tls) {
 		ssl.trustStore = bus->cfg.ca_file;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
@@ -346,7 +385,12 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 			 MQTTClient_strerror(rc), (long long)bus->backoff_ms);
 		return -1;
 	}
-	log_info("connected to the broker at %s", bus->cfg.url);
+	/* Paho names the broker it reached without the scheme: log the URL as configured. */
+	const char *reached = bus->uris[0];
+	for (int i = 0; opts.returned.serverURI && i < bus->nuris; i++)
+		if (strstr(bus->uris[i], opts.returned.serverURI))
+			reached = bus->uris[i];
+	log_info("connected to the broker at %s", reached);
 	/* The retained replay that the subscription starts must find a clean set. */
 	bus->cb.on_connected(bus->cb.ctx);
 	rc = MQTTClient_subscribe(bus->client, bus->cfg.subscription, 1);
@@ -528,9 +572,13 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 	snprintf(client_id, sizeof(client_id), "callsignal-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
 	snprintf(bus->sync_topic, sizeof(bus->sync_topic), "callsignal/sync/%s", client_id);
 
-	int rc = MQTTClient_create(&bus->client, cfg->url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	int rc = split_urls(bus) == 0 ? MQTTClient_create(&bus->client, bus->uris[0], client_id,
+							  MQTTCLIENT_PERSISTENCE_NONE, NULL)
+				      : MQTTCLIENT_BAD_STRUCTURE;
 	if (rc != MQTTCLIENT_SUCCESS) {
 		log_error("cannot use the broker URL '%s' (code %d)", cfg->url, rc);
+		free(bus->uris);
+		free(bus->uri_text);
 		free(bus);
 		return NULL;
 	}
@@ -543,6 +591,8 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 	if (pthread_create(&bus->thread, NULL, bus_thread, bus) != 0) {
 		log_error("cannot start the broker thread");
 		MQTTClient_destroy(&bus->client);
+		free(bus->uris);
+		free(bus->uri_text);
 		free(bus);
 		return NULL;
 	}
@@ -580,6 +630,8 @@ void mqtt_bus_stop(struct mqtt_bus *bus)
 	list_free(&bus->inflight);
 	pthread_mutex_destroy(&bus->mu);
 	pthread_cond_destroy(&bus->wake);
+	free(bus->uris);
+	free(bus->uri_text);
 	free(bus);
 }
 
