@@ -78,6 +78,12 @@ struct store_redis {
 	/* What the queued writes will change in the counts, so that a rule
 	 * counting calls mid-transition (the retention cap) sees its own writes. */
 	long delta_count, delta_live;
+	/* The earliest deadline of each kind as far as this engine knows: the
+	 * earliest in Redis when last looked (stale[kind] asks to look again),
+	 * or one it added since. Deadlines of other instances are found by the
+	 * POLL_MS look at the deadlines at the latest. */
+	int64_t known_next[DEADLINE__COUNT];
+	int stale[DEADLINE__COUNT];
 
 	struct call **loaned; /* copies handed out; freed at the next begin */
 	size_t nloaned, cap_loaned;
@@ -192,14 +198,39 @@ static redisReply *run(struct store_redis *r, struct args *a)
 	return rep;
 }
 
-static void watch(struct store_redis *r, const char *key)
+/*
+ * Runs a read of key; in a transition WATCHes key first, in the same round
+ * trip (WATCH and the read pipelined). Like run: NULL when Redis does not answer.
+ */
+static redisReply *run_watched(struct store_redis *r, const char *key, struct args *a)
 {
 	if (!r->in_tx)
-		return;
-	struct args a = { 0 };
-	args_s(&a, "WATCH");
-	args_s(&a, key);
-	freeReplyObject(run(r, &a));
+		return run(r, a);
+	if (!r->ctx && connect_now(r) != 0) {
+		r->failed = 1;
+		return NULL;
+	}
+	const char *w[] = { "WATCH", key };
+	size_t wl[] = { 5, strlen(key) };
+	redisAppendCommandArgv(r->ctx, 2, w, wl);
+	redisAppendCommandArgv(r->ctx, a->n, a->v, a->len);
+	redisReply *replies[2] = { NULL, NULL };
+	for (int i = 0; i < 2; i++) {
+		if (redisGetReply(r->ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) {
+			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+			r->down = 1;
+			disconnect(r);
+			r->failed = 1;
+			freeReplyObject(replies[0]);
+			return NULL;
+		}
+	}
+	if (replies[0]->type != REDIS_REPLY_STATUS || replies[1]->type == REDIS_REPLY_ERROR) {
+		log_error("Redis refused a watched '%s'", a->v[0]);
+		r->failed = 1;
+	}
+	freeReplyObject(replies[0]);
+	return replies[1];
 }
 
 static enum store_commit flush(struct store_redis *r);
@@ -388,11 +419,10 @@ static struct call *rd_find(struct store *s, const char *id)
 	struct store_redis *r = RS(s);
 	char key[KEY_MAX];
 	key_of(r, key, "call:", id);
-	watch(r, key);
 	struct args a = { 0 };
 	args_s(&a, "HGETALL");
 	args_s(&a, key);
-	redisReply *rep = run(r, &a);
+	redisReply *rep = run_watched(r, key, &a);
 	struct call *call = parse_call(rep);
 	freeReplyObject(rep);
 	return loan(r, call);
@@ -403,11 +433,10 @@ static int busy_line(struct store_redis *r, const char *user_id, char id[CALL_ID
 {
 	char key[KEY_MAX];
 	key_of(r, key, "busy:", user_id);
-	watch(r, key);
 	struct args a = { 0 };
 	args_s(&a, "GET");
 	args_s(&a, key);
-	redisReply *rep = run(r, &a);
+	redisReply *rep = run_watched(r, key, &a);
 	int found = rep && rep->type == REDIS_REPLY_STRING && rep->len <= CALL_ID_LEN;
 	if (found)
 		snprintf(id, CALL_ID_LEN + 1, "%s", rep->str);
@@ -520,6 +549,8 @@ static void rd_deadline_add(struct store *s, enum deadline_kind kind, const stru
 	args_num(&a, d->at);
 	args_s(&a, member);
 	queue(r, &a);
+	if (d->at < r->known_next[kind])
+		r->known_next[kind] = d->at;
 }
 
 static int rd_deadline_pop_due(struct store *s, enum deadline_kind kind, int64_t now, struct deadline *out)
@@ -541,6 +572,7 @@ static int rd_deadline_pop_due(struct store *s, enum deadline_kind kind, int64_t
 	redisReply *rep = run(r, &a);
 	int found = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->str &&
 		    rep->element[1]->str;
+	r->stale[kind] = 1; /* what this transition takes out, the next look at Redis will tell */
 	if (found) {
 		const char *member = rep->element[0]->str;
 		const char *colon = strchr(member, ':');
@@ -566,27 +598,34 @@ static int rd_deadline_pop_due(struct store *s, enum deadline_kind kind, int64_t
 	return found;
 }
 
-/* The engine's connection is mutable state behind the const of the read-only operations. */
+/* The engine's connection and what it knows are mutable state behind the const of the read-only operations.
+ */
 static int64_t rd_deadline_next(const struct store *cs, enum deadline_kind kind)
 {
 	struct store_redis *r = RS((struct store *)cs);
-	char key[KEY_MAX];
-	key_of(r, key, "dl:", kind_name[kind]);
-	struct args a = { 0 };
-	args_s(&a, "ZRANGE");
-	args_s(&a, key);
-	args_s(&a, "0");
-	args_s(&a, "0");
-	args_s(&a, "WITHSCORES");
-	redisReply *rep = run(r, &a);
-	int64_t next = INT64_MAX;
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->str)
-		next = (int64_t)strtod(rep->element[1]->str, NULL);
-	freeReplyObject(rep);
+	if (r->stale[kind] && !r->in_tx) {
+		char key[KEY_MAX];
+		key_of(r, key, "dl:", kind_name[kind]);
+		struct args a = { 0 };
+		args_s(&a, "ZRANGE");
+		args_s(&a, key);
+		args_s(&a, "0");
+		args_s(&a, "0");
+		args_s(&a, "WITHSCORES");
+		redisReply *rep = run(r, &a);
+		if (rep && rep->type == REDIS_REPLY_ARRAY) {
+			r->known_next[kind] = rep->elements == 2 && rep->element[1]->str
+						  ? (int64_t)strtod(rep->element[1]->str, NULL)
+						  : INT64_MAX;
+			r->stale[kind] = 0;
+		}
+		freeReplyObject(rep);
+	}
 	/* Other instances add deadlines too: look again soon whatever this one knows. */
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	int64_t poll = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + POLL_MS;
+	int64_t next = r->known_next[kind];
 	return next < poll ? next : poll;
 }
 
@@ -786,6 +825,10 @@ struct store *store_redis_new(const char *url, const char *prefix)
 	struct store_redis *r = xcalloc(1, sizeof(*r));
 	r->base.ops = &redis_ops;
 	r->base.shared = 1;
+	for (int k = 0; k < DEADLINE__COUNT; k++) {
+		r->known_next[k] = INT64_MAX;
+		r->stale[k] = 1;
+	}
 	r->prefix = xstrndup(prefix, strlen(prefix) > PREFIX_MAX ? PREFIX_MAX : strlen(prefix));
 	if (parse_url(r, url) != 0) {
 		log_error("bad REDIS_URL: expected redis://[:password@]host[:port][/db]");
