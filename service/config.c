@@ -81,6 +81,10 @@ static const struct option {
 	  "where calls live: memory (one instance) or redis (instances sharing REDIS_URL)" },
 	{ "REDIS_URL", "--redis-url", K_STR, offsetof(struct config, redis_url), "redis://127.0.0.1:6379",
 	  "Redis of STATE_ENGINE=redis: redis://[:password@]host[:port][/db]" },
+	{ "PRESENCE_REFRESH_S", "--presence-refresh-s", K_SECONDS,
+	  offsetof(struct config, presence_refresh_s), "60",
+	  "seconds between presence refreshes of devices that refresh; silent 2.5 times that: offline (0: no "
+	  "lease)" },
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))

@@ -38,6 +38,7 @@ struct config {
 	int insecure_public;
 	char *state_engine; /* "memory" or "redis" */
 	char *redis_url;
+	double presence_refresh_s; /* 0: no presence lease */
 };
 
 /*

@@ -47,8 +47,10 @@ struct core {
 
 	pthread_t timer;
 	int running;
-	int64_t timer_due;  /* wall ms the timer thread sleeps until */
-	int64_t next_prune; /* monotonic ms */
+	int64_t timer_due;        /* wall ms the timer thread sleeps until */
+	int64_t next_prune;       /* monotonic ms */
+	int64_t lease_ms;         /* presence not refreshed for this long is offline; 0: no lease */
+	int64_t next_lease_check; /* monotonic ms */
 };
 
 static struct instant now_instant(void)
@@ -110,6 +112,7 @@ struct core *core_new(const struct config *cfg)
 	}
 	calls_init(&core->calls, &cc, store);
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
+	core->lease_ms = ms_of(cfg->presence_refresh_s * 2.5);
 	dict_init(&core->seen);
 	core->users_version = (uint64_t)-1;
 	return core;
@@ -199,6 +202,39 @@ static void publish_events(struct core *core, struct call_events *ev)
 	ev->n = 0;
 }
 
+#define LEASE_BATCH 64
+
+/* Devices whose presence lease ran out, as copies (the presence set frees its own). */
+struct expired {
+	size_t n;
+	char user_id[LEASE_BATCH][ID_MAX_LEN + 1];
+	char client_id[LEASE_BATCH][ID_MAX_LEN + 1];
+};
+
+/*
+ * Clears the devices that refresh their presence but were not heard for
+ * the lease: their retained presence is emptied on the broker (as their
+ * Last Will would have) and they leave the set now. Called by the timer
+ * with core->mu held; at most LEASE_BATCH a round.
+ */
+static void expire_presence(struct core *core, struct instant now, struct expired *x)
+{
+	struct presence_gone gone[LEASE_BATCH];
+	x->n = presence_expired(&core->presence, now.wall_ms - core->lease_ms, gone, LEASE_BATCH);
+	for (size_t i = 0; i < x->n; i++) {
+		snprintf(x->user_id[i], sizeof(x->user_id[i]), "%s", gone[i].user_id);
+		snprintf(x->client_id[i], sizeof(x->client_id[i]), "%s", gone[i].client_id);
+	}
+	for (size_t i = 0; i < x->n; i++) {
+		char topic[TOPIC_MAX_LEN];
+		topic_presence(x->user_id[i], x->client_id[i], topic);
+		mqtt_bus_publish_retained(core->bus, topic, "", 0);
+		if (presence_device_down(&core->presence, x->user_id[i], x->client_id[i]) ==
+		    PRESENCE_WENT_OFFLINE)
+			calls_party_offline(&core->calls, x->user_id[i], now);
+	}
+}
+
 /* Wakes the timer when a transition added a deadline earlier than its sleep. */
 static void reschedule(struct core *core)
 {
@@ -222,24 +258,40 @@ static void *timer_thread(void *arg)
 			ratelimit_prune(&core->starts, mono);
 			core->next_prune = mono + PRUNE_EVERY_MS;
 		}
+		struct expired *expired = NULL;
+		if (core->lease_ms && mono >= core->next_lease_check) {
+			expired = xmalloc(sizeof(*expired));
+			expire_presence(core, now, expired);
+			core->next_lease_check =
+			    mono + (core->lease_ms / 10 > 100 ? core->lease_ms / 10 : 100);
+		}
 		/* Deadlines are wall-clock; the sleep is on the monotonic clock. */
 		int64_t wait = calls_next_deadline(&core->calls);
 		wait = wait == INT64_MAX ? PRUNE_EVERY_MS : wait - now.wall_ms;
 		if (wait > core->next_prune - mono)
 			wait = core->next_prune - mono;
+		if (core->lease_ms && wait > core->next_lease_check - mono)
+			wait = core->next_lease_check - mono;
 		if (wait < 0)
 			wait = 0;
 		core->timer_due = now.wall_ms + wait;
 		int64_t due = mono + wait;
 		struct timespec until = { (time_t)(due / 1000), (long)(due % 1000) * 1000000 };
-		if (fired) {
+		if (fired || (expired && expired->n)) {
 			/* Logged unlocked; a wake-up sent meanwhile would be missed, so
 			 * the deadlines are looked at again before sleeping. */
 			pthread_mutex_unlock(&core->mu);
-			log_debug("%zu call(s) ended by a deadline", fired);
+			if (fired)
+				log_debug("%zu call(s) ended by a deadline", fired);
+			for (size_t i = 0; expired && i < expired->n; i++)
+				log_info("'%s' device '%s' went offline: presence not refreshed for %lld ms",
+					 expired->user_id[i], expired->client_id[i],
+					 (long long)core->lease_ms);
+			free(expired);
 			pthread_mutex_lock(&core->mu);
 			continue;
 		}
+		free(expired);
 		pthread_cond_timedwait(&core->wake, &core->mu, &until);
 	}
 	pthread_mutex_unlock(&core->mu);
@@ -290,6 +342,7 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 	pthread_mutex_lock(&core->mu);
 	if (len > 0) {
 		change = presence_device_up(&core->presence, &u, pt->client_id);
+		presence_device_seen(&core->presence, pt->user_id, pt->client_id, now.wall_ms);
 		calls_party_online(&core->calls, pt->user_id);
 	} else {
 		change = presence_device_down(&core->presence, pt->user_id, pt->client_id);

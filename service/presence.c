@@ -11,6 +11,8 @@
 
 struct presence_device {
 	struct presence_device *next;
+	int64_t seen_ms; /* wall ms it was last heard; 0 before presence_device_seen */
+	int leased;      /* it refreshed its presence at least once */
 	char client_id[];
 };
 
@@ -90,6 +92,8 @@ enum presence_change presence_device_up(struct presence *p, const struct user_in
 		size_t n = strlen(client_id) + 1;
 		d = xmalloc(sizeof(*d) + n);
 		memcpy(d->client_id, client_id, n);
+		d->seen_ms = 0;
+		d->leased = 0;
 		d->next = u->devices;
 		u->devices = d;
 		u->ndevices++;
@@ -129,6 +133,27 @@ enum presence_change presence_device_down(struct presence *p, const char *user_i
 	user_free(u);
 	p->version++;
 	return PRESENCE_WENT_OFFLINE;
+}
+
+void presence_device_seen(struct presence *p, const char *user_id, const char *client_id, int64_t now_ms)
+{
+	struct presence_user *u = dict_get(&p->users, user_id);
+	for (struct presence_device *d = u ? u->devices : NULL; d; d = d->next)
+		if (strcmp(d->client_id, client_id) == 0) {
+			d->leased |= d->seen_ms != 0;
+			d->seen_ms = now_ms;
+			return;
+		}
+}
+
+size_t presence_expired(const struct presence *p, int64_t before_ms, struct presence_gone *out, size_t max)
+{
+	size_t n = 0;
+	for (const struct presence_user *u = p->head; u && n < max; u = u->next)
+		for (const struct presence_device *d = u->devices; d && n < max; d = d->next)
+			if (d->leased && d->seen_ms < before_ms)
+				out[n++] = (struct presence_gone){ u->info.id, d->client_id };
+	return n;
 }
 
 const struct presence_user *presence_find(const struct presence *p, const char *user_id)
