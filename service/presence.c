@@ -4,6 +4,7 @@
  */
 #include "presence.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +17,26 @@ struct presence_device {
 	char client_id[];
 };
 
+/* A lease kept over presence_clear until the device is heard again. */
+struct carried_lease {
+	int64_t seen_ms;
+	char key[]; /* "user/client" */
+};
+
+static void carried_free(struct dict *carried)
+{
+	struct dict_iter it;
+	struct carried_lease *c;
+	dict_iter_init(&it, carried);
+	while ((c = dict_iter_next(&it)))
+		free(c);
+	dict_release(carried);
+	dict_init(carried);
+}
+
 void presence_init(struct presence *p)
 {
+	dict_init(&p->carried);
 	dict_init(&p->users);
 	p->head = p->tail = NULL;
 	p->version = 0;
@@ -37,6 +56,17 @@ static void user_free(struct presence_user *u)
 
 void presence_clear(struct presence *p)
 {
+	carried_free(&p->carried);
+	for (struct presence_user *l = p->head; l; l = l->next)
+		for (struct presence_device *d = l->devices; d; d = d->next) {
+			if (!d->leased)
+				continue;
+			size_t n = strlen(l->info.id) + 1 + strlen(d->client_id) + 1;
+			struct carried_lease *c = xmalloc(sizeof(*c) + n);
+			c->seen_ms = d->seen_ms;
+			snprintf(c->key, n, "%s/%s", l->info.id, d->client_id);
+			dict_put(&p->carried, c->key, c);
+		}
 	struct presence_user *u = p->head;
 	while (u) {
 		struct presence_user *next = u->next;
@@ -51,6 +81,8 @@ void presence_clear(struct presence *p)
 void presence_release(struct presence *p)
 {
 	presence_clear(p);
+	carried_free(&p->carried);
+	dict_release(&p->carried);
 }
 
 static int set_text(char **dst, const char *src)
@@ -142,6 +174,18 @@ void presence_device_seen(struct presence *p, const char *user_id, const char *c
 		if (strcmp(d->client_id, client_id) == 0) {
 			d->leased |= d->seen_ms != 0;
 			d->seen_ms = now_ms;
+			if (d->leased || !p->carried.count)
+				return;
+			size_t n = strlen(user_id) + 1 + strlen(client_id) + 1;
+			char *key = xmalloc(n);
+			snprintf(key, n, "%s/%s", user_id, client_id);
+			struct carried_lease *c = dict_del(&p->carried, key);
+			free(key);
+			if (c) {
+				d->leased = 1;
+				d->seen_ms = c->seen_ms;
+				free(c);
+			}
 			return;
 		}
 }

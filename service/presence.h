@@ -30,7 +30,8 @@ struct presence_user {
 struct presence {
 	struct dict users; /* id -> struct presence_user, key borrowed from info.id */
 	struct presence_user *head, *tail;
-	uint64_t version; /* changes whenever the list of GET /users would */
+	uint64_t version;    /* changes whenever the list of GET /users would */
+	struct dict carried; /* "user/client" -> struct carried_lease: leases kept over a clear */
 };
 
 enum presence_change {
@@ -60,6 +61,10 @@ void presence_clear(struct presence *p);
  * to max) the leased devices last heard before before_ms, ids borrowed
  * until the next change, and returns their count; core clears them.
  * Devices that never refresh hold no lease: their Last Will ends them.
+ * presence_clear keeps the leases: a device the replay brings back holds
+ * its lease again with the time it was last heard before, so a device
+ * whose broker node died together with the service's does not come back
+ * as fresh.
  */
 struct presence_gone {
 	const char *user_id, *client_id;
