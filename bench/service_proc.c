@@ -103,7 +103,7 @@ int service_start(struct service *s, double timeout_s)
 			s->pid = 0;
 			break;
 		}
-		if (service_health(s, &c, NULL, NULL) == 200) {
+		if (service_ready(s, &c) == 200) {
 			rc = 0;
 			break;
 		}
@@ -139,6 +139,16 @@ int service_stop(struct service *s, double timeout_s)
 	}
 	s->pid = 0;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int service_ready(struct service *s, struct http_conn *conn)
+{
+	if (conn->fd < 0) {
+		conn->port = s->port;
+		if (http_conn_open(conn, s->port) != 0)
+			return -1;
+	}
+	return http_conn_request(conn, "GET", "/ready", NULL, 2000);
 }
 
 int service_health(struct service *s, struct http_conn *conn, long *users, long *calls)

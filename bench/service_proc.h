@@ -1,6 +1,6 @@
 /* Starts, watches and stops the real service process for a phase of the
  * benchmark: a fresh free HTTP port on each start, the environment the
- * phase asks for, stderr into a log file, readiness by polling GET /health.
+ * phase asks for, stderr into a log file, readiness by polling GET /ready.
  * The generator owns the process so it can restart it (presence rebuild)
  * and read its memory (/proc/<pid>/status). */
 #ifndef BENCH_SERVICE_PROC_H
@@ -21,13 +21,15 @@ struct service {
 	/* Set by service_start(). */
 	pid_t pid;
 	uint16_t port;
-	double startup_s; /* spawn -> first 200 on /health */
+	double startup_s; /* spawn -> first 200 on /ready */
 };
 
-/* Spawns the service and waits up to timeout_s for GET /health == 200
- * (HTTP up and broker connected). Returns 0, or -1 (the process is then
- * stopped). */
+/* Spawns the service and waits up to timeout_s for GET /ready == 200
+ * (HTTP up, broker connected, live calls rebuilt). Returns 0, or -1 (the
+ * process is then stopped). */
 int service_start(struct service *s, double timeout_s);
+/* GET /ready on conn (opened to s->port on demand): the status code, or -1. */
+int service_ready(struct service *s, struct http_conn *conn);
 /* SIGTERM, then waits up to timeout_s (SIGKILL after). Returns the exit
  * status, or -1 if it had to be killed or did not exit normally. */
 int service_stop(struct service *s, double timeout_s);

@@ -44,7 +44,7 @@ static void emit(struct call_events *ev, enum event_type type, const struct call
 		ev->cap = ev->cap ? ev->cap * 2 : 4;
 		ev->items = xrealloc(ev->items, ev->cap * sizeof(*ev->items));
 	}
-	ev->items[ev->n++] = (struct call_event){ type, call, to_caller, 1 };
+	ev->items[ev->n++] = (struct call_event){ type, call, to_caller, 1, 0 };
 }
 
 void calls_init(struct calls *c, const struct calls_config *cfg, struct store *store)
@@ -95,38 +95,83 @@ static void add_deadline(struct calls *c, enum deadline_kind kind, int64_t at, c
 }
 
 /* Moves a live call to a final status and saves it; the parties are free again. */
-static void finish(struct calls *c, struct call *call, enum call_status status, struct instant now)
+static void finish(struct calls *c, struct call *call, enum call_status status, enum end_reason reason,
+		   struct instant now)
 {
 	call->status = status;
+	call->end_reason = reason;
 	call->ended_at = now.wall_ms;
 	call->ring_deadline = 0;
 	call->revision++;
 	call->grace_deadline[0] = call->grace_deadline[1] = 0;
+	call->media_deadline[0] = call->media_deadline[1] = 0;
 	OPS(c)->save(S(c), call);
 	add_deadline(c, DEADLINE_RETIRE, now.wall_ms + c->cfg.retention_ms, call->id, PARTY_CALLER);
+	if (c->cfg.history_max)
+		OPS(c)->history_add(S(c), call, c->cfg.history_max);
 }
 
-static enum err start_rule(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
-			   const char *id, struct instant now, struct call_events *ev,
-			   const struct call **out)
+static struct call *new_call(const struct user_info *caller, const struct user_info *receiver, const char *id,
+			     struct instant now)
 {
-	if (strcmp(caller->id, receiver->id) == 0)
-		return ERR_SELF_CALL;
-	if (OPS(c)->live_of(S(c), caller->id))
-		return ERR_CALLER_BUSY;
-	if (OPS(c)->live_of(S(c), receiver->id))
-		return ERR_RECEIVER_BUSY;
-	if (OPS(c)->find(S(c), id))
-		return ERR_INTERNAL; /* ids are random: a clash means the caller reused one */
-
 	struct call *call = xcalloc(1, sizeof(*call));
 	snprintf(call->id, sizeof(call->id), "%s", id);
 	user_info_copy(&call->party[PARTY_CALLER], caller);
 	user_info_copy(&call->party[PARTY_RECEIVER], receiver);
-	call->status = CALL_DIALLING;
 	call->created_at = now.wall_ms;
-	call->ring_deadline = now.wall_ms + c->cfg.ring_timeout_ms;
 	call->revision = 1;
+	return call;
+}
+
+/* DIALLING -> ONGOING, accepted by user_id on device_id (either may be NULL). */
+static void accept_call(struct calls *c, struct call *call, const char *user_id, const char *device_id,
+			struct instant now, struct call_events *ev)
+{
+	call->status = CALL_ONGOING;
+	call->answered_at = now.wall_ms;
+	call->ring_deadline = 0;
+	call->revision++;
+	actor_set(&call->answered_by, user_id, device_id);
+	OPS(c)->save(S(c), call);
+	emit(ev, EVENT_ACCEPT_CALL, call, 1);
+}
+
+static enum err start_rule(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
+			   const char *id, struct instant now, int64_t ring_ms, struct call_events *ev,
+			   const struct call **out)
+{
+	if (strcmp(caller->id, receiver->id) == 0)
+		return ERR_SELF_CALL;
+	struct call *mine = OPS(c)->live_of(S(c), caller->id);
+	if (mine && mine->status == CALL_DIALLING &&
+	    strcmp(mine->party[PARTY_CALLER].id, receiver->id) == 0 &&
+	    strcmp(mine->party[PARTY_RECEIVER].id, caller->id) == 0) {
+		/* Glare: both called each other; the call that rings first wins. */
+		accept_call(c, mine, caller->id, NULL, now, ev);
+		*out = mine;
+		return ERR_OK;
+	}
+	if (mine)
+		return ERR_CALLER_BUSY;
+	if (OPS(c)->find(S(c), id))
+		return ERR_INTERNAL; /* ids are random: a clash means the caller reused one */
+	if (OPS(c)->live_of(S(c), receiver->id)) {
+		struct call *missed = new_call(caller, receiver, id, now);
+		missed->status = CALL_MISSED;
+		missed->end_reason = END_BUSY;
+		missed->ended_at = now.wall_ms;
+		OPS(c)->add(S(c), missed);
+		add_deadline(c, DEADLINE_RETIRE, now.wall_ms + c->cfg.retention_ms, missed->id, PARTY_CALLER);
+		if (c->cfg.history_max) /* the callee's app lists the attempt */
+			OPS(c)->history_add(S(c), missed, c->cfg.history_max);
+		emit(ev, EVENT_END_CALL, missed, 0);
+		ev->items[ev->n - 1].keep_topics = 1;
+		return ERR_RECEIVER_BUSY;
+	}
+
+	struct call *call = new_call(caller, receiver, id, now);
+	call->status = CALL_DIALLING;
+	call->ring_deadline = now.wall_ms + ring_ms;
 	OPS(c)->add(S(c), call);
 	add_deadline(c, DEADLINE_RING, call->ring_deadline, call->id, PARTY_CALLER);
 	emit(ev, EVENT_INCOMING_CALL, call, 0);
@@ -134,8 +179,30 @@ static enum err start_rule(struct calls *c, const struct user_info *caller, cons
 	return ERR_OK;
 }
 
+static struct call *receiver_online_rule(struct calls *c, const struct user_info *u)
+{
+	struct call *call = OPS(c)->live_of(S(c), u->id);
+	if (!call || call->status != CALL_DIALLING || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0)
+		return NULL;
+	int64_t full = call->created_at + c->cfg.ring_timeout_ms;
+	if (call->ring_deadline >= full)
+		return NULL;
+	/* Name and location only: the id, equal anyway, keys the store's busy lines. */
+	struct user_info *r = &call->party[PARTY_RECEIVER];
+	free(r->name);
+	free(r->location);
+	r->name = xstrdup(u->name);
+	r->location = xstrdup(u->location);
+	call->ring_deadline = full;
+	call->revision++;
+	OPS(c)->save(S(c), call);
+	add_deadline(c, DEADLINE_RING, full, call->id, PARTY_CALLER);
+	return call;
+}
+
 static enum err answer_rule(struct calls *c, const char *id, int accept, const char *by_user,
-			    struct instant now, struct call_events *ev, const struct call **out)
+			    const char *device_id, struct instant now, struct call_events *ev,
+			    const struct call **out)
 {
 	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
@@ -145,15 +212,12 @@ static enum err answer_rule(struct calls *c, const char *id, int accept, const c
 	*out = call;
 	if (call->status != CALL_DIALLING)
 		return ERR_CALL_NOT_RINGING;
+	const char *receiver = call->party[PARTY_RECEIVER].id;
 	if (accept) {
-		call->status = CALL_ONGOING;
-		call->answered_at = now.wall_ms;
-		call->ring_deadline = 0;
-		call->revision++;
-		OPS(c)->save(S(c), call);
-		emit(ev, EVENT_ACCEPT_CALL, call, 1);
+		accept_call(c, call, receiver, device_id, now, ev);
 	} else {
-		finish(c, call, CALL_DECLINED, now);
+		actor_set(&call->ended_by, receiver, device_id);
+		finish(c, call, CALL_DECLINED, END_DECLINED, now);
 		emit(ev, EVENT_DECLINE_CALL, call, 1);
 	}
 	return ERR_OK;
@@ -172,20 +236,68 @@ int calls_is_party(const struct call *call, const char *user_id)
 	return party_of(call, user_id) >= 0;
 }
 
-static enum err end_rule(struct calls *c, const char *id, const char *user_id, struct instant now,
-			 struct call_events *ev, const struct call **out)
+static enum err end_rule(struct calls *c, const char *id, const char *user_id, const char *device_id,
+			 struct instant now, struct call_events *ev, const struct call **out)
 {
 	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
 		return ERR_CALL_NOT_FOUND;
-	if (party_of(call, user_id) < 0)
+	int p = party_of(call, user_id);
+	if (p < 0)
 		return ERR_NOT_A_PARTY;
 	*out = call;
 	if (!call_status_is_live(call->status))
 		return ERR_OK;
-	finish(c, call, CALL_ENDED, now);
+	enum end_reason reason = call->status == CALL_ONGOING ? END_HANGUP
+				 : p == PARTY_CALLER          ? END_CANCELLED
+							      : END_DECLINED;
+	actor_set(&call->ended_by, user_id, device_id);
+	finish(c, call, CALL_ENDED, reason, now);
 	emit(ev, EVENT_END_CALL, call, 1);
 	return ERR_OK;
+}
+
+/* The ONGOING call id and user_id's side of it in *p, or NULL. */
+static struct call *ongoing_party(struct calls *c, const char *id, const char *user_id, int *p)
+{
+	struct call *call = OPS(c)->find(S(c), id);
+	if (!call || call->status != CALL_ONGOING || (*p = party_of(call, user_id)) < 0)
+		return NULL;
+	return call;
+}
+
+static int media_joined_rule(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int p;
+	struct call *call = ongoing_party(c, id, user_id, &p);
+	if (!call)
+		return 0;
+	call->media_joined_at[p] = now.wall_ms;
+	call->media_deadline[p] = 0;
+	OPS(c)->save(S(c), call);
+	return 1;
+}
+
+static int media_left_rule(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int p;
+	struct call *call = ongoing_party(c, id, user_id, &p);
+	if (!call || call->media_deadline[p])
+		return 0;
+	call->media_deadline[p] = now.wall_ms + c->cfg.offline_grace_ms;
+	OPS(c)->save(S(c), call);
+	add_deadline(c, DEADLINE_MEDIA, call->media_deadline[p], call->id, (enum party)p);
+	return 1;
+}
+
+static int room_finished_rule(struct calls *c, const char *id, struct instant now, struct call_events *ev)
+{
+	struct call *call = OPS(c)->find(S(c), id);
+	if (!call || call->status != CALL_ONGOING)
+		return 0;
+	finish(c, call, CALL_ENDED, END_MEDIA_ENDED, now);
+	emit(ev, EVENT_END_CALL, call, 1);
+	return 1;
 }
 
 enum err calls_check_in_call(const struct calls *c, const char *id, const char *user_id,
@@ -242,7 +354,7 @@ static void tick_rule(struct calls *c, struct instant now, struct call_events *e
 	while (OPS(c)->deadline_pop_due(S(c), DEADLINE_RING, now.wall_ms, &d)) {
 		call = OPS(c)->find(S(c), d.id);
 		if (call && call->status == CALL_DIALLING && call->ring_deadline <= now.wall_ms) {
-			finish(c, call, CALL_MISSED, now);
+			finish(c, call, CALL_MISSED, END_TIMEOUT, now);
 			emit(ev, EVENT_END_CALL, call, 1);
 		}
 	}
@@ -258,7 +370,18 @@ static void tick_rule(struct calls *c, struct instant now, struct call_events *e
 		sbuf_addf(&msg, "%s went offline", call->party[d.party].name);
 		free(call->err_msg);
 		call->err_msg = sbuf_detach(&msg, NULL);
-		finish(c, call, CALL_ERROR, now);
+		finish(c, call, CALL_ERROR, END_PARTY_OFFLINE, now);
+		emit(ev, EVENT_END_CALL, call, 1);
+	}
+	while (OPS(c)->deadline_pop_due(S(c), DEADLINE_MEDIA, now.wall_ms, &d)) {
+		call = OPS(c)->find(S(c), d.id);
+		if (!call || call->status != CALL_ONGOING)
+			continue;
+		int64_t deadline = call->media_deadline[d.party];
+		if (!deadline || deadline > now.wall_ms)
+			continue; /* joined again (and maybe left again: a later entry waits) */
+		actor_set(&call->ended_by, call->party[d.party].id, NULL);
+		finish(c, call, CALL_ENDED, END_MEDIA_ENDED, now);
 		emit(ev, EVENT_END_CALL, call, 1);
 	}
 }
@@ -273,20 +396,55 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
 	enum err e;
 	do {
 		tx_begin(c);
-		e = start_rule(c, caller, receiver, id, now, ev, out);
+		e = start_rule(c, caller, receiver, id, now, c->cfg.ring_timeout_ms, ev, out);
 	} while (!tx_done(c, ev, n0, &tries, &e));
 	return e;
 }
 
+enum err calls_start_offline(struct calls *c, const struct user_info *caller,
+			     const struct user_info *receiver, const char *id, struct instant now,
+			     struct call_events *ev, const struct call **out)
+{
+	int64_t ring_ms =
+	    c->cfg.ring_offline_ms < c->cfg.ring_timeout_ms ? c->cfg.ring_offline_ms : c->cfg.ring_timeout_ms;
+	size_t n0 = ev->n;
+	int tries = 0;
+	enum err e;
+	do {
+		tx_begin(c);
+		e = start_rule(c, caller, receiver, id, now, ring_ms, ev, out);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e;
+}
+
+const struct call *calls_receiver_online(struct calls *c, const struct user_info *u)
+{
+	int tries = 0;
+	enum err e = ERR_OK;
+	struct call *call;
+	do {
+		tx_begin(c);
+		call = receiver_online_rule(c, u);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+	return e == ERR_OK ? call : NULL;
+}
+
 enum err calls_answer(struct calls *c, const char *id, int accept, const char *by_user, struct instant now,
 		      struct call_events *ev, const struct call **out)
+{
+	return calls_answer_on(c, id, accept, by_user, NULL, now, ev, out);
+}
+
+enum err calls_answer_on(struct calls *c, const char *id, int accept, const char *by_user,
+			 const char *device_id, struct instant now, struct call_events *ev,
+			 const struct call **out)
 {
 	size_t n0 = ev->n;
 	int tries = 0;
 	enum err e;
 	do {
 		tx_begin(c);
-		e = answer_rule(c, id, accept, by_user, now, ev, out);
+		e = answer_rule(c, id, accept, by_user, device_id, now, ev, out);
 	} while (!tx_done(c, ev, n0, &tries, &e));
 	return e;
 }
@@ -294,14 +452,54 @@ enum err calls_answer(struct calls *c, const char *id, int accept, const char *b
 enum err calls_end(struct calls *c, const char *id, const char *user_id, struct instant now,
 		   struct call_events *ev, const struct call **out)
 {
+	return calls_end_on(c, id, user_id, NULL, now, ev, out);
+}
+
+enum err calls_end_on(struct calls *c, const char *id, const char *user_id, const char *device_id,
+		      struct instant now, struct call_events *ev, const struct call **out)
+{
 	size_t n0 = ev->n;
 	int tries = 0;
 	enum err e;
 	do {
 		tx_begin(c);
-		e = end_rule(c, id, user_id, now, ev, out);
+		e = end_rule(c, id, user_id, device_id, now, ev, out);
 	} while (!tx_done(c, ev, n0, &tries, &e));
 	return e;
+}
+
+int calls_media_joined(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int tries = 0, changed;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		changed = media_joined_rule(c, id, user_id, now);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+	return e == ERR_OK && changed;
+}
+
+int calls_media_left(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int tries = 0, changed;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		changed = media_left_rule(c, id, user_id, now);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+	return e == ERR_OK && changed;
+}
+
+int calls_room_finished(struct calls *c, const char *id, struct instant now, struct call_events *ev)
+{
+	size_t n0 = ev->n;
+	int tries = 0, changed;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		changed = room_finished_rule(c, id, now, ev);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e == ERR_OK && changed;
 }
 
 void calls_party_offline(struct calls *c, const char *user_id, struct instant now)
@@ -401,6 +599,7 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 		struct call *call = xcalloc(1, sizeof(*call));
 		call_copy(call, best);
 		call->grace_deadline[0] = call->grace_deadline[1] = 0;
+		call->media_deadline[0] = call->media_deadline[1] = 0;
 		OPS(c)->add(S(c), call);
 		if (call->status == CALL_DIALLING)
 			add_deadline(c, DEADLINE_RING, call->ring_deadline, call->id, PARTY_CALLER);
@@ -416,6 +615,12 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
 	}
 	dict_release(&by_id);
 	free(views);
+}
+
+size_t calls_history(const struct calls *c, const char *user_id, const char *before_id, size_t limit,
+		     struct call *out)
+{
+	return OPS(c)->history(S(c), user_id, before_id, limit, out);
 }
 
 const struct call *calls_find(const struct calls *c, const char *id)

@@ -6,6 +6,18 @@
  *   DIALLING --end (either party: cancel)--> ENDED
  *   DIALLING --ring timeout--> MISSED
  *   DIALLING/ONGOING --a party offline past the grace period--> ERROR
+ *   ONGOING --LiveKit: room finished, or a party's media gone past the grace--> ENDED
+ *
+ * Every finished call carries an end reason (model.h): ENDED is HANGUP,
+ * CANCELLED (the caller, while it rang), DECLINED (the receiver, while it
+ * rang) or MEDIA_ENDED; DECLINED is DECLINED; MISSED is TIMEOUT, or BUSY for
+ * the missed-call record a busy receiver gets; ERROR is PARTY_OFFLINE.
+ * Accepting and ending record who did it, on which device (answered_by,
+ * ended_by). A start from A to B while B's call to A still rings ("glare")
+ * accepts B's call instead of refusing A as busy.
+ *
+ * A call that finishes is also added to both parties' histories
+ * (history_max each, oldest dropped first), which outlive the retention.
  *
  * A call in DIALLING or ONGOING is "live" and makes both parties busy.
  * Finished calls stay findable for the retention period, so a repeated end
@@ -47,13 +59,16 @@ struct calls_config {
 	int64_t ring_timeout_ms;
 	int64_t offline_grace_ms;
 	int64_t retention_ms;
-	size_t retention_max; /* finished calls kept at most (oldest go first); 0: no cap */
+	size_t retention_max;    /* finished calls kept at most (oldest go first); 0: no cap */
+	int64_t ring_offline_ms; /* how long a call to a user with no online device rings */
+	size_t history_max;      /* finished calls kept in each party's history; 0: none */
 };
 
 struct call_event {
 	enum event_type type;
 	const struct call *call;
 	int to_caller, to_receiver;
+	int keep_topics; /* the call never was live: the parties' call topics stay as they are */
 };
 
 struct call_events {
@@ -77,9 +92,33 @@ void calls_release(struct calls *c);
  * Starts a call from caller to receiver (both borrowed; copied) with the
  * given fresh id. Refuses ERR_SELF_CALL, ERR_CALLER_BUSY, ERR_RECEIVER_BUSY.
  * On success *out is the new call and INCOMING_CALL goes to the receiver.
+ * When the receiver's own call to the caller rings, that call is accepted
+ * instead (answered_by the caller, ACCEPT_CALL to both) and is *out. On
+ * ERR_RECEIVER_BUSY the receiver still learns of the attempt: a finished
+ * call with the given id (MISSED, end reason BUSY) is kept and END_CALL
+ * goes to the receiver alone, leaving the call topics alone.
  */
 enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
 		     const char *id, struct instant now, struct call_events *ev, const struct call **out);
+
+/*
+ * calls_start for a receiver none of whose devices is online (the app's
+ * backend is told to wake one with a push): the same call and INCOMING_CALL,
+ * but it rings only for the shorter of ring_offline_ms and the ring timeout
+ * until a device of the receiver comes online (calls_receiver_online).
+ */
+enum err calls_start_offline(struct calls *c, const struct user_info *caller,
+			     const struct user_info *receiver, const char *id, struct instant now,
+			     struct call_events *ev, const struct call **out);
+
+/*
+ * A device of user u (borrowed; copied) came online. When u is the receiver
+ * of a call that rings for an offline receiver on the shorter deadline, the
+ * call now rings until the full ring timeout after its start and names its
+ * receiver as u's presence does: returns that call (its revision raised, no
+ * event; its topics are to be written again), else NULL.
+ */
+const struct call *calls_receiver_online(struct calls *c, const struct user_info *u);
 
 /*
  * Answers a ringing call; by_user, when not NULL, must be its receiver.
@@ -88,6 +127,11 @@ enum err calls_start(struct calls *c, const struct user_info *caller, const stru
  */
 enum err calls_answer(struct calls *c, const char *id, int accept, const char *by_user, struct instant now,
 		      struct call_events *ev, const struct call **out);
+/* calls_answer from the receiver's device device_id (borrowed; NULL: not said), kept in answered_by
+ * (and in ended_by when declining). */
+enum err calls_answer_on(struct calls *c, const char *id, int accept, const char *by_user,
+			 const char *device_id, struct instant now, struct call_events *ev,
+			 const struct call **out);
 
 /*
  * Ends (or cancels, while it rings) a call on behalf of user_id.
@@ -96,6 +140,25 @@ enum err calls_answer(struct calls *c, const char *id, int accept, const char *b
  */
 enum err calls_end(struct calls *c, const char *id, const char *user_id, struct instant now,
 		   struct call_events *ev, const struct call **out);
+/* calls_end from user_id's device device_id (borrowed; NULL: not said), kept in ended_by. */
+enum err calls_end_on(struct calls *c, const char *id, const char *user_id, const char *device_id,
+		      struct instant now, struct call_events *ev, const struct call **out);
+
+/*
+ * What LiveKit's webhooks say about the room of call id (a room is named by
+ * its call id, a participant by the user id). Each applies only to an
+ * ONGOING call and one of its parties, and returns 1 when it changed the
+ * call, 0 when it was ignored (no such live call, ringing, not a party).
+ *  - media_joined records the time in media_joined_at and stops a running
+ *    media grace period of that party;
+ *  - media_left starts the party's media grace period (offline_grace_ms):
+ *    unless it joins again before it ends, the call ends MEDIA_ENDED with the
+ *    party as ended_by;
+ *  - room_finished ends the call at once, MEDIA_ENDED, END_CALL to both.
+ */
+int calls_media_joined(struct calls *c, const char *id, const char *user_id, struct instant now);
+int calls_media_left(struct calls *c, const char *id, const char *user_id, struct instant now);
+int calls_room_finished(struct calls *c, const char *id, struct instant now, struct call_events *ev);
 
 /* ERR_OK with *out set when user_id is a party of the ONGOING call id, else ERR_NOT_IN_CALL. */
 enum err calls_check_in_call(const struct calls *c, const char *id, const char *user_id,
@@ -109,8 +172,8 @@ void calls_party_offline(struct calls *c, const char *user_id, struct instant no
 /* The user is back: their live call's grace period, if any, is over. */
 void calls_party_online(struct calls *c, const char *user_id);
 
-/* Fires every deadline that has passed: ring timeouts, grace periods,
- * retention; and forgets the oldest finished calls beyond retention_max. */
+/* Fires every deadline that has passed: ring timeouts, grace periods
+ * (presence and media), retention; and forgets the oldest finished calls beyond retention_max. */
 void calls_tick(struct calls *c, struct instant now, struct call_events *ev);
 /* The earliest pending deadline (wall ms), or INT64_MAX when none;
  * 0 (due now) while more finished calls are kept than retention_max. */
@@ -140,6 +203,15 @@ struct calls_seen {
  */
 void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, struct call_events *ev,
 		   const char **clear, size_t *n_clear);
+
+/*
+ * The user's finished calls, newest first: at most limit, and only those
+ * that finished before the call before_id when it is not NULL (none when
+ * before_id is not in the history). Fills out[] with deep copies (the
+ * caller releases each with call_release); returns how many.
+ */
+size_t calls_history(const struct calls *c, const char *user_id, const char *before_id, size_t limit,
+		     struct call *out);
 
 const struct call *calls_find(const struct calls *c, const char *id);
 const struct call *calls_live_of(const struct calls *c, const char *user_id);

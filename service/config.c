@@ -15,7 +15,7 @@
 #include "log.h"
 #include "util.h"
 
-enum kind { K_STR, K_PORT, K_SECONDS, K_COUNT, K_AUTH, K_LEVEL, K_FLAG };
+enum kind { K_STR, K_PORT, K_SECONDS, K_COUNT, K_AUTH, K_LEVEL, K_FLAG, K_LOG_FORMAT };
 
 static const struct option {
 	const char *env;
@@ -29,7 +29,8 @@ static const struct option {
 	{ "HTTP_HOST", "--http-host", K_STR, offsetof(struct config, http_host), "127.0.0.1",
 	  "address the HTTP API binds to" },
 	{ "MQTT_URL", "--mqtt-url", K_STR, offsetof(struct config, mqtt_url), "tcp://127.0.0.1:1883",
-	  "broker URL (tcp://, ssl://, mqtts://); several, comma-separated: tried in order, failover" },
+	  "broker URL: tcp:// or mqtt:// (TCP), ssl:// or mqtts:// (TLS), ws:// or wss:// (WebSocket); "
+	  "several, comma-separated: tried in order, failover" },
 	{ "MQTT_USERNAME", "--mqtt-username", K_STR, offsetof(struct config, mqtt_username), NULL,
 	  "the service's broker login (jwt mode)" },
 	{ "MQTT_PASSWORD", "--mqtt-password", K_STR, offsetof(struct config, mqtt_password), NULL,
@@ -85,6 +86,28 @@ static const struct option {
 	  offsetof(struct config, presence_refresh_s), "60",
 	  "seconds between presence refreshes of devices that refresh; silent 2.5 times that: offline (0: no "
 	  "lease)" },
+	{ "LOG_FORMAT", "--log-format", K_LOG_FORMAT, offsetof(struct config, log_format), "text",
+	  "text (one line per event) or json (one JSON object per line)" },
+	{ "METRICS_TOKEN", "--metrics-token", K_STR, offsetof(struct config, metrics_token), NULL,
+	  "bearer token GET /metrics requires (unset: /metrics is open)" },
+	{ "WEBHOOK_URLS", "--webhook-urls", K_STR, offsetof(struct config, webhook_urls), NULL,
+	  "URLs the signed webhooks are POSTed to, separated by commas (unset: none)" },
+	{ "WEBHOOK_SECRET", "--webhook-secret", K_STR, offsetof(struct config, webhook_secret), NULL,
+	  "HS256 secret that signs the webhooks (required with WEBHOOK_URLS)" },
+	{ "WEBHOOK_TIMEOUT_S", "--webhook-timeout-s", K_SECONDS, offsetof(struct config, webhook_timeout_s),
+	  "5", "seconds one webhook delivery attempt may take" },
+	{ "WEBHOOK_RETRY_S", "--webhook-retry-s", K_SECONDS, offsetof(struct config, webhook_retry_s), "300",
+	  "seconds a failed webhook is retried (with backoff) before it is dropped" },
+	{ "WEBHOOK_QUEUE_MAX", "--webhook-queue-max", K_COUNT, offsetof(struct config, webhook_queue_max),
+	  "10000", "webhooks waiting per URL at most; newer ones are dropped beyond" },
+	{ "RING_OFFLINE_S", "--ring-offline-s", K_SECONDS, offsetof(struct config, ring_offline_s), "0",
+	  "seconds a call to a user with no online device rings, waiting for a push to wake one (0: "
+	  "refused as offline; needs WEBHOOK_URLS)" },
+	{ "CALL_HISTORY_MAX", "--call-history-max", K_COUNT, offsetof(struct config, call_history_max), "100",
+	  "finished calls kept per user for GET /calls (0: none)" },
+	{ "WEBHOOK_CONCURRENCY", "--webhook-concurrency", K_COUNT,
+	  offsetof(struct config, webhook_concurrency), "4",
+	  "webhook deliveries in flight per URL (each call's webhooks stay in order)" },
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -118,13 +141,15 @@ static int set_value(struct config *cfg, const struct option *o, const char *v, 
 	errno = 0;
 	switch (o->kind) {
 	case K_STR:
-	case K_LEVEL: {
+	case K_LEVEL:
+	case K_LOG_FORMAT: {
 		char **s = field;
-		if (o->kind == K_LEVEL) {
-			enum log_level l;
-			if (log_level_parse(v, &l) != 0)
-				goto bad;
-		}
+		enum log_level l;
+		enum log_format f;
+		if (o->kind == K_LEVEL && log_level_parse(v, &l) != 0)
+			goto bad;
+		if (o->kind == K_LOG_FORMAT && log_format_parse(v, &f) != 0)
+			goto bad;
 		free(*s);
 		*s = *v ? xstrdup(v) : NULL;
 		return 0;
@@ -169,8 +194,42 @@ static const struct option *find_flag(const char *arg, size_t len)
 	return NULL;
 }
 
+/* The URL schemes the MQTT client speaks (docs/configuration.md); MQTT_URL
+ * may list several brokers separated by commas (spaces around them
+ * allowed), each of which must pass. */
+static int mqtt_url_scheme_known(const char *url)
+{
+	static const char *const schemes[] = { "tcp://", "mqtt://", "ssl://", "mqtts://", "ws://", "wss://" };
+	for (;;) {
+		url += strspn(url, " ");
+		size_t len = strcspn(url, ",");
+		size_t end = len;
+		while (end && url[end - 1] == ' ')
+			end--;
+		int known = 0;
+		for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+			size_t sl = strlen(schemes[i]);
+			if (end > sl && strncmp(url, schemes[i], sl) == 0)
+				known = 1;
+		}
+		if (!known)
+			return 0;
+		if (!url[len])
+			return 1;
+		url += len + 1;
+	}
+}
+
 static int check(const struct config *cfg)
 {
+	if (!cfg->mqtt_url || !mqtt_url_scheme_known(cfg->mqtt_url)) {
+		fprintf(
+		    stderr,
+		    "error: MQTT_URL '%s' is not a broker URL: it must start with tcp://, mqtt://, ssl://, "
+		    "mqtts://, ws:// or wss:// and name a host\n",
+		    cfg->mqtt_url ? cfg->mqtt_url : "");
+		return -1;
+	}
 	if (cfg->auth_mode == AUTH_JWT && !cfg->auth_jwt_secret && !cfg->auth_jwt_public_key_file) {
 		fprintf(stderr, "error: AUTH_MODE=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY_FILE\n");
 		return -1;
@@ -182,6 +241,22 @@ static int check(const struct config *cfg)
 	if (!cfg->state_engine ||
 	    (strcmp(cfg->state_engine, "memory") != 0 && strcmp(cfg->state_engine, "redis") != 0)) {
 		fprintf(stderr, "error: STATE_ENGINE must be memory or redis\n");
+		return -1;
+	}
+	if (cfg->webhook_urls && !cfg->webhook_secret) {
+		fprintf(stderr, "error: WEBHOOK_URLS needs WEBHOOK_SECRET to sign the webhooks\n");
+		return -1;
+	}
+	if (cfg->webhook_urls && (cfg->webhook_queue_max < 1 || cfg->webhook_timeout_s <= 0 ||
+				  cfg->webhook_concurrency < 1 || cfg->webhook_concurrency > 64)) {
+		fprintf(stderr, "error: WEBHOOK_QUEUE_MAX and WEBHOOK_TIMEOUT_S must be above 0, "
+				"WEBHOOK_CONCURRENCY from 1 to 64\n");
+		return -1;
+	}
+	if (cfg->ring_offline_s > 0 && !cfg->webhook_urls) {
+		fprintf(stderr,
+			"error: RING_OFFLINE_S needs WEBHOOK_URLS: the backend pushes to the sleeping "
+			"device on call.ringing_offline\n");
 		return -1;
 	}
 	if (cfg->auth_mode == AUTH_OPEN && !cfg->insecure_public &&
@@ -246,7 +321,8 @@ int config_load(struct config *cfg, int argc, char **argv)
 void config_release(struct config *cfg)
 {
 	for (size_t i = 0; i < NOPTIONS; i++)
-		if (options[i].kind == K_STR || options[i].kind == K_LEVEL) {
+		if (options[i].kind == K_STR || options[i].kind == K_LEVEL ||
+		    options[i].kind == K_LOG_FORMAT) {
 			char **s = (char **)((char *)cfg + options[i].offset);
 			free(*s);
 			*s = NULL;

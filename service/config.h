@@ -39,6 +39,16 @@ struct config {
 	char *state_engine; /* "memory" or "redis" */
 	char *redis_url;
 	double presence_refresh_s; /* 0: no presence lease */
+	char *log_format;          /* "text" or "json" */
+	char *metrics_token;       /* GET /metrics requires it as a bearer token; NULL: open */
+	char *webhook_urls;
+	char *webhook_secret;
+	double webhook_timeout_s;
+	double webhook_retry_s;
+	int webhook_queue_max;
+	double ring_offline_s;
+	int call_history_max;
+	int webhook_concurrency;
 };
 
 /*

@@ -14,6 +14,7 @@
 #include "dict.h"
 #include "json_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_bus.h"
 #include "presence.h"
 #include "ratelimit.h"
@@ -21,8 +22,10 @@
 #include "token.h"
 #include "topics.h"
 #include "util.h"
+#include "webhooks.h"
 
-#define PRUNE_EVERY_MS 60000
+#define PRUNE_EVERY_MS   60000
+#define WEBHOOK_IDS_KEPT 4096 /* LiveKit retries within minutes; the last ids are remembered */
 
 /* A retained users/{id}/call message read back before the rebuild. */
 struct seen_topic {
@@ -33,6 +36,7 @@ struct seen_topic {
 struct core {
 	const struct config *cfg;
 	struct mqtt_bus *bus;
+	struct webhooks *hooks; /* NULL: no webhooks; borrowed */
 
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
@@ -42,8 +46,12 @@ struct core {
 	char *users_json; /* cache of GET /users for users_version */
 	size_t users_len;
 	uint64_t users_version;
-	int ready;        /* the live calls have been rebuilt from the broker */
-	struct dict seen; /* before ready: user id -> struct seen_topic (owned) */
+	int ready;                           /* the live calls have been rebuilt from the broker */
+	struct dict seen;                    /* before ready: user id -> struct seen_topic (owned) */
+	char *webhook_ids[WEBHOOK_IDS_KEPT]; /* the last webhook event ids (owned), a ring */
+	size_t webhook_next;
+	struct dict webhook_seen; /* id (borrowed from webhook_ids) -> the same string */
+	int presence_settled;     /* the retained replay after the last connect is over */
 
 	pthread_t timer;
 	int running;
@@ -98,8 +106,9 @@ struct core *core_new(const struct config *cfg)
 	pthread_cond_init(&core->wake, &ca);
 	pthread_condattr_destroy(&ca);
 	presence_init(&core->presence);
-	struct calls_config cc = { ms_of(cfg->ring_timeout_s), ms_of(cfg->offline_grace_s),
-				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max };
+	struct calls_config cc = { ms_of(cfg->ring_timeout_s),   ms_of(cfg->offline_grace_s),
+				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max,
+				   ms_of(cfg->ring_offline_s),   (size_t)cfg->call_history_max };
 	struct store *store = strcmp(cfg->state_engine, "redis") == 0
 				  ? store_redis_new(cfg->redis_url, "callsignal:")
 				  : store_memory_new();
@@ -114,6 +123,7 @@ struct core *core_new(const struct config *cfg)
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	core->lease_ms = ms_of(cfg->presence_refresh_s * 2.5);
 	dict_init(&core->seen);
+	dict_init(&core->webhook_seen);
 	core->users_version = (uint64_t)-1;
 	return core;
 }
@@ -141,6 +151,9 @@ void core_free(struct core *core)
 	ratelimit_release(&core->starts);
 	seen_clear(core);
 	dict_release(&core->seen);
+	dict_release(&core->webhook_seen);
+	for (size_t i = 0; i < WEBHOOK_IDS_KEPT; i++)
+		free(core->webhook_ids[i]);
 	free(core->users_json);
 	pthread_mutex_destroy(&core->mu);
 	pthread_cond_destroy(&core->wake);
@@ -170,6 +183,33 @@ static void put_call_topics(struct core *core, const struct call *call, const ch
 	put_call_topic(core, call->party[PARTY_CALLER].id, json, len);
 }
 
+/* Called with core->mu held: queues a webhook about call (call_json borrowed). */
+static void post_call_webhook(struct core *core, const char *event, const struct call *call,
+			      const char *call_json, size_t call_len)
+{
+	size_t len;
+	char *body = json_io_webhook_call(event, now_instant().wall_ms, call, call_json, call_len, &len);
+	webhooks_post(core->hooks, call->id, body, len);
+	free(body);
+}
+
+/* Called with core->mu held: the webhooks of one call event, in the order of the transitions. */
+static void post_event_webhooks(struct core *core, const struct call_event *e, const char *call_json,
+				size_t call_len)
+{
+	static const char *const names[] = { [EVENT_INCOMING_CALL] = "call.started",
+					     [EVENT_ACCEPT_CALL] = "call.accepted",
+					     [EVENT_DECLINE_CALL] = "call.declined",
+					     [EVENT_END_CALL] = "call.ended" };
+	/* An event type added later without a webhook name goes out under its MQTT type name. */
+	const char *name = (size_t)e->type < sizeof(names) / sizeof(names[0]) && names[e->type]
+			       ? names[e->type]
+			       : event_type_name(e->type);
+	post_call_webhook(core, name, e->call, call_json, call_len);
+	if (e->type == EVENT_DECLINE_CALL)
+		post_call_webhook(core, "call.ended", e->call, call_json, call_len);
+}
+
 /*
  * Renders each event once and queues it for its recipients, with the call
  * topics in the order calls_restore relies on (core.h). Called with
@@ -184,7 +224,7 @@ static void publish_events(struct core *core, struct call_events *ev)
 		char *payload = json_io_event_around(e->type, e->call, call_json, call_len, &len);
 		int live = call_status_is_live(e->call->status);
 		char topic[TOPIC_MAX_LEN];
-		if (live)
+		if (live && !e->keep_topics)
 			put_call_topics(core, e->call, call_json, call_len);
 		if (e->to_caller) {
 			topic_events(e->call->party[PARTY_CALLER].id, topic);
@@ -194,8 +234,13 @@ static void publish_events(struct core *core, struct call_events *ev)
 			topic_events(e->call->party[PARTY_RECEIVER].id, topic);
 			mqtt_bus_publish(core->bus, topic, payload, len);
 		}
-		if (!live)
-			put_call_topics(core, e->call, NULL, 0);
+		if (!live) {
+			if (!e->keep_topics)
+				put_call_topics(core, e->call, NULL, 0);
+			metrics_call_finished(e->call);
+		}
+		if (core->hooks)
+			post_event_webhooks(core, e, call_json, call_len);
 		free(payload);
 		free(call_json);
 	}
@@ -242,17 +287,54 @@ static void reschedule(struct core *core)
 		pthread_cond_signal(&core->wake);
 }
 
+/*
+ * Called with core->mu held: one line per call a deadline finished, for the
+ * operator (logged after unlocking): a missed call, or a call ended in ERROR
+ * with the parties who are offline. Lines are appended to notes, '\n' after each.
+ */
+static void note_deadline_ends(struct core *core, const struct call_events *ev, struct sbuf *notes)
+{
+	for (size_t i = 0; i < ev->n; i++) {
+		const struct call *call = ev->items[i].call;
+		const char *caller = call->party[PARTY_CALLER].id, *receiver = call->party[PARTY_RECEIVER].id;
+		if (call->status == CALL_MISSED) {
+			sbuf_addf(notes, "call '%s' missed: '%s' rang '%s' for %.1f s without an answer\n",
+				  call->id, caller, receiver,
+				  (double)(call->ended_at - call->created_at) / 1000.0);
+		} else if (call->status == CALL_ERROR) {
+			int gone[2] = { !presence_find(&core->presence, caller),
+					!presence_find(&core->presence, receiver) };
+			char who[2 * ID_MAX_LEN + 16];
+			if (gone[0] && gone[1])
+				snprintf(who, sizeof(who), "'%s' and '%s'", caller, receiver);
+			else if (gone[0] || gone[1])
+				snprintf(who, sizeof(who), "'%s'", gone[0] ? caller : receiver);
+			else
+				snprintf(who, sizeof(who), "a party"); /* back online since the deadline */
+			sbuf_addf(notes,
+				  "call '%s' between '%s' and '%s' ended in ERROR: %s went offline and did "
+				  "not come "
+				  "back within %g s (%s)\n",
+				  call->id, caller, receiver, who, core->cfg->offline_grace_s,
+				  call->err_msg ? call->err_msg : "");
+		}
+	}
+}
+
 static void *timer_thread(void *arg)
 {
 	struct core *core = arg;
 	struct call_events ev;
 	call_events_init(&ev);
+	struct sbuf notes;
+	sbuf_init(&notes, 256);
 	pthread_mutex_lock(&core->mu);
 	while (core->running) {
 		struct instant now = now_instant();
 		int64_t mono = mono_now();
 		calls_tick(&core->calls, now, &ev);
 		size_t fired = ev.n;
+		note_deadline_ends(core, &ev, &notes);
 		publish_events(core, &ev);
 		if (mono >= core->next_prune) {
 			ratelimit_prune(&core->starts, mono);
@@ -283,6 +365,12 @@ static void *timer_thread(void *arg)
 			pthread_mutex_unlock(&core->mu);
 			if (fired)
 				log_debug("%zu call(s) ended by a deadline", fired);
+			for (char *line = notes.buf, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+				*nl = '\0';
+				log_info("%s", line);
+			}
+			notes.len = 0;
+			notes.buf[0] = '\0';
 			for (size_t i = 0; expired && i < expired->n; i++)
 				log_info("'%s' device '%s' went offline: presence not refreshed for %lld ms",
 					 expired->user_id[i], expired->client_id[i],
@@ -296,6 +384,7 @@ static void *timer_thread(void *arg)
 	}
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
+	sbuf_release(&notes);
 	return NULL;
 }
 
@@ -344,12 +433,30 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 		change = presence_device_up(&core->presence, &u, pt->client_id);
 		presence_device_seen(&core->presence, pt->user_id, pt->client_id, now.wall_ms);
 		calls_party_online(&core->calls, pt->user_id);
+		const struct call *woke = calls_receiver_online(&core->calls, &u);
+		if (woke && core->bus) {
+			size_t call_len;
+			char *call_json = json_io_call(woke, &call_len);
+			put_call_topics(core, woke, call_json, call_len);
+			free(call_json);
+		}
 	} else {
 		change = presence_device_down(&core->presence, pt->user_id, pt->client_id);
 		if (change == PRESENCE_WENT_OFFLINE) {
 			calls_party_offline(&core->calls, pt->user_id, now);
 			reschedule(core);
 		}
+	}
+	if (core->hooks && core->presence_settled &&
+	    (change == PRESENCE_CAME_ONLINE || change == PRESENCE_WENT_OFFLINE)) {
+		char id[CALL_ID_LEN + 1];
+		size_t body_len;
+		new_call_id(id);
+		int up = change == PRESENCE_CAME_ONLINE;
+		char *body = json_io_webhook_presence(id, up ? "presence.online" : "presence.offline",
+						      now.wall_ms, pt->user_id, up ? &u : NULL, &body_len);
+		webhooks_post(core->hooks, pt->user_id, body, body_len);
+		free(body);
 	}
 	pthread_mutex_unlock(&core->mu);
 	if (change == PRESENCE_CAME_ONLINE)
@@ -422,6 +529,7 @@ void core_on_bus_connected(void *arg)
 	for (const struct presence_user *u = core->presence.head; u; u = u->next)
 		calls_party_offline(&core->calls, u->info.id, now);
 	presence_clear(&core->presence);
+	core->presence_settled = 0;
 	if (!core->ready)
 		seen_clear(core); /* a replay cut short starts again */
 	reschedule(core);
@@ -515,6 +623,7 @@ void core_on_bus_synced(void *arg)
 	 * ones, which their re-sent events write. */
 	if (!first)
 		calls_each(&core->calls, republish_live, &rp);
+	core->presence_settled = 1;
 	publish_events(core, &ev);
 	if (first)
 		seen_clear(core);
@@ -589,6 +698,7 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	call_events_init(&ev);
 	enum err e;
 
+	int merged = 0, asleep_ring = 0;
 	pthread_mutex_lock(&core->mu);
 	int64_t retry_ms = 0;
 	if (!core->ready) {
@@ -611,24 +721,50 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		e = ERR_CALLER_OFFLINE;
 		goto out;
 	}
-	if (!receiver) {
+	const struct call *call;
+	if (receiver) {
+		e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
+	} else if (core->hooks && core->cfg->ring_offline_s > 0) {
+		/* Nothing known of the sleeping receiver but the id: it names them too. */
+		struct user_info asleep = { (char *)receiver_id, (char *)receiver_id, (char *)"" };
+		e = calls_start_offline(&core->calls, &caller->info, &asleep, id, now, &ev, &call);
+		asleep_ring = e == ERR_OK;
+	} else {
 		e = ERR_RECEIVER_OFFLINE;
 		goto out;
 	}
-	const struct call *call;
-	e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
-	if (e == ERR_OK)
+	if (e == ERR_OK) {
+		merged = call->status == CALL_ONGOING;
 		transition_done(core, call, &ev, r);
+	} else {
+		publish_events(core, &ev); /* a busy receiver's missed-call event */
+	}
+	if (asleep_ring) {
+		size_t call_len;
+		char *call_json = json_io_call(call, &call_len);
+		post_call_webhook(core, "call.ringing_offline", call, call_json, call_len);
+		free(call_json);
+	}
 out:
 	pthread_mutex_unlock(&core->mu);
 	call_events_release(&ev);
-	if (e == ERR_OK)
-		log_info("call '%s': '%s' rings '%s'", id, caller_id, receiver_id);
+	if (e == ERR_OK && merged)
+		log_info("call '%s': '%s' called back '%s' while it rang; accepted", r->call->id, caller_id,
+			 receiver_id);
+	else if (e == ERR_OK)
+		log_info("call '%s': '%s' rings '%s'%s", id, caller_id, receiver_id,
+			 asleep_ring ? " (no device online: the backend is asked to push)" : "");
 	return e;
 }
 
 enum err core_call_answer(struct core *core, const char *call_id, int accept, const char *by_user,
 			  struct core_reply *r)
+{
+	return core_call_answer_on(core, call_id, accept, by_user, NULL, r);
+}
+
+enum err core_call_answer_on(struct core *core, const char *call_id, int accept, const char *by_user,
+			     const char *device_id, struct core_reply *r)
 {
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
@@ -640,8 +776,9 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 
 	pthread_mutex_lock(&core->mu);
 	if (core->ready)
-		e = calls_answer(&core->calls, call_id, accept, by_user, now, &ev, &call);
+		e = calls_answer_on(&core->calls, call_id, accept, by_user, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
+		metrics_ring_to_answer((accept ? call->answered_at : call->ended_at) - call->created_at);
 		transition_done(core, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
 		r->call = xcalloc(1, sizeof(*r->call));
@@ -656,6 +793,12 @@ enum err core_call_answer(struct core *core, const char *call_id, int accept, co
 
 enum err core_call_end(struct core *core, const char *call_id, const char *user_id, struct core_reply *r)
 {
+	return core_call_end_on(core, call_id, user_id, NULL, r);
+}
+
+enum err core_call_end_on(struct core *core, const char *call_id, const char *user_id, const char *device_id,
+			  struct core_reply *r)
+{
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
 	struct instant now = now_instant();
@@ -667,7 +810,7 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 
 	pthread_mutex_lock(&core->mu);
 	if (core->ready)
-		e = calls_end(&core->calls, call_id, user_id, now, &ev, &call);
+		e = calls_end_on(&core->calls, call_id, user_id, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		ended = ev.n > 0;
 		transition_done(core, call, &ev, r);
@@ -677,6 +820,63 @@ enum err core_call_end(struct core *core, const char *call_id, const char *user_
 	if (ended)
 		log_info("call '%s' ended by '%s'", call_id, user_id);
 	return e;
+}
+
+/* Called with core->mu held: 1 when id was seen among the last webhook ids, else remembers it. */
+static int webhook_seen_before(struct core *core, const char *id)
+{
+	if (dict_get(&core->webhook_seen, id))
+		return 1;
+	char **slot = &core->webhook_ids[core->webhook_next];
+	if (*slot) {
+		dict_del(&core->webhook_seen, *slot);
+		free(*slot);
+	}
+	*slot = xstrdup(id);
+	dict_put(&core->webhook_seen, *slot, *slot);
+	core->webhook_next = (core->webhook_next + 1) % WEBHOOK_IDS_KEPT;
+	return 0;
+}
+
+enum err core_livekit_event(struct core *core, const struct livekit_event *e, struct core_reply *r)
+{
+	struct instant now = now_instant();
+	struct call_events ev;
+	call_events_init(&ev);
+	const char *result = "ignored";
+	enum err err = ERR_NOT_READY;
+	const char *room = e->room ? e->room : "", *who = e->identity ? e->identity : "";
+
+	pthread_mutex_lock(&core->mu);
+	if (!core->ready)
+		goto out;
+	err = ERR_OK;
+	if (e->id && *e->id && webhook_seen_before(core, e->id)) {
+		result = "duplicate";
+		goto out;
+	}
+	int applied = 0;
+	if (strcmp(e->event, "participant_joined") == 0) {
+		applied = calls_media_joined(&core->calls, room, who, now);
+	} else if (strcmp(e->event, "participant_left") == 0 ||
+		   strcmp(e->event, "participant_connection_aborted") == 0) {
+		applied = calls_media_left(&core->calls, room, who, now);
+		reschedule(core);
+	} else if (strcmp(e->event, "room_finished") == 0) {
+		applied = calls_room_finished(&core->calls, room, now, &ev);
+		publish_events(core, &ev);
+	}
+	if (applied)
+		result = "applied";
+out:
+	pthread_mutex_unlock(&core->mu);
+	call_events_release(&ev);
+	if (err == ERR_OK) {
+		r->body = json_io_object(&r->len, "result", result, NULL);
+		log_info("LiveKit webhook '%.40s' (room '%.64s', participant '%.64s'): %s", e->event, room,
+			 who, result);
+	}
+	return err;
 }
 
 enum err core_call_get(struct core *core, const char *call_id, const char *by_user, struct core_reply *r)
@@ -745,19 +945,72 @@ enum err core_token(struct core *core, const char *room, const char *user_id, st
 	return ERR_OK;
 }
 
+void core_gauges(struct core *core, struct metrics_gauges *g)
+{
+	struct mqtt_bus_stats stats = { 0 };
+	memset(g, 0, sizeof(*g));
+	if (core->bus) {
+		mqtt_bus_stats(core->bus, &stats);
+		g->broker_up = mqtt_bus_is_up(core->bus);
+	}
+	g->outbox = stats.queued;
+	g->outbox_age_ms = stats.oldest_age_ms;
+	g->published = stats.published;
+	g->dropped = stats.dropped;
+	pthread_mutex_lock(&core->mu);
+	g->ready = core->ready;
+	g->users = presence_count(&core->presence);
+	for (const struct presence_user *u = core->presence.head; u; u = u->next)
+		g->devices += u->ndevices;
+	g->calls = calls_count(&core->calls);
+	g->live_calls = calls_live_count(&core->calls);
+	pthread_mutex_unlock(&core->mu);
+}
+
 enum err core_health(struct core *core, struct core_reply *r)
+{
+	struct metrics_gauges g;
+	core_gauges(core, &g);
+	r->body = json_io_health(g.broker_up, g.ready, g.users, g.calls, g.live_calls, g.outbox, &r->len);
+	if (core->hooks) {
+		struct webhooks_stats ws;
+		webhooks_stats(core->hooks, &ws);
+		r->body = json_io_health_webhooks(r->body, &r->len, ws.delivered, ws.failed, ws.rejected,
+						  ws.overflowed, ws.queued);
+	}
+	return ERR_OK;
+}
+
+enum err core_ready(struct core *core)
 {
 	if (!bus_up(core))
 		return ERR_BROKER_UNAVAILABLE;
-	struct mqtt_bus_stats stats;
-	mqtt_bus_stats(core->bus, &stats);
 	pthread_mutex_lock(&core->mu);
 	int ready = core->ready;
-	size_t users = presence_count(&core->presence), calls = calls_count(&core->calls),
-	       live = calls_live_count(&core->calls);
 	pthread_mutex_unlock(&core->mu);
-	if (!ready)
-		return ERR_NOT_READY;
-	r->body = json_io_health(1, users, calls, live, stats.queued, &r->len);
+	return ready ? ERR_OK : ERR_NOT_READY;
+}
+
+void core_set_webhooks(struct core *core, struct webhooks *hooks)
+{
+	core->hooks = hooks;
+}
+
+enum err core_call_history(struct core *core, const char *user_id, const char *before_id, size_t limit,
+			   struct core_reply *r)
+{
+	struct call *calls = xcalloc(limit ? limit : 1, sizeof(*calls));
+	pthread_mutex_lock(&core->mu);
+	int ready = core->ready;
+	size_t n = ready ? calls_history(&core->calls, user_id, before_id, limit, calls) : 0;
+	pthread_mutex_unlock(&core->mu);
+	if (!ready) {
+		free(calls);
+		return ERR_NOT_READY; /* like the other reads: a shared engine may hold more than memory */
+	}
+	r->body = json_io_calls(calls, n, &r->len);
+	for (size_t i = 0; i < n; i++)
+		call_release(&calls[i]);
+	free(calls);
 	return ERR_OK;
 }

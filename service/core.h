@@ -6,9 +6,10 @@
  * renders the events and the retained call topics, queues them on the bus,
  * copies the result and lets go; http_api renders the reply and core logs
  * after unlocking. It never calls Paho or libmicrohttpd while holding the
- * lock: the bus outbox it queues on is a leaf lock that does no I/O.
- * Queuing under the lock keeps messages in the order of the transitions
- * that made them.
+ * lock: the bus outbox it queues on is a leaf lock that does no I/O, and
+ * so are the webhook queues (webhooks.h) it hands the same transitions and
+ * presence changes to. Queuing under the lock keeps messages in the order
+ * of the transitions that made them.
  *
  * Each transition of a live call writes users/{id}/call of both parties
  * (receiver first) before its event; a finished call's END_CALL goes out
@@ -63,11 +64,41 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 enum err core_call_answer(struct core *core, const char *call_id, int accept, const char *by_user,
 			  struct core_reply *r);
 enum err core_call_end(struct core *core, const char *call_id, const char *user_id, struct core_reply *r);
+/* The same from a device: device_id (the client id of its presence topic, validated; NULL: not said)
+ * is recorded in the call's answeredBy / endedBy. */
+enum err core_call_answer_on(struct core *core, const char *call_id, int accept, const char *by_user,
+			     const char *device_id, struct core_reply *r);
+enum err core_call_end_on(struct core *core, const char *call_id, const char *user_id, const char *device_id,
+			  struct core_reply *r);
+
+struct livekit_event;
+/*
+ * A LiveKit webhook, already verified (see calls.h for what each event
+ * does). A repeated event id has no second effect. ERR_OK with r->body
+ * {"result": "applied"|"ignored"|"duplicate"}; ERR_NOT_READY.
+ */
+enum err core_livekit_event(struct core *core, const struct livekit_event *e, struct core_reply *r);
 /* GET /calls/{id}: by_user (jwt mode) must be a party, or NULL. ERR_NOT_FOUND, ERR_NOT_A_PARTY. */
 enum err core_call_get(struct core *core, const char *call_id, const char *by_user, struct core_reply *r);
 /* GET /users/{id}/call: the user's live call, or ERR_NO_LIVE_CALL. */
 enum err core_user_call(struct core *core, const char *user_id, struct core_reply *r);
 enum err core_token(struct core *core, const char *room, const char *user_id, struct core_reply *r);
+/* GET /health (liveness): always ERR_OK while the process serves; the body tells the broker
+ * state and the counts, broker down or not. */
 enum err core_health(struct core *core, struct core_reply *r);
+/* GET /ready (readiness): ERR_OK once connected to the broker and the live calls are rebuilt;
+ * else ERR_BROKER_UNAVAILABLE or ERR_NOT_READY. */
+enum err core_ready(struct core *core);
+struct metrics_gauges;
+/* The gauges of GET /metrics, read now. */
+void core_gauges(struct core *core, struct metrics_gauges *g);
+
+struct webhooks;
+/* Sends the call and presence webhooks to hooks (borrowed until core_free); before core_start. */
+void core_set_webhooks(struct core *core, struct webhooks *hooks);
+/* GET /calls?userId=: the user's finished calls, newest first (calls_history), as a JSON array body;
+ * ERR_NOT_READY. */
+enum err core_call_history(struct core *core, const char *user_id, const char *before_id, size_t limit,
+			   struct core_reply *r);
 
 #endif

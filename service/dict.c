@@ -1,28 +1,43 @@
 /*
- * dict.c - see dict.h. Separate chaining, FNV-1a hashes, doubling at load 1.
+ * dict.c - see dict.h. Separate chaining, SipHash-2-4 hashes under the
+ * process's key, doubling at load 1.
+ *
+ * The one includer of sodium.h (libsodium): crypto_shorthash is SipHash-2-4,
+ * a pure function of its input and key, so the dict stays pure. It needs
+ * no sodium_init(): that only picks CPU-specific code for other primitives
+ * and seeds libsodium's random generator, neither of which it uses.
  */
 #include "dict.h"
 
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
+_Static_assert(DICT_HASH_KEY_LEN == crypto_shorthash_KEYBYTES, "dict hash key is SipHash's");
+
 struct dict_entry {
 	struct dict_entry *next;
 	const char *key;
 	void *value;
-	uint32_t hash;
+	uint64_t hash;
 };
 
-static uint32_t hash_str(const char *s)
+static unsigned char hash_key[DICT_HASH_KEY_LEN];
+
+void dict_set_hash_key(const unsigned char key[DICT_HASH_KEY_LEN])
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
+	memcpy(hash_key, key, DICT_HASH_KEY_LEN);
+}
+
+static uint64_t hash_str(const char *s)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	crypto_shorthash(out, (const unsigned char *)s, strlen(s), hash_key);
+	uint64_t h;
+	memcpy(&h, out, sizeof(h));
 	return h;
 }
 
@@ -47,7 +62,7 @@ void dict_release(struct dict *d)
 	dict_init(d);
 }
 
-static struct dict_entry **find_slot(const struct dict *d, const char *key, uint32_t h)
+static struct dict_entry **find_slot(const struct dict *d, const char *key, uint64_t h)
 {
 	if (!d->nbuckets)
 		return NULL;
@@ -83,7 +98,7 @@ static void grow(struct dict *d)
 
 void *dict_put(struct dict *d, const char *key, void *value)
 {
-	uint32_t h = hash_str(key);
+	uint64_t h = hash_str(key);
 	struct dict_entry **slot = find_slot(d, key, h);
 	if (slot && *slot) {
 		void *old = (*slot)->value;
@@ -114,6 +129,20 @@ void *dict_del(struct dict *d, const char *key)
 	free(e);
 	d->count--;
 	return value;
+}
+
+void dict_stats(const struct dict *d, struct dict_stats *out)
+{
+	out->count = d->count;
+	out->nbuckets = d->nbuckets;
+	out->longest_chain = 0;
+	for (size_t i = 0; i < d->nbuckets; i++) {
+		size_t n = 0;
+		for (const struct dict_entry *e = d->buckets[i]; e; e = e->next)
+			n++;
+		if (n > out->longest_chain)
+			out->longest_chain = n;
+	}
 }
 
 void dict_iter_init(struct dict_iter *it, const struct dict *d)

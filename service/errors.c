@@ -34,6 +34,10 @@ static const struct {
 					 "Content-Type must be application/json or "
 					 "application/x-www-form-urlencoded" },
 	[ERR_BODY_TOO_LARGE] = { 413, "BODY_TOO_LARGE", "Request body too large" },
+	[ERR_URI_TOO_LONG] = { 414, "URI_TOO_LONG", "Request URI too long" },
+	[ERR_HEADERS_TOO_LARGE] = { 431, "HEADERS_TOO_LARGE", "Request headers too large" },
+	[ERR_TRANSFER_ENCODING] = { 501, "UNSUPPORTED_TRANSFER_ENCODING",
+				    "Transfer-Encoding not supported: send chunked or Content-Length" },
 	[ERR_NOT_FOUND] = { 404, "NOT_FOUND", "Not found" },
 	[ERR_METHOD_NOT_ALLOWED] = { 405, "METHOD_NOT_ALLOWED", "Method not allowed" },
 	[ERR_INTERNAL] = { 500, "INTERNAL", "Internal error" },

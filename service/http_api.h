@@ -14,6 +14,9 @@
 #include "http_server.h"
 
 #define HTTP_BODY_LIMIT (16 * 1024)
+/* POST /livekit/webhook takes larger bodies: LiveKit's events carry the room and a participant. */
+#define HTTP_WEBHOOK_PATH       "/livekit/webhook"
+#define HTTP_WEBHOOK_BODY_LIMIT (64 * 1024)
 
 struct http_api;
 

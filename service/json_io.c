@@ -73,6 +73,47 @@ static int parse_time(json_t *root, const char *name, int64_t *ms)
 	return json_is_string(v) ? iso_time_parse(json_string_value(v), ms) : -1;
 }
 
+/* An actor member (absent: none); -1 when malformed. */
+static int parse_actor(json_t *root, const char *name, struct actor *a)
+{
+	json_t *v = json_object_get(root, name);
+	if (!v)
+		return 0;
+	json_t *user = json_object_get(v, "userId"), *device = json_object_get(v, "deviceId");
+	if (!json_is_object(v) || !json_is_string(user) ||
+	    !id_is_valid(json_string_value(user), json_string_length(user)) ||
+	    (device && (!json_is_string(device) ||
+			!id_is_valid(json_string_value(device), json_string_length(device)))))
+		return -1;
+	actor_set(a, json_string_value(user), device ? json_string_value(device) : NULL);
+	return 0;
+}
+
+static int parse_media_joined(json_t *root, int64_t at[2])
+{
+	json_t *v = json_object_get(root, "mediaJoinedAt");
+	if (!v)
+		return 0;
+	if (!json_is_object(v))
+		return -1;
+	return parse_time(v, "caller", &at[PARTY_CALLER]) | parse_time(v, "receiver", &at[PARTY_RECEIVER]);
+}
+
+static int parse_end_reason(json_t *root, enum end_reason *r)
+{
+	json_t *v = json_object_get(root, "endReason");
+	*r = END_NONE;
+	if (!v)
+		return 0;
+	for (int i = END_HANGUP; i <= END_MEDIA_ENDED; i++)
+		if (json_is_string(v) &&
+		    strcmp(json_string_value(v), end_reason_name((enum end_reason)i)) == 0) {
+			*r = (enum end_reason)i;
+			return 0;
+		}
+	return -1;
+}
+
 int json_io_parse_call(const char *payload, size_t len, struct call *out, const char **why)
 {
 	static const char *const statuses[] = {
@@ -113,6 +154,13 @@ int json_io_parse_call(const char *payload, size_t len, struct call *out, const 
 		   parse_time(root, "ringDeadline", &out->ring_deadline) != 0 ||
 		   (st == CALL_DIALLING && !out->ring_deadline)) {
 		*why = "a timestamp is missing or not ISO-8601 UTC with milliseconds";
+	} else if (parse_actor(root, "answeredBy", &out->answered_by) != 0 ||
+		   parse_actor(root, "endedBy", &out->ended_by) != 0) {
+		*why = "answeredBy or endedBy not {userId, deviceId?} with valid ids";
+	} else if (parse_media_joined(root, out->media_joined_at) != 0) {
+		*why = "mediaJoinedAt not {caller?, receiver?} of ISO-8601 UTC timestamps";
+	} else if (parse_end_reason(root, &out->end_reason) != 0) {
+		*why = "endReason unknown";
 	} else {
 		snprintf(out->id, sizeof(out->id), "%s", json_string_value(id));
 		out->status = (enum call_status)st;
@@ -124,6 +172,56 @@ int json_io_parse_call(const char *payload, size_t len, struct call *out, const 
 		call_release(out);
 	json_decref(root);
 	return rc;
+}
+
+/* A string member of obj: 0 with *out a new string (NULL when absent or obj NULL), -1 when not a string. */
+static int string_member(json_t *obj, const char *name, char **out)
+{
+	json_t *v = obj ? json_object_get(obj, name) : NULL;
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return -1;
+	*out = xstrndup(json_string_value(v), json_string_length(v));
+	return 0;
+}
+
+int json_io_parse_livekit_event(const char *body, size_t len, struct livekit_event *out, const char **why)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	memset(out, 0, sizeof(*out));
+	int rc = -1;
+	json_t *room = root ? json_object_get(root, "room") : NULL;
+	json_t *participant = root ? json_object_get(root, "participant") : NULL;
+	if (!root || !json_is_object(root)) {
+		*why = "not a JSON object";
+	} else if (string_member(root, "event", &out->event) != 0 || !out->event) {
+		*why = "event missing or not a string";
+	} else if (string_member(root, "id", &out->id) != 0 ||
+		   (out->id && strlen(out->id) > LIVEKIT_EVENT_ID_MAX)) {
+		*why = "id not a string or too long";
+	} else if ((room && !json_is_object(room)) || (participant && !json_is_object(participant)) ||
+		   string_member(room, "name", &out->room) != 0 ||
+		   string_member(participant, "identity", &out->identity) != 0) {
+		*why = "room.name or participant.identity not a string";
+	} else {
+		rc = 0;
+	}
+	if (rc != 0)
+		json_io_livekit_event_release(out);
+	json_decref(root);
+	return rc;
+}
+
+void json_io_livekit_event_release(struct livekit_event *e)
+{
+	free(e->event);
+	free(e->id);
+	free(e->room);
+	free(e->identity);
+	memset(e, 0, sizeof(*e));
 }
 
 enum err json_io_parse_fields(const char *body, size_t len, struct req_field *fields, size_t n,
@@ -218,6 +316,20 @@ static void add_time(struct sbuf *sb, const char *name, int64_t ms)
 	sbuf_addf(sb, ",\"%s\":\"%s\"", name, when);
 }
 
+/* ,"name":{"userId":...,"deviceId"?:...} when a has a user. */
+static void add_actor(struct sbuf *sb, const char *name, const struct actor *a)
+{
+	if (!a->user_id)
+		return;
+	sbuf_addf(sb, ",\"%s\":{\"userId\":", name);
+	json_io_add_string(sb, a->user_id);
+	if (a->device_id) {
+		sbuf_adds(sb, ",\"deviceId\":");
+		json_io_add_string(sb, a->device_id);
+	}
+	sbuf_addc(sb, '}');
+}
+
 static void add_call(struct sbuf *sb, const struct call *call)
 {
 	sbuf_adds(sb, "{\"id\":");
@@ -235,7 +347,25 @@ static void add_call(struct sbuf *sb, const struct call *call)
 	add_time(sb, "answeredAt", call->answered_at);
 	add_time(sb, "endedAt", call->ended_at);
 	add_time(sb, "ringDeadline", call->ring_deadline);
-	sbuf_addf(sb, ",\"revision\":%lld}", (long long)call->revision);
+	sbuf_addf(sb, ",\"revision\":%lld", (long long)call->revision);
+	if (call->end_reason != END_NONE)
+		sbuf_addf(sb, ",\"endReason\":\"%s\"", end_reason_name(call->end_reason));
+	add_actor(sb, "answeredBy", &call->answered_by);
+	add_actor(sb, "endedBy", &call->ended_by);
+	if (call->media_joined_at[PARTY_CALLER] || call->media_joined_at[PARTY_RECEIVER]) {
+		static const char *const side[2] = { "caller", "receiver" };
+		sbuf_adds(sb, ",\"mediaJoinedAt\":{");
+		for (int p = 0, first = 1; p < 2; p++) {
+			if (!call->media_joined_at[p])
+				continue;
+			char when[ISO_TIME_LEN];
+			iso_time_format(call->media_joined_at[p], when);
+			sbuf_addf(sb, "%s\"%s\":\"%s\"", first ? "" : ",", side[p], when);
+			first = 0;
+		}
+		sbuf_addc(sb, '}');
+	}
+	sbuf_addc(sb, '}');
 }
 
 char *json_io_call(const struct call *call, size_t *len)
@@ -299,14 +429,18 @@ char *json_io_error(const char *message, const char *code, const struct call *ca
 	return sbuf_detach(&sb, len);
 }
 
-char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox, size_t *len)
+char *json_io_health(int broker_up, int ready, size_t users, size_t calls, size_t live_calls, size_t outbox,
+		     size_t *len)
 {
 	struct sbuf sb;
 	sbuf_init(&sb, 160);
 	sbuf_addf(&sb,
-		  "{\"status\":\"%s\",\"broker\":\"%s\",\"users\":%zu,\"calls\":%zu,\"liveCalls\":%zu,"
-		  "\"outbox\":%zu}",
-		  broker_up ? "ok" : "degraded", broker_up ? "connected" : "disconnected", users, calls,
+		  "{\"status\":\"%s\",\"broker\":\"%s\",\"ready\":%s,\"users\":%zu,\"calls\":%zu,"
+		  "\"liveCalls\":%zu,\"outbox\":%zu}",
+		  !broker_up ? "degraded"
+		  : ready    ? "ok"
+			     : "restoring",
+		  broker_up ? "connected" : "disconnected", ready ? "true" : "false", users, calls,
 		  live_calls, outbox);
 	return sbuf_detach(&sb, len);
 }
@@ -333,5 +467,71 @@ char *json_io_object(size_t *len, const char *name, const char *value, ...)
 	}
 	va_end(ap);
 	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_calls(const struct call *calls, size_t n, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 64 + n * 512);
+	sbuf_addc(&sb, '[');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sbuf_addc(&sb, ',');
+		add_call(&sb, &calls[i]);
+	}
+	sbuf_addc(&sb, ']');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_webhook_call(const char *event, int64_t now_ms, const struct call *call, const char *call_json,
+			   size_t call_len, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, call_len + 160);
+	sbuf_addf(&sb, "{\"id\":\"%s:%lld:%s\",\"event\":\"%s\",\"createdAt\":%lld,\"call\":", call->id,
+		  (long long)call->revision, event, event, (long long)(now_ms / 1000));
+	sbuf_add(&sb, call_json, call_len);
+	if (!call_status_is_live(call->status)) {
+		int64_t ms = call->answered_at && call->ended_at > call->answered_at
+				 ? call->ended_at - call->answered_at
+				 : 0;
+		sbuf_addf(&sb, ",\"duration\":%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+	}
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_webhook_presence(const char *id, const char *event, int64_t now_ms, const char *user_id,
+			       const struct user_info *user, size_t *len)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, 256);
+	sbuf_adds(&sb, "{\"id\":");
+	json_io_add_string(&sb, id);
+	sbuf_addf(&sb, ",\"event\":\"%s\",\"createdAt\":%lld,\"user\":", event, (long long)(now_ms / 1000));
+	if (user) {
+		add_user(&sb, user);
+	} else {
+		sbuf_adds(&sb, "{\"id\":");
+		json_io_add_string(&sb, user_id);
+		sbuf_addc(&sb, '}');
+	}
+	sbuf_addc(&sb, '}');
+	return sbuf_detach(&sb, len);
+}
+
+char *json_io_health_webhooks(char *body, size_t *len, uint64_t delivered, uint64_t failed, uint64_t rejected,
+			      uint64_t overflowed, size_t queued)
+{
+	struct sbuf sb;
+	sbuf_init(&sb, *len + 128);
+	sbuf_add(&sb, body, *len ? *len - 1 : 0); /* without the closing brace */
+	free(body);
+	sbuf_addf(&sb,
+		  ",\"webhooks\":{\"delivered\":%llu,\"failed\":%llu,\"rejected\":%llu,\"overflowed\":%llu,"
+		  "\"queued\":%zu}}",
+		  (unsigned long long)delivered, (unsigned long long)failed, (unsigned long long)rejected,
+		  (unsigned long long)overflowed, queued);
 	return sbuf_detach(&sb, len);
 }

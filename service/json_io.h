@@ -10,6 +10,7 @@
 #define CALLSIGNAL_JSON_IO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errors.h"
 #include "model.h"
@@ -32,6 +33,25 @@ int json_io_parse_user(const char *payload, size_t len, struct user_info *out, c
  * Returns 0, or -1 with *why set to a static description.
  */
 int json_io_parse_call(const char *payload, size_t len, struct call *out, const char **why);
+
+/* What the service reads of a LiveKit webhook (protobuf JSON, zero values omitted). */
+#define LIVEKIT_EVENT_ID_MAX                                                                                 \
+	128 /* LiveKit's ids are "EV_" and a dozen characters; core keeps the last ones */
+struct livekit_event {
+	char *event;    /* "participant_joined", "room_finished", ... */
+	char *id;       /* the event's id: a duplicate is dropped; NULL when absent */
+	char *room;     /* room.name, or NULL */
+	char *identity; /* participant.identity, or NULL */
+};
+
+/*
+ * Parses a LiveKit webhook body into *out (new strings, released with
+ * json_io_livekit_event_release). Unknown members are ignored. Returns 0,
+ * or -1 with *why set to a static description when it is not a JSON object
+ * with a string "event" or when a known member has the wrong type.
+ */
+int json_io_parse_livekit_event(const char *body, size_t len, struct livekit_event *out, const char **why);
+void json_io_livekit_event_release(struct livekit_event *e);
 
 struct req_field {
 	const char *name; /* borrowed, set by the caller */
@@ -61,10 +81,29 @@ char *json_io_event_around(enum event_type type, const struct call *call, const 
 char *json_io_users(const struct presence *p, size_t *len);
 /* {"message": ..., "error": ..., "call"?: ...}; call may be NULL. */
 char *json_io_error(const char *message, const char *code, const struct call *call, size_t *len);
-/* GET /health: broker state and counters. */
-char *json_io_health(int broker_up, size_t users, size_t calls, size_t live_calls, size_t outbox,
+/* GET /health: status "ok", "restoring" (not ready) or "degraded" (broker down), broker state,
+ * readiness and counters. */
+char *json_io_health(int broker_up, int ready, size_t users, size_t calls, size_t live_calls, size_t outbox,
 		     size_t *len);
 /* An object of string members from NULL-terminated name/value pairs; a NULL value renders null. */
 char *json_io_object(size_t *len, const char *name, const char *value, ...);
+
+/* GET /calls: an array of the n calls. */
+char *json_io_calls(const struct call *calls, size_t n, size_t *len);
+/*
+ * A webhook about a call: {"id", "event", "createdAt": unix seconds,
+ * "call": call_json (borrowed, rendered by json_io_call), "duration":
+ * seconds answered (finished calls only)}. The id is
+ * "{callId}:{revision}:{event}", the same when a transition is sent again.
+ */
+char *json_io_webhook_call(const char *event, int64_t now_ms, const struct call *call, const char *call_json,
+			   size_t call_len, size_t *len);
+/* A webhook about presence: {"id", "event", "createdAt", "user": user or {"id": user_id}}; user may be NULL.
+ */
+char *json_io_webhook_presence(const char *id, const char *event, int64_t now_ms, const char *user_id,
+			       const struct user_info *user, size_t *len);
+/* Appends ,"webhooks":{...} to a JSON object body (steals body); GET /health with webhooks on. */
+char *json_io_health_webhooks(char *body, size_t *len, uint64_t delivered, uint64_t failed, uint64_t rejected,
+			      uint64_t overflowed, size_t queued);
 
 #endif

@@ -33,14 +33,21 @@
 #include "mqtt_bus.h"
 
 #include <MQTTClient.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -55,15 +62,17 @@
 #define MAX_INFLIGHT   65535 /* QoS 1 events awaiting their PUBACK */
 #define TOKEN_SPACE    65536 /* MQTT packet ids are 1..65535 */
 #define SYNC_WAIT_MS   10000 /* a marker not back by then is taken as lost */
+#define PROBE_WAIT_MS  2000  /* the TCP probe that explains a failed connect */
 
 enum bus_state { BUS_DOWN, BUS_UP };
 
 struct msg {
 	struct msg *next;
 	size_t topic_len, payload_len;
-	int token;    /* Paho's delivery token while in flight */
-	int retained; /* publish with the retain flag */
-	char data[];  /* topic, NUL, payload */
+	int token;         /* Paho's delivery token while in flight */
+	int retained;      /* publish with the retain flag */
+	int64_t queued_ms; /* monotonic: when it was queued */
+	char data[];       /* topic, NUL, payload */
 };
 
 /* A list of messages in sending order. */
@@ -85,7 +94,10 @@ struct mqtt_bus {
 	int64_t next_attempt_ms;
 	int64_t backoff_ms;
 	struct msg_list outbox;
-	size_t unacked; /* bus->inflight.n as of the bus thread's last round, for stats */
+	size_t unacked;           /* bus->inflight.n as of the bus thread's last round, for stats */
+	int64_t unacked_since_ms; /* queued_ms of the oldest of those, for stats */
+	int connected_once;       /* a connection succeeded before (bus thread only) */
+	char tls_error[256];      /* what OpenSSL reported during the last connect (bus thread only) */
 	uint64_t published, dropped;
 
 	/* The bus thread's own, no lock: sent, awaiting their PUBACK. */
@@ -178,13 +190,20 @@ static void schedule_retry(struct mqtt_bus *bus)
 static void connection_lost(struct mqtt_bus *bus, const char *what, int rc)
 {
 	size_t unacked = bus->inflight.n;
-	log_warn("lost the broker connection to %s (%s: %s)", bus->cfg.url, what, MQTTClient_strerror(rc));
+	metrics_inc(M_BROKER_LOST);
+	/* Paho reports a closed or broken socket only as "Failure" or "Disconnected". */
+	int closed = rc == MQTTCLIENT_FAILURE || rc == MQTTCLIENT_DISCONNECTED;
+	log_warn("lost the broker connection to %s while %s: %s", bus->cfg.url,
+		 strcmp(what, "publish") == 0 ? "publishing" : "reading",
+		 closed ? "the broker closed it or the network failed; reconnecting"
+			: MQTTClient_strerror(rc));
 	if (MQTTClient_isConnected(bus->client))
 		MQTTClient_disconnect(bus->client, 0);
 	pthread_mutex_lock(&bus->mu);
 	list_prepend(&bus->outbox, &bus->inflight);
 	enforce_cap(bus, 0);
 	bus->unacked = 0;
+	bus->unacked_since_ms = 0;
 	bus->backoff_ms = BACKOFF_MIN_MS;
 	schedule_retry(bus);
 	pthread_mutex_unlock(&bus->mu);
@@ -354,6 +373,152 @@ static int split_urls(struct mqtt_bus *bus)
 	return 0;
 }
 
+/*
+ * Paho hands OpenSSL's error lines here during a TLS connect (bus thread).
+ * A line reads "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:";
+ * the reasons ("certificate verify failed") are kept, each once.
+ */
+static int on_tls_error(const char *str, size_t len, void *arg)
+{
+	struct mqtt_bus *bus = arg;
+	const char *field = str, *end = str + len;
+	for (int i = 0; i < 5 && field < end; i++) {
+		const char *colon = memchr(field, ':', (size_t)(end - field));
+		field = colon ? colon + 1 : end;
+	}
+	const char *stop = field < end ? memchr(field, ':', (size_t)(end - field)) : NULL;
+	if (field >= end || !stop || stop == field)
+		return 0;
+	char reason[128];
+	snprintf(reason, sizeof(reason), "%.*s", (int)(stop - field), field);
+	size_t have = strlen(bus->tls_error);
+	if (!strstr(bus->tls_error, reason))
+		snprintf(bus->tls_error + have, sizeof(bus->tls_error) - have, "%s%s", have ? "; " : "",
+			 reason);
+	return 0;
+}
+
+/* Splits a broker URL into host and port (the scheme's default port when none is given). */
+static int url_host_port(const char *url, char *host, size_t host_len, char *port, size_t port_len)
+{
+	const char *p = strstr(url, "://");
+	if (!p)
+		return -1;
+	const char *def = strncmp(url, "ssl", 3) == 0 || strncmp(url, "mqtts", 5) == 0 ? "8883"
+			  : strncmp(url, "wss", 3) == 0                                ? "443"
+			  : strncmp(url, "ws", 2) == 0                                 ? "80"
+										       : "1883";
+	p += 3;
+	const char *end = p + strcspn(p, "/?");
+	const char *colon = NULL;
+	if (*p == '[') { /* [IPv6]:port */
+		const char *close = memchr(p, ']', (size_t)(end - p));
+		if (!close)
+			return -1;
+		snprintf(host, host_len, "%.*s", (int)(close - p - 1), p + 1);
+		colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
+	} else {
+		colon = memchr(p, ':', (size_t)(end - p));
+		snprintf(host, host_len, "%.*s", (int)((colon ? colon : end) - p), p);
+	}
+	snprintf(port, port_len, "%.*s", colon ? (int)(end - colon - 1) : (int)strlen(def),
+		 colon ? colon + 1 : def);
+	return 0;
+}
+
+/*
+ * Explains a connect that Paho reports only as "Failure": resolves the
+ * host and tries a TCP connection (PROBE_WAIT_MS at most), or reports what
+ * OpenSSL said. Writes the cause into why; returns the counter to count.
+ */
+static enum metrics_counter diagnose_failure(struct mqtt_bus *bus, char *why, size_t n)
+{
+	char host[256], port[16];
+	if (bus->tls_error[0]) {
+		snprintf(why, n, "TLS handshake failed: %s", bus->tls_error);
+		return M_BROKER_FAIL_TLS;
+	}
+	/* With several brokers listed, the first one stands for them all. */
+	if (url_host_port(bus->uris[0], host, sizeof(host), port, sizeof(port)) != 0) {
+		snprintf(why, n, "the URL names no host");
+		return M_BROKER_FAIL_OTHER;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	int gai = getaddrinfo(host, port, &hints, &ai);
+	if (gai != 0) {
+		snprintf(why, n, "unknown host '%s' (%s)", host, gai_strerror(gai));
+		return M_BROKER_FAIL_UNKNOWN_HOST;
+	}
+	enum metrics_counter cause = M_BROKER_FAIL_OTHER;
+	int err = 0;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = errno;
+	} else if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+		err = errno;
+	} else {
+		struct pollfd pfd = { fd, POLLOUT, 0 };
+		socklen_t len = sizeof(err);
+		if (poll(&pfd, 1, PROBE_WAIT_MS) <= 0)
+			err = ETIMEDOUT;
+		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+	}
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	if (err == ECONNREFUSED) {
+		snprintf(why, n, "connection refused by %s port %s (no broker listening there)", host, port);
+		cause = M_BROKER_FAIL_REFUSED;
+	} else if (err == ETIMEDOUT) {
+		snprintf(why, n, "no answer from %s port %s within %d ms", host, port, PROBE_WAIT_MS);
+		cause = M_BROKER_FAIL_TIMEOUT;
+	} else if (err) {
+		snprintf(why, n, "cannot reach %s port %s (%s)", host, port, strerror(err));
+	} else if (is_tls_url(bus->uris[0])) {
+		snprintf(why, n, "TLS handshake with %s port %s failed", host, port);
+		cause = M_BROKER_FAIL_TLS;
+	} else {
+		snprintf(why, n, "%s port %s accepted the TCP connection but gave no MQTT answer", host,
+			 port);
+	}
+	return cause;
+}
+
+/* What a refused or failed MQTTClient_connect means, in words; returns the counter to count. */
+static enum metrics_counter connect_failure(struct mqtt_bus *bus, int rc, char *why, size_t n)
+{
+	switch (rc) {
+	case 1:
+		snprintf(why, n, "the broker refused the MQTT protocol version");
+		return M_BROKER_FAIL_OTHER;
+	case 2:
+		snprintf(why, n, "the broker refused the client id");
+		return M_BROKER_FAIL_OTHER;
+	case 3:
+		snprintf(why, n, "the broker is unavailable (CONNACK 3)");
+		return M_BROKER_FAIL_OTHER;
+	case 4:
+		snprintf(why, n, "bad credentials: the broker refused user name '%s' or its password",
+			 bus->cfg.username ? bus->cfg.username : "");
+		return M_BROKER_FAIL_CREDENTIALS;
+	case 5:
+		snprintf(why, n,
+			 "not authorised: the broker refused the login%s%s%s (bad credentials, or one not "
+			 "allowed to connect)",
+			 bus->cfg.username ? " '" : " without a user name",
+			 bus->cfg.username ? bus->cfg.username : "", bus->cfg.username ? "'" : "");
+		return M_BROKER_FAIL_NOT_AUTHORIZED;
+	case MQTTCLIENT_FAILURE:
+	case MQTTCLIENT_DISCONNECTED:
+	case MQTTCLIENT_SSL_NOT_SUPPORTED:
+		return diagnose_failure(bus, why, n);
+	default:
+		snprintf(why, n, "%s", MQTTClient_strerror(rc));
+		return M_BROKER_FAIL_OTHER;
+	}
+}
+
 /* Connects and subscribes, on the bus thread without the mutex. 0 on success. */
 static int connect_and_subscribe(struct mqtt_bus *bus)
 {
@@ -377,12 +542,17 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 		ssl.trustStore = bus->cfg.ca_file;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
+		ssl.ssl_error_cb = on_tls_error;
+		ssl.ssl_error_context = bus;
 		opts.ssl = &ssl;
 	}
+	bus->tls_error[0] = '\0';
 	int rc = MQTTClient_connect(bus->client, &opts);
 	if (rc != MQTTCLIENT_SUCCESS) {
-		log_warn("connecting to the broker at %s failed (%s); retrying in %lld ms", bus->cfg.url,
-			 MQTTClient_strerror(rc), (long long)bus->backoff_ms);
+		char why[512];
+		metrics_inc(connect_failure(bus, rc, why, sizeof(why)));
+		log_warn("connecting to the broker at %s failed: %s; retrying in %lld ms", bus->cfg.url, why,
+			 (long long)bus->backoff_ms);
 		return -1;
 	}
 	/* Paho names the broker it reached without the scheme: log the URL as configured. */
@@ -391,6 +561,10 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 		if (strstr(bus->uris[i], opts.returned.serverURI))
 			reached = bus->uris[i];
 	log_info("connected to the broker at %s", reached);
+	metrics_inc(M_BROKER_CONNECTS);
+	if (bus->connected_once)
+		metrics_inc(M_BROKER_RECONNECTS);
+	bus->connected_once = 1;
 	/* The retained replay that the subscription starts must find a clean set. */
 	bus->cb.on_connected(bus->cb.ctx);
 	rc = MQTTClient_subscribe(bus->client, bus->cfg.subscription, 1);
@@ -540,8 +714,10 @@ static void *bus_thread(void *arg)
 		if (had_batch || handled > 0)
 			last_traffic_ms = now;
 		pthread_mutex_lock(&bus->mu);
-		if (handled >= 0)
+		if (handled >= 0) {
 			bus->unacked = bus->inflight.n;
+			bus->unacked_since_ms = bus->inflight.head ? bus->inflight.head->queued_ms : 0;
+		}
 		if (handled != 0 || (bus->outbox.head && sent == 0))
 			continue; /* more to read or to send; a full window waits below */
 		if (!bus->running)
@@ -644,6 +820,7 @@ static void enqueue(struct mqtt_bus *bus, const char *topic, const char *payload
 	m->payload_len = len;
 	m->token = 0;
 	m->retained = retained;
+	m->queued_ms = mono_ms();
 	memcpy(m->data, topic, tlen + 1);
 	memcpy(m->data + tlen + 1, payload, len);
 
@@ -681,5 +858,9 @@ void mqtt_bus_stats(struct mqtt_bus *bus, struct mqtt_bus_stats *out)
 	out->published = bus->published;
 	out->dropped = bus->dropped;
 	out->queued = bus->outbox.n + bus->unacked;
+	int64_t oldest = bus->unacked       ? bus->unacked_since_ms
+			 : bus->outbox.head ? bus->outbox.head->queued_ms
+					    : 0;
+	out->oldest_age_ms = oldest ? mono_ms() - oldest : 0;
 	pthread_mutex_unlock(&bus->mu);
 }

@@ -71,6 +71,8 @@ struct mqtt_bus_stats {
 	uint64_t published; /* handed to Paho, resends included */
 	uint64_t dropped;   /* refused by Paho or beyond the outbox cap */
 	size_t queued;      /* waiting to be sent or for their PUBACK */
+	/* How long the oldest of those has waited, ms; 0 when none. */
+	int64_t oldest_age_ms;
 };
 void mqtt_bus_stats(struct mqtt_bus *bus, struct mqtt_bus_stats *out);
 

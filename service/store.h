@@ -17,6 +17,9 @@
  * when another instance changed what the transition read, so calls.c runs
  * the rule again on fresh state. The memory engine leaves both NULL.
  *
+ * Each user's history of finished calls lives here too: the memory engine
+ * keeps it in memory (lost on restart), a shared engine beside the calls.
+ *
  * Deadlines are wall-clock milliseconds since the epoch, so that a ring
  * timeout set before a restart still falls due at the same moment after it.
  * A deadline entry is never removed early: the rules look the call up again
@@ -30,12 +33,12 @@
 
 #include "model.h"
 
-enum deadline_kind { DEADLINE_RING, DEADLINE_GRACE, DEADLINE_RETIRE, DEADLINE__COUNT };
+enum deadline_kind { DEADLINE_RING, DEADLINE_GRACE, DEADLINE_RETIRE, DEADLINE_MEDIA, DEADLINE__COUNT };
 
 struct deadline {
 	int64_t at; /* wall clock, ms since the epoch */
 	char id[CALL_ID_LEN + 1];
-	enum party party; /* whose absence, for DEADLINE_GRACE */
+	enum party party; /* whose absence, for DEADLINE_GRACE and DEADLINE_MEDIA */
 };
 
 struct store;
@@ -78,6 +81,11 @@ struct store_ops {
 	 * NULL: the engine shares nothing, core limits in its own memory.
 	 */
 	int (*rate_take)(struct store *s, const char *user_id, int limit_per_min, int64_t *retry_after_ms);
+	/* Adds a copy of a finished call to both parties' histories, each kept to max calls (oldest go). */
+	void (*history_add)(struct store *s, const struct call *call, size_t max);
+	/* See calls_history: deep copies into out[], newest first; returns how many. */
+	size_t (*history)(const struct store *s, const char *user_id, const char *before_id, size_t limit,
+			  struct call *out);
 };
 
 struct store {

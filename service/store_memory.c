@@ -7,6 +7,9 @@
  * period"), so each queue is a ring buffer kept sorted by inserting from
  * the tail: O(1) in the usual case, and still right for the deadlines a
  * restart brings back out of order.
+ *
+ * Each user's history is a ring of copies of their finished calls, oldest
+ * at the head; it lives only in memory and is lost on restart.
  */
 #include "store.h"
 
@@ -21,8 +24,15 @@ struct deadline_queue {
 	size_t head, len, cap;
 };
 
+struct history {
+	char *user_id;      /* owned; the dict's key */
+	struct call *items; /* ring of cap copies */
+	size_t head, len, cap;
+};
+
 struct store_memory {
 	struct store base;
+	struct dict history;      /* user id -> struct history (owned) */
 	struct dict by_id;        /* id -> struct call (owned) */
 	struct dict live_by_user; /* user id -> live struct call (borrowed) */
 	struct deadline_queue q[DEADLINE__COUNT];
@@ -136,11 +146,85 @@ static void mem_each(const struct store *s, void (*fn)(void *ctx, const struct c
 		fn(ctx, call);
 }
 
+static void history_free(struct history *h)
+{
+	for (size_t i = 0; i < h->len; i++)
+		call_release(&h->items[(h->head + i) % h->cap]);
+	free(h->items);
+	free(h->user_id);
+	free(h);
+}
+
+static void mem_history_add(struct store *s, const struct call *call, size_t max)
+{
+	struct store_memory *m = MEM(s);
+	for (int p = 0; p < 2; p++) {
+		struct history *h = dict_get(&m->history, call->party[p].id);
+		if (!h) {
+			h = xcalloc(1, sizeof(*h));
+			h->user_id = xstrdup(call->party[p].id);
+			dict_put(&m->history, h->user_id, h);
+		}
+		if (h->cap != max) { /* first use: the ring takes its final size at once */
+			struct call *items = xcalloc(max, sizeof(*items));
+			size_t keep = h->len < max ? h->len : max;
+			for (size_t i = 0; i < h->len; i++) {
+				struct call *old = &h->items[(h->head + i) % h->cap];
+				if (i >= h->len - keep)
+					items[i - (h->len - keep)] = *old;
+				else
+					call_release(old);
+			}
+			free(h->items);
+			h->items = items;
+			h->head = 0;
+			h->len = keep;
+			h->cap = max;
+		}
+		struct call *slot;
+		if (h->len == h->cap) {
+			slot = &h->items[h->head];
+			call_release(slot);
+			h->head = (h->head + 1) % h->cap;
+		} else {
+			slot = &h->items[(h->head + h->len++) % h->cap];
+		}
+		call_copy(slot, call);
+	}
+}
+
+static size_t mem_history(const struct store *s, const char *user_id, const char *before_id, size_t limit,
+			  struct call *out)
+{
+	const struct history *h = dict_get(&MEM(s)->history, user_id);
+	if (!h)
+		return 0;
+	size_t from = h->len; /* newest first: from index len-1 down */
+	if (before_id) {
+		for (from = 0; from < h->len; from++)
+			if (strcmp(h->items[(h->head + from) % h->cap].id, before_id) == 0)
+				break;
+		if (from == h->len)
+			return 0;
+	}
+	size_t n = 0;
+	while (from > 0 && n < limit) {
+		from--;
+		call_copy(&out[n++], &h->items[(h->head + from) % h->cap]);
+	}
+	return n;
+}
+
 static void mem_free(struct store *s)
 {
 	struct store_memory *m = MEM(s);
 	struct dict_iter it;
 	struct call *call;
+	struct history *h;
+	dict_iter_init(&it, &m->history);
+	while ((h = dict_iter_next(&it)))
+		history_free(h);
+	dict_release(&m->history);
 	dict_iter_init(&it, &m->by_id);
 	while ((call = dict_iter_next(&it)))
 		call_free(call);
@@ -167,6 +251,8 @@ static const struct store_ops memory_ops = {
 	NULL, /* begin: core's lock makes every transition atomic */
 	NULL, /* commit */
 	NULL, /* rate_take: core's own limiter */
+	mem_history_add,
+	mem_history,
 };
 
 struct store *store_memory_new(void)
@@ -175,5 +261,6 @@ struct store *store_memory_new(void)
 	m->base.ops = &memory_ops;
 	dict_init(&m->by_id);
 	dict_init(&m->live_by_user);
+	dict_init(&m->history);
 	return &m->base;
 }

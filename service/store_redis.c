@@ -6,10 +6,14 @@
  * the use within one process, Redis's optimistic locking across processes.
  *
  * Keys, under the configured prefix:
- *   call:{id}      hash: the whole call (parties, status, times, revision, grace deadlines)
+ *   call:{id}      hash: the whole call (parties, status, times, revision, grace and media
+ *                  deadlines, end reason, who answered and ended it on which device)
  *   busy:{user}    string: the id of the user's live call
  *   calls, live    sets of call ids: every call kept, the live ones
  *   dl:{kind}      sorted set of deadlines: member "{party}:{id}", score wall ms
+ *   hist:{user}    list: the user's finished calls, newest first, each the fields of
+ *                  call:{id} as netstrings ("5:field,3:val,..."), trimmed to the cap
+ *                  (LPUSH and LTRIM in the EXEC of the transition that finished the call)
  *
  * A transition (begin .. commit) WATCHes every key it reads (the call, the
  * busy lines), buffers its writes and sends them in one MULTI/EXEC at
@@ -33,6 +37,7 @@
 #include "store.h"
 
 #include <hiredis/hiredis.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +47,7 @@
 #include "util.h"
 
 #define TIMEOUT_MS  2000
-#define MAX_ARGS    40
+#define MAX_ARGS    64
 #define KEY_MAX     320
 #define POPS_PER_TX 64  /* deadlines of one kind fired by one transition; the rest next time */
 #define POLL_MS     250 /* how soon a deadline another instance added is looked at */
@@ -91,7 +96,7 @@ struct store_redis {
 
 #define RS(s) ((struct store_redis *)(s))
 
-static const char *const kind_name[DEADLINE__COUNT] = { "ring", "grace", "retire" };
+static const char *const kind_name[DEADLINE__COUNT] = { "ring", "grace", "retire", "media" };
 
 static void args_str(struct args *a, const char *s, size_t len)
 {
@@ -309,6 +314,55 @@ static void args_party(struct args *a, const char *prefix_id, const char *prefix
 	}
 }
 
+static void args_actor(struct args *a, const char *user_field, const char *device_field,
+		       const struct actor *who)
+{
+	if (who->user_id) {
+		args_s(a, user_field);
+		args_s(a, who->user_id);
+	}
+	if (who->device_id) {
+		args_s(a, device_field);
+		args_s(a, who->device_id);
+	}
+}
+
+/* Appends the call's fields as field/value pairs: the hash call:{id}, and a history entry. */
+static void args_call_fields(struct args *a, const struct call *call)
+{
+	args_s(a, "id");
+	args_s(a, call->id);
+	args_party(a, "caller", "callerName", "callerLocation", &call->party[PARTY_CALLER]);
+	args_party(a, "receiver", "receiverName", "receiverLocation", &call->party[PARTY_RECEIVER]);
+	if (call->err_msg) {
+		args_s(a, "error");
+		args_s(a, call->err_msg);
+	}
+	args_actor(a, "answeredBy", "answeredOn", &call->answered_by);
+	args_actor(a, "endedBy", "endedOn", &call->ended_by);
+	const char *names[] = { "status",        "createdAt",    "answeredAt",   "endedAt",
+				"ringDeadline",  "revision",     "grace0",       "grace1",
+				"endReason",     "mediaJoined0", "mediaJoined1", "mediaDeadline0",
+				"mediaDeadline1" };
+	int64_t values[] = { call->status,
+			     call->created_at,
+			     call->answered_at,
+			     call->ended_at,
+			     call->ring_deadline,
+			     call->revision,
+			     call->grace_deadline[0],
+			     call->grace_deadline[1],
+			     call->end_reason,
+			     call->media_joined_at[0],
+			     call->media_joined_at[1],
+			     call->media_deadline[0],
+			     call->media_deadline[1] };
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		args_s(a, names[i]);
+		args_num(a, values[i]);
+	}
+}
+
 static void queue_call(struct store_redis *r, const struct call *call)
 {
 	char key[KEY_MAX];
@@ -320,25 +374,73 @@ static void queue_call(struct store_redis *r, const struct call *call)
 	memset(&a, 0, sizeof(a));
 	args_s(&a, "HSET");
 	args_s(&a, key);
-	args_s(&a, "id");
-	args_s(&a, call->id);
-	args_party(&a, "caller", "callerName", "callerLocation", &call->party[PARTY_CALLER]);
-	args_party(&a, "receiver", "receiverName", "receiverLocation", &call->party[PARTY_RECEIVER]);
-	if (call->err_msg) {
-		args_s(&a, "error");
-		args_s(&a, call->err_msg);
-	}
-	const char *names[] = { "status",       "createdAt", "answeredAt", "endedAt",
-				"ringDeadline", "revision",  "grace0",     "grace1" };
-	int64_t values[] = {
-		call->status,        call->created_at, call->answered_at,       call->ended_at,
-		call->ring_deadline, call->revision,   call->grace_deadline[0], call->grace_deadline[1]
-	};
-	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		args_s(&a, names[i]);
-		args_num(&a, values[i]);
-	}
+	args_call_fields(&a, call);
 	queue(r, &a);
+}
+
+/* Sets one field of a call read back (args_call_fields' names); unknown fields are ignored. */
+static void call_set_field(struct call *call, const char *f, const char *v)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} nums[] = {
+		{ "createdAt", offsetof(struct call, created_at) },
+		{ "answeredAt", offsetof(struct call, answered_at) },
+		{ "endedAt", offsetof(struct call, ended_at) },
+		{ "ringDeadline", offsetof(struct call, ring_deadline) },
+		{ "revision", offsetof(struct call, revision) },
+		{ "grace0", offsetof(struct call, grace_deadline[0]) },
+		{ "grace1", offsetof(struct call, grace_deadline[1]) },
+		{ "mediaJoined0", offsetof(struct call, media_joined_at[0]) },
+		{ "mediaJoined1", offsetof(struct call, media_joined_at[1]) },
+		{ "mediaDeadline0", offsetof(struct call, media_deadline[0]) },
+		{ "mediaDeadline1", offsetof(struct call, media_deadline[1]) },
+	};
+	static const struct {
+		const char *name;
+		size_t off;
+	} strs[] = {
+		{ "caller", offsetof(struct call, party[PARTY_CALLER].id) },
+		{ "callerName", offsetof(struct call, party[PARTY_CALLER].name) },
+		{ "callerLocation", offsetof(struct call, party[PARTY_CALLER].location) },
+		{ "receiver", offsetof(struct call, party[PARTY_RECEIVER].id) },
+		{ "receiverName", offsetof(struct call, party[PARTY_RECEIVER].name) },
+		{ "receiverLocation", offsetof(struct call, party[PARTY_RECEIVER].location) },
+		{ "error", offsetof(struct call, err_msg) },
+		{ "answeredBy", offsetof(struct call, answered_by.user_id) },
+		{ "answeredOn", offsetof(struct call, answered_by.device_id) },
+		{ "endedBy", offsetof(struct call, ended_by.user_id) },
+		{ "endedOn", offsetof(struct call, ended_by.device_id) },
+	};
+	int64_t n = strtoll(v, NULL, 10);
+	if (!strcmp(f, "id")) {
+		snprintf(call->id, sizeof(call->id), "%s", v);
+	} else if (!strcmp(f, "status")) {
+		call->status = (enum call_status)n;
+	} else if (!strcmp(f, "endReason")) {
+		call->end_reason = (enum end_reason)n;
+	} else {
+		for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+			if (!strcmp(f, nums[i].name))
+				*(int64_t *)((char *)call + nums[i].off) = n;
+		for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+			char **field = (char **)((char *)call + strs[i].off);
+			if (!strcmp(f, strs[i].name) && !*field)
+				*field = xstrdup(v);
+		}
+	}
+}
+
+/* call itself, or NULL (freed, logged) when it lacks an id or a party. */
+static struct call *call_checked(struct call *call)
+{
+	if (!call->id[0] || !call->party[0].id || !call->party[1].id) {
+		log_error("ignored the malformed call '%s' in Redis", call->id);
+		call_free(call);
+		return NULL;
+	}
+	return call;
 }
 
 /* The call in an HGETALL reply, or NULL when the hash is empty. Caller frees. */
@@ -349,48 +451,56 @@ static struct call *parse_call(const redisReply *rep)
 	struct call *call = xcalloc(1, sizeof(*call));
 	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
 		const char *f = rep->element[i]->str, *v = rep->element[i + 1]->str;
-		if (!f || !v)
-			continue;
-		int64_t n = strtoll(v, NULL, 10);
-		if (!strcmp(f, "id"))
-			snprintf(call->id, sizeof(call->id), "%s", v);
-		else if (!strcmp(f, "caller"))
-			call->party[PARTY_CALLER].id = xstrdup(v);
-		else if (!strcmp(f, "callerName"))
-			call->party[PARTY_CALLER].name = xstrdup(v);
-		else if (!strcmp(f, "callerLocation"))
-			call->party[PARTY_CALLER].location = xstrdup(v);
-		else if (!strcmp(f, "receiver"))
-			call->party[PARTY_RECEIVER].id = xstrdup(v);
-		else if (!strcmp(f, "receiverName"))
-			call->party[PARTY_RECEIVER].name = xstrdup(v);
-		else if (!strcmp(f, "receiverLocation"))
-			call->party[PARTY_RECEIVER].location = xstrdup(v);
-		else if (!strcmp(f, "error"))
-			call->err_msg = xstrdup(v);
-		else if (!strcmp(f, "status"))
-			call->status = (enum call_status)n;
-		else if (!strcmp(f, "createdAt"))
-			call->created_at = n;
-		else if (!strcmp(f, "answeredAt"))
-			call->answered_at = n;
-		else if (!strcmp(f, "endedAt"))
-			call->ended_at = n;
-		else if (!strcmp(f, "ringDeadline"))
-			call->ring_deadline = n;
-		else if (!strcmp(f, "revision"))
-			call->revision = n;
-		else if (!strcmp(f, "grace0"))
-			call->grace_deadline[0] = n;
-		else if (!strcmp(f, "grace1"))
-			call->grace_deadline[1] = n;
+		if (f && v)
+			call_set_field(call, f, v);
 	}
-	if (!call->id[0] || !call->party[0].id || !call->party[1].id) {
-		log_error("ignored the malformed call '%s' in Redis", call->id);
-		call_free(call);
+	return call_checked(call);
+}
+
+/* A history entry: the call's fields as netstrings, "{len}:{bytes}," each. Caller frees. */
+static char *history_entry(const struct call *call, size_t *len)
+{
+	struct args a = { 0 };
+	args_call_fields(&a, call);
+	struct sbuf sb;
+	sbuf_init(&sb, 512);
+	for (int i = 0; i < a.n; i++) {
+		sbuf_addf(&sb, "%zu:", a.len[i]);
+		sbuf_add(&sb, a.v[i], a.len[i]);
+		sbuf_addc(&sb, ',');
+	}
+	return sbuf_detach(&sb, len);
+}
+
+/* The next netstring of [*p, end) into a fresh string, advancing *p; NULL when malformed. */
+static char *netstring_next(const char **p, const char *end)
+{
+	char *colon;
+	unsigned long long n = strtoull(*p, &colon, 10);
+	if (colon == *p || colon >= end || *colon != ':' || n >= (unsigned long long)(end - colon - 1) ||
+	    colon[1 + n] != ',')
 		return NULL;
+	char *out = xstrndup(colon + 1, (size_t)n);
+	*p = colon + 2 + n;
+	return out;
+}
+
+/* The call of a history entry, or NULL when it is malformed. Caller frees. */
+static struct call *parse_history_entry(const char *text, size_t len)
+{
+	struct call *call = xcalloc(1, sizeof(*call));
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		char *f = netstring_next(&p, end);
+		char *v = f ? netstring_next(&p, end) : NULL;
+		if (f && v)
+			call_set_field(call, f, v);
+		free(f);
+		free(v);
+		if (!v)
+			break;
 	}
-	return call;
+	return call_checked(call);
 }
 
 static struct call *loan(struct store_redis *r, struct call *call)
@@ -732,6 +842,66 @@ static int rd_rate_take(struct store *s, const char *user_id, int limit_per_min,
 	return result;
 }
 
+static void rd_history_add(struct store *s, const struct call *call, size_t max)
+{
+	struct store_redis *r = RS(s);
+	size_t len;
+	char *entry = history_entry(call, &len);
+	for (int p = 0; p < 2; p++) {
+		char key[KEY_MAX];
+		key_of(r, key, "hist:", call->party[p].id);
+		struct args a = { 0 };
+		args_s(&a, "LPUSH");
+		args_s(&a, key);
+		args_str(&a, entry, len);
+		queue(r, &a);
+		memset(&a, 0, sizeof(a));
+		args_s(&a, "LTRIM");
+		args_s(&a, key);
+		args_s(&a, "0");
+		args_num(&a, (int64_t)max - 1);
+		queue(r, &a);
+	}
+	free(entry);
+}
+
+static size_t rd_history(const struct store *cs, const char *user_id, const char *before_id, size_t limit,
+			 struct call *out)
+{
+	struct store_redis *r = RS((struct store *)cs);
+	char key[KEY_MAX];
+	key_of(r, key, "hist:", user_id);
+	struct args a = { 0 };
+	args_s(&a, "LRANGE");
+	args_s(&a, key);
+	args_s(&a, "0");
+	args_s(&a, "-1");
+	redisReply *rep = run(r, &a);
+	size_t n = 0;
+	if (rep && rep->type == REDIS_REPLY_ARRAY) {
+		int taking = !before_id;
+		for (size_t i = 0; i < rep->elements && n < limit; i++) {
+			const redisReply *e = rep->element[i];
+			if (e->type != REDIS_REPLY_STRING)
+				continue;
+			struct call *call = parse_history_entry(e->str, e->len);
+			if (!call)
+				continue;
+			if (taking) {
+				out[n++] = *call; /* the strings move into out[n] */
+				free(call);
+				continue;
+			}
+			taking = strcmp(call->id, before_id) == 0;
+			call_free(call);
+		}
+	}
+	freeReplyObject(rep);
+	if (!r->in_tx)
+		r->failed = 0;
+	return n;
+}
+
 static void rd_begin(struct store *s)
 {
 	struct store_redis *r = RS(s);
@@ -774,9 +944,23 @@ static void rd_free(struct store *s)
 }
 
 static const struct store_ops redis_ops = {
-	rd_find,          rd_live_of, rd_add,        rd_save, rd_forget, rd_deadline_add, rd_deadline_pop_due,
-	rd_deadline_next, rd_count,   rd_live_count, rd_each, rd_free,   rd_begin,        rd_commit,
+	rd_find,
+	rd_live_of,
+	rd_add,
+	rd_save,
+	rd_forget,
+	rd_deadline_add,
+	rd_deadline_pop_due,
+	rd_deadline_next,
+	rd_count,
+	rd_live_count,
+	rd_each,
+	rd_free,
+	rd_begin,
+	rd_commit,
 	rd_rate_take,
+	rd_history_add,
+	rd_history,
 };
 
 /* redis://[:password@]host[:port][/db] into r; -1 when it is not that. */

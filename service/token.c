@@ -1,11 +1,15 @@
 /*
- * token.c - see token.h. libjwt 1.x signs the LiveKit tokens; user tokens
+ * token.c - see token.h. libjwt 1.x signs the LiveKit tokens and our
+ * webhooks and checks LiveKit's (OpenSSL hashes their bodies); user tokens
  * are checked by common/user_token.c, the code the broker plugin runs too,
  * and this file only reads their keys.
  */
 #include "token.h"
 
+#include <errno.h>
 #include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +44,31 @@ out:
 		log_error("minting a LiveKit token for '%s' failed", user_id);
 	jwt_free(jwt);
 	sbuf_release(&video);
+	return out;
+}
+
+char *token_webhook(const char *secret, const char *body, size_t len, int64_t now_s, int64_t ttl_s)
+{
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	char hash[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+	jwt_t *jwt = NULL;
+	char *out = NULL;
+	if (EVP_Digest(body, len, digest, &digest_len, EVP_sha256(), NULL) != 1)
+		goto out;
+	EVP_EncodeBlock((unsigned char *)hash, digest, (int)digest_len);
+	if (jwt_new(&jwt) != 0)
+		goto out;
+	if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) ||
+	    jwt_add_grant(jwt, "iss", "callsignal") || jwt_add_grant(jwt, "sha256", hash) ||
+	    jwt_add_grant_int(jwt, "iat", (long)now_s) || jwt_add_grant_int(jwt, "nbf", (long)now_s) ||
+	    jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)))
+		goto out;
+	out = jwt_encode_str(jwt);
+out:
+	if (!out)
+		log_error("signing a webhook failed");
+	jwt_free(jwt);
 	return out;
 }
 
@@ -102,4 +131,72 @@ int token_verify_user(const struct token_verifier *tv, const char *token, int64_
 		return 0;
 	*why = user_token_result_describe(r);
 	return -1;
+}
+
+#define WEBHOOK_LEEWAY_S 60
+
+/* An integer claim: 1 with *out set, 0 when absent, -1 when not a JSON integer. */
+static int int_claim(jwt_t *jwt, const char *name, long long *out)
+{
+	char *text = jwt_get_grants_json(jwt, name), *end;
+	if (!text)
+		return 0;
+	errno = 0;
+	*out = strtoll(text, &end, 10);
+	int rc = end != text && *end == '\0' && errno == 0 &&
+			 (text[0] == '-' || (text[0] >= '0' && text[0] <= '9'))
+		     ? 1
+		     : -1;
+	free(text);
+	return rc;
+}
+
+int token_verify_webhook(const char *api_key, const char *api_secret, const char *auth, const char *body,
+			 size_t len, int64_t now_s, const char **why)
+{
+	jwt_t *jwt = NULL;
+	long long exp, nbf;
+	int has, rc = -1;
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	char expected[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+
+	if (!auth || !*auth) {
+		*why = "missing Authorization header";
+		return -1;
+	}
+	if (jwt_decode(&jwt, auth, (const unsigned char *)api_secret, (int)strlen(api_secret)) != 0 ||
+	    jwt_get_alg(jwt) != JWT_ALG_HS256) {
+		*why = "token malformed, wrongly signed or not HS256";
+		goto out;
+	}
+	const char *iss = jwt_get_grant(jwt, "iss");
+	if (!iss || strcmp(iss, api_key) != 0) {
+		*why = "iss is not the API key";
+		goto out;
+	}
+	has = int_claim(jwt, "exp", &exp);
+	if (has <= 0 || exp <= now_s - WEBHOOK_LEEWAY_S) {
+		*why = has <= 0 ? "exp missing or not an integer" : "token expired";
+		goto out;
+	}
+	has = int_claim(jwt, "nbf", &nbf);
+	if (has < 0 || (has > 0 && nbf > now_s + WEBHOOK_LEEWAY_S)) {
+		*why = "token not yet valid (nbf)";
+		goto out;
+	}
+	const char *sha = jwt_get_grant(jwt, "sha256");
+	if (EVP_Digest(body, len, digest, &digest_len, EVP_sha256(), NULL) != 1) {
+		*why = "cannot hash the body";
+		goto out;
+	}
+	int n = EVP_EncodeBlock((unsigned char *)expected, digest, (int)digest_len);
+	if (!sha || strlen(sha) != (size_t)n || CRYPTO_memcmp(sha, expected, (size_t)n) != 0) {
+		*why = "sha256 claim does not match the body";
+		goto out;
+	}
+	rc = 0;
+out:
+	jwt_free(jwt);
+	return rc;
 }

@@ -61,8 +61,8 @@ def check_dockerfiles(root):
         failures.append("service/Dockerfile: the web client's libraries are not fetched by npm ci in a stage")
     if re.search(r"(?m)^COPY web/ ", service) or re.search(r"(?m)^COPY (?!--from).*web/vendor", service):
         failures.append("service/Dockerfile: copies web/ from the host (needs npm there first)")
-    if not re.search(r"(?m)^HEALTHCHECK .*\\?$", service) or "/health" not in service:
-        failures.append("service/Dockerfile: no HEALTHCHECK on /health")
+    if not re.search(r"(?m)^HEALTHCHECK .*\\?$", service) or "/ready" not in service:
+        failures.append("service/Dockerfile: no HEALTHCHECK on /ready")
     runtime = re.split(r"(?m)^FROM ", broker)[-1]
     if not runtime.startswith("debian:") or not re.search(r"apt-get install[^&]*\bmosquitto\b", runtime):
         failures.append("broker-jwt.Dockerfile: not a Debian image with Debian's mosquitto")

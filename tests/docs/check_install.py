@@ -32,7 +32,7 @@ EXPECTED = [
     "lib/systemd/system/callsignal.service",
     "lib/systemd/system/callsignal-broker.service",
 ]
-NOT_INSTALLED = ["share/callsignal/web/node_modules", "share/callsignal/web/package.json"]
+NOT_INSTALLED = ["share/callsignal/web/node_modules", "share/callsignal/web/package.json", "share/callsignal/web/test"]
 UNITS = ["callsignal.service", "callsignal-broker.service"]
 
 

@@ -9,7 +9,7 @@ Every ```sh (or bash, shell, console) block must carry a marker on the line befo
                             scripts/start starts it (LiveKit devkey/secret, WEB_ROOT=web), both
                             fresh for each file
   <!-- run: service -->     each command starts the service itself in the foreground (only the
-                            broker is provided): it passes when the service answers GET /health
+                            broker is provided): it passes when the service answers GET /ready
                             with 200 and then stops cleanly on SIGTERM
   <!-- run: jwt -->         the same as run, against the jwt-mode pair of `AUTH_MODE=jwt scripts/start`
                             (scripts/jwt-runtime-dir, broker-config/mosquitto-jwt.conf); switching
@@ -62,7 +62,8 @@ CONFIG_ENV = ["PORT", "HTTP_HOST", "MQTT_URL", "MQTT_USERNAME", "MQTT_PASSWORD",
               "RING_TIMEOUT_S", "OFFLINE_GRACE_S", "CALL_RETENTION_S", "CALL_RETENTION_MAX",
               "WEB_ROOT", "CORS_ORIGIN", "LOG_LEVEL", "AUTH_MODE", "AUTH_JWT_SECRET",
               "AUTH_JWT_PUBLIC_KEY_FILE", "AUTH_JWT_SECRET_PREVIOUS",
-              "AUTH_JWT_PUBLIC_KEY_PREVIOUS_FILE", "START_RATE_PER_MIN", "CALLSIGNAL_RUN_DIR"]
+              "AUTH_JWT_PUBLIC_KEY_PREVIOUS_FILE", "START_RATE_PER_MIN", "CALLSIGNAL_RUN_DIR",
+              "LOG_FORMAT", "METRICS_TOKEN"]
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 TIME_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -232,7 +233,7 @@ def split_steps(block):
 
 def service_steps(block):
     """A `run: service` block as steps, each command (with its continuation lines) run in the
-    background until the service it starts answers /health, then stopped with SIGTERM."""
+    background until the service it starts answers /ready, then stopped with SIGTERM."""
     steps, command, first = [], [], None
     for i, raw in enumerate(block.text.split("\n")):
         s = raw.strip()
@@ -244,11 +245,11 @@ def service_steps(block):
             steps.append(Step(first, [
                 "( " + "\n".join(command) + "\n) & __svc=$!",
                 "__ok=1; for __i in $(seq 200); do",
-                "  command curl -fs -o /dev/null http://127.0.0.1:4002/health && { __ok=0; break; }",
+                "  command curl -fs -o /dev/null http://127.0.0.1:4002/ready && { __ok=0; break; }",
                 "  kill -0 $__svc 2>/dev/null || break; sleep 0.1",
                 "done",
                 "kill -TERM $__svc 2>/dev/null; wait $__svc; __code=$?",
-                "[ $__ok -eq 0 ] || echo 'the service did not answer GET /health with 200' >&2",
+                "[ $__ok -eq 0 ] || echo 'the service did not answer GET /ready with 200' >&2",
                 "if command curl -s -o /dev/null http://127.0.0.1:4002/health; then",
                 "  echo 'a service still answers on 4002 after SIGTERM' >&2; __ok=1; fi",
                 "[ $__ok -eq 0 ] && [ $__code -eq 0 ]"], started=True))
@@ -286,9 +287,10 @@ def read_tail(path, n=30):
 
 
 def health_ok():
+    """The service is ready: connected to the broker, live calls rebuilt (GET /ready)."""
     try:
         with socket.create_connection(("127.0.0.1", 4002), timeout=1) as s:
-            s.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            s.sendall(b"GET /ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
             return re.match(rb"HTTP/1\.[01] 200 ", s.recv(64)) is not None
     except OSError:
         return False
@@ -621,7 +623,7 @@ def main():
                     if step.started:
                         counts["services started"] += 1
                         if ok:
-                            print(f"ok   {block.path}:{step.line}: the service started, answered /health, stopped")
+                            print(f"ok   {block.path}:{step.line}: the service started, answered /ready, stopped")
                     if step.expect is not None:
                         counts["results checked"] += 1
                         if ok:

@@ -1,12 +1,13 @@
 """End-to-end launcher: a real Mosquitto (with its WebSocket listener) and the real callsignal
-serving web/, then the browser test `node tests/e2e/two_tabs.mjs` against them.
+serving web/, then a browser test against them: `node tests/e2e/two_tabs.mjs` (the default), or
+the one named by --script (render_bench.mjs: the online list's render benchmark).
 
 The service gets RING_TIMEOUT_S=5 (the missed-call step waits for it; shorter is flaky when
 Chromium shares a loaded machine, as the accept must land while it rings), a LiveKit key and secret
 (so GET /token answers 200) and a LIVEKIT_URL pointing at a free, closed loopback port, so that
 joining the media room fails fast and the page must say that no LiveKit server is reachable.
 
-Usage: run_e2e.py [--auth open|jwt]. The broker runs the shipped broker-config/mosquitto.conf
+Usage: run_e2e.py [--auth open|jwt] [--script two_tabs.mjs|render_bench.mjs]. The broker runs the shipped broker-config/mosquitto.conf
 (tests/integration's Broker: ports, persistence and logging swapped); with --auth jwt it runs the
 shipped broker-config/mosquitto-jwt.conf with the callsignal_auth plugin (tests/security's JwtBroker),
 the service runs with AUTH_MODE=jwt, and each person signs in with a user token minted here.
@@ -107,7 +108,9 @@ class Stack:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--auth", choices=("open", "jwt"), default="open")
-    auth = ap.parse_args().auth
+    ap.add_argument("--script", choices=("two_tabs.mjs", "render_bench.mjs"), default="two_tabs.mjs")
+    args = ap.parse_args()
+    auth = args.auth
 
     if not os.path.exists(CHROMIUM):
         print("SKIP: no Chromium at %s (scripts/bootstrap installs it)" % CHROMIUM)
@@ -130,6 +133,7 @@ def main():
         node_env = dict(os.environ)
         node_env.update({
             "E2E_BASE_URL": "http://127.0.0.1:%d" % stack.service.port,
+            "E2E_MQTT_URL": "mqtt://127.0.0.1:%d" % stack.broker.port,
             "E2E_LIVEKIT_URL": "ws://127.0.0.1:%d" % stack.closed_port,
             "E2E_RING_TIMEOUT_S": RING_TIMEOUT_S,
             "E2E_AUTH_MODE": auth,
@@ -145,7 +149,7 @@ def main():
         print("e2e (%s mode): broker ws :%d, service http://127.0.0.1:%d (%.1fs to start)" % (
             auth, stack.broker.wsport, stack.service.port, time.monotonic() - t0), flush=True)
         try:
-            rc = subprocess.run([node, os.path.join(HERE, "two_tabs.mjs")], env=node_env,
+            rc = subprocess.run([node, os.path.join(HERE, args.script)], env=node_env,
                                 timeout=NODE_TIMEOUT_S).returncode
         except subprocess.TimeoutExpired:
             print("FAIL: the browser test did not finish within %d s" % NODE_TIMEOUT_S)

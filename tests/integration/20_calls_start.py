@@ -174,10 +174,16 @@ def test_caller_busy_while_own_call_is_ringing(env):
 
 def test_receiver_busy_while_ringing(env):
     a, b, c = env.user("a"), env.user("b"), env.user("c")
-    env.start_call(a, b)
+    call = env.start_call(a, b)
     b.expect_event("INCOMING_CALL")
     expect_error(start(env, c, b), 400, "RECEIVER_BUSY", "Receiver busy")
+    # the busy receiver learns of the attempt (a missed-call record); the ringing call goes on
+    missed = b.expect_event("END_CALL")["call"]
+    eq((missed["status"], missed.get("endReason")), ("MISSED", "BUSY"), "status and reason of the record")
+    eq((missed["caller"]["id"], missed["receiver"]["id"]), (c.user_id, b.user_id), "parties of the record")
+    check(missed["id"] != call["id"], "the record has an id of its own")
     b.expect_no_event(0.3)
+    eq(env.get("/users/%s/call" % b.user_id).json.get("id"), call["id"], "b's live call after the record")
 
 
 def test_callee_of_a_ringing_call_is_busy_as_caller(env):
@@ -200,12 +206,16 @@ def test_both_busy_in_an_ongoing_call(env):
     expect_error(start(env, c, b), 400, "RECEIVER_BUSY", "Receiver busy")
 
 
-def test_calling_back_the_caller_of_a_ringing_call_is_busy(env):
+def test_calling_back_the_caller_of_a_ringing_call_accepts_it(env):
     a, b = env.user("a"), env.user("b")
-    env.start_call(a, b)
+    call = env.start_call(a, b)
+    b.expect_event("INCOMING_CALL", call_id=call["id"])
     r = start(env, b, a)
-    check(r.status == 400 and r.json.get("error") in ("CALLER_BUSY", "RECEIVER_BUSY"),
-          "reverse call while ringing: %d %s" % (r.status, r.body[:200]))
+    eq(r.status, 200, "reverse call while ringing: %s" % r.body[:200])
+    eq((r.json["id"], r.json["status"]), (call["id"], "ONGOING"), "the ringing call, accepted")
+    eq(r.json.get("answeredBy"), {"userId": b.user_id}, "answeredBy of a merged call")
+    a.expect_event("ACCEPT_CALL", call_id=call["id"])
+    b.expect_event("ACCEPT_CALL", call_id=call["id"])
 
 
 def test_parties_are_free_again_after_the_call_ends(env):

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Broker outage: /health 503 and call control 503 while Mosquitto is down, /users still 200; the
+"""Broker outage: /ready 503 and call control 503 while Mosquitto is down, /users and /health
+(liveness, with its counters) still 200; the
 service reconnects (backoff 1 s doubling), resubscribes, and rebuilds presence from the retained
 replay (clients republish their presence after reconnecting, simulated here); live calls get the
 offline grace. Each test has its own broker and service."""
@@ -16,26 +17,42 @@ RECOVERY_S = 12  # first retries at +1 s, +2 s, +4 s after the loss
 
 
 def health_status(env):
+    """The readiness of the service (GET /ready); /health is liveness and stays 200."""
     try:
-        return env.get("/health", timeout=3).status
+        return env.get("/ready", timeout=3).status
     except OSError:
         return None
 
 
 def wait_health(env, status, timeout):
     h.wait_until(lambda: health_status(env) == status, timeout, interval=0.1,
-                 what="GET /health == %d" % status)
+                 what="GET /ready == %d" % status)
 
 
-def test_health_503_and_calls_503_while_broker_down_users_still_served(env):
+def test_ready_503_and_calls_503_while_broker_down_health_and_users_still_served(env):
     a, b, c = env.user("a"), env.user("b"), env.user("c")
+    # A device with no Last Will (a retained presence published and left): stopping the broker
+    # fires the Wills of a, b and c, which the service may or may not read before the connection
+    # drops, but nothing ever clears this one.
+    kept = env.uid("kept")
+    env.raw_publish("users/%s/presence/%s.cli" % (kept, kept), {"id": kept, "name": "Kept", "location": ""})
+    env.wait_online(kept)
     ringing = env.start_call(a, b)
+    before = env.get("/health").json
+    eq(before.get("ready"), True, "ready field with the broker up")
+    check(before["users"] >= 3 and before["liveCalls"] >= 1, "health counts before the outage: %r" % before)
     env.broker.stop()
     wait_health(env, 503, 5)
-    expect_error(env.get("/health"), 503, "BROKER_UNAVAILABLE")
-    r = env.get("/users")
-    eq(r.status, 200, "GET /users while the broker is down")
-    check(isinstance(r.json, list), "GET /users body %r" % r.body[:100])
+    expect_error(env.get("/ready"), 503, "BROKER_UNAVAILABLE")
+    r = env.get("/health")
+    eq(r.status, 200, "GET /health (liveness) while the broker is down")
+    eq((r.json.get("status"), r.json.get("broker")), ("degraded", "disconnected"), "health while down")
+    eq(r.json["liveCalls"], before["liveCalls"], "health keeps its live calls while the broker is down")
+    users = env.get("/users")
+    eq(users.status, 200, "GET /users while the broker is down")
+    check(isinstance(users.json, list), "GET /users body %r" % users.body[:100])
+    check(kept in [u["id"] for u in users.json], "the device without a Will left the list: %r" % users.json)
+    eq(r.json["users"], len(users.json), "health counts the users GET /users lists while the broker is down")
     expect_error(env.post("/calls/start", {"callerId": c.user_id, "receiverId": env.uid()}), 503,
                  "BROKER_UNAVAILABLE")
     expect_error(env.answer(ringing["id"], "ACCEPT"), 503, "BROKER_UNAVAILABLE")
@@ -141,7 +158,8 @@ def test_live_call_ends_with_error_when_parties_do_not_come_back(env):
 
 @h.options(start_broker=False, wait="listening")
 def test_service_started_before_the_broker_connects_later(env):
-    expect_error(env.get("/health"), 503, "BROKER_UNAVAILABLE")
+    expect_error(env.get("/ready"), 503, "BROKER_UNAVAILABLE")
+    eq(env.get("/health").json.get("broker"), "disconnected", "liveness without a broker")
     eq(env.get("/users").json, [], "users without a broker")
     env.broker.start()
     wait_health(env, 200, RECOVERY_S)

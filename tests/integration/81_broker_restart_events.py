@@ -184,7 +184,7 @@ def run_pair(env, caller, receiver, stop, ledger, errors):
 
 def health(env):
     try:
-        return env.get("/health", timeout=3).status
+        return env.get("/ready", timeout=3).status
     except OSError:
         return None
 
@@ -211,13 +211,13 @@ def restart_under_load(env, outage_s):
             p.stop_reconnecting()
         for p in parties:
             p.pause()
-        h.wait_until(lambda: health(env) == 503, 5, interval=0.05, what="GET /health == 503")
+        h.wait_until(lambda: health(env) == 503, 5, interval=0.05, what="GET /ready == 503")
         time.sleep(max(0.0, outage_s - (time.monotonic() - t_down)))
         env.broker.start()
         t_up = time.monotonic()
         for p in parties:
             p.resume()
-        h.wait_until(lambda: health(env) == 200, RECOVERY_S, interval=0.1, what="GET /health == 200")
+        h.wait_until(lambda: health(env) == 200, RECOVERY_S, interval=0.1, what="GET /ready == 200")
         print("    broker away %.1f s; service back %.1f s after the broker" % (
             t_up - t_down, time.monotonic() - t_up))
         time.sleep(LOAD_AFTER_S)

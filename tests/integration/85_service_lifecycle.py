@@ -63,7 +63,7 @@ def test_sigint_exits_0(env):
 @h.options()
 def test_sigterm_while_broker_is_down_exits_0(env):
     env.broker.stop()
-    h.wait_until(lambda: env.get("/health").status == 503, 5, what="health 503")
+    h.wait_until(lambda: env.get("/ready").status == 503, 5, what="ready 503")
     env.service.stop(signal.SIGTERM, expect_code=0, timeout=10)
 
 

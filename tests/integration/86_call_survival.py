@@ -244,16 +244,20 @@ def test_call_control_answers_503_not_ready_until_the_replay_is_complete(env):
     env.broker.start()
     a, b = env.client(env.uid("a")), env.client(env.uid("b"))
     env.service.start(wait="listening")
-    h.wait_until(lambda: env.get("/health").json.get("error") == "NOT_READY", 5, what="connected, restoring")
-    expect_error(env.get("/health"), 503, "NOT_READY")
+    h.wait_until(lambda: env.get("/ready").json.get("error") == "NOT_READY", 5, what="connected, restoring")
+    expect_error(env.get("/ready"), 503, "NOT_READY")
+    eq((env.get("/health").status, env.get("/health").json.get("status")), (200, "restoring"),
+       "liveness while restoring")
     expect_error(env.post("/calls/start", {"callerId": a.user_id, "receiverId": b.user_id}), 503, "NOT_READY")
     expect_error(env.get("/users/%s/call" % a.user_id), 503, "NOT_READY")
     expect_error(env.get("/calls/" + str(uuid.uuid4())), 503, "NOT_READY")
+    expect_error(env.get("/calls?userId=" + a.user_id), 503, "NOT_READY")
     b.expect_no_event(0.2)
-    h.wait_until(lambda: env.get("/health").status == 200, 20, what="the service opening call control")
+    h.wait_until(lambda: env.get("/ready").status == 200, 20, what="the service opening call control")
     check("did not come back" in env.service.stderr(), "no warning about the lost replay marker")
     call = env.start_call(a, b)
     b.expect_event("INCOMING_CALL", call_id=call["id"])
+    eq(env.get("/calls?userId=" + a.user_id).status, 200, "the history once open")
 
 
 # --- torn retained states --------------------------------------------------------------------------
@@ -369,7 +373,7 @@ def test_broker_restart_loses_no_live_call(env):
     h.expect_ok(env.answer(call["id"], "ACCEPT"))
     env.close_clients()
     env.broker.restart()  # persistence false: every retained message is gone
-    h.wait_until(lambda: env.get("/health").status == 200, 40, what="service reconnected")
+    h.wait_until(lambda: env.get("/ready").status == 200, 40, what="service reconnected")
     ra = reader(env, a.user_id)
     got = next_call(ra, timeout=10)
     eq((got["id"], got["status"]), (call["id"], "ONGOING"), "call topic written again after the broker restart")

@@ -195,7 +195,7 @@ def test_sixteen_pairs_through_three_kill_9s_lose_and_strand_nothing(env):
         with chaos.lock:
             chaos.live_at_kill.update(chaos.live.values())
         env.service.stop(sig=signal.SIGKILL, expect_code=-signal.SIGKILL)
-        env.service.start()  # launched at once; start() returns when /health is 200 (rebuilt)
+        env.service.start()  # launched at once; start() returns when /ready is 200 (rebuilt)
         ready = time.monotonic()
         with chaos.lock:
             chaos.windows.append((killed, ready))

@@ -92,7 +92,7 @@ def test_flags_win_over_env_both_syntaxes(env):
         s = env.spawn_service(env={"RING_TIMEOUT_S": "30"}, wait=None,
                               args=args + ["--ring-timeout-s=0.3"] if style == "equals"
                               else args + ["--ring-timeout-s", "0.3"])
-        h.wait_until(lambda: _health(port) == 200, 10, what="health on the --port port (%s)" % style)
+        h.wait_until(lambda: _health(port) == 200, 10, what="ready on the --port port (%s)" % style)
         check(_health(s.port) is None, "service also answers on the PORT env port (%s)" % style)
         a, b = env.client(env.uid("a")), env.client(env.uid("b"))
         h.wait_until(lambda: _has_users(port, a.user_id, b.user_id), 5, what="users online")
@@ -106,8 +106,9 @@ def test_flags_win_over_env_both_syntaxes(env):
 
 
 def _health(port):
+    """GET /ready: connected to the broker and open for calls (/health only says it serves)."""
     try:
-        return h.http_request(port, "GET", "/health", timeout=1).status
+        return h.http_request(port, "GET", "/ready", timeout=1).status
     except OSError:
         return None
 
@@ -121,7 +122,7 @@ def _has_users(port, *ids):
 @h.options(service_env={"MQTT_URL": "tcp://127.0.0.1:1"}, start_service=False)
 def test_mqtt_url_flag_wins_over_env(env):
     s = env.spawn_service(env={"MQTT_URL": "tcp://127.0.0.1:1"}, args=["--mqtt-url", env.broker.url])
-    eq(h.http_request(s.port, "GET", "/health").status, 200, "health with --mqtt-url")
+    eq(h.http_request(s.port, "GET", "/ready").status, 200, "ready with --mqtt-url")
 
 
 MQTT_PW = "mqtt-pw-7f3a9c1e5b"
@@ -137,7 +138,7 @@ def test_secrets_never_appear_in_the_log(env):
     env.get("/users")  # 401 without a token
     env.get("/token?room=x&id=y")
     env.broker.restart()  # reconnect path logs the broker URL again
-    h.wait_until(lambda: env.get("/health").status == 200, 12, interval=0.1, what="reconnect")
+    h.wait_until(lambda: env.get("/ready").status == 200, 12, interval=0.1, what="reconnect")
     env.service.stop()
     text = env.service.stderr()
     leaked = [name for name, secret in (("MQTT_PASSWORD", MQTT_PW), ("AUTH_JWT_SECRET", JWT_SECRET),

@@ -395,8 +395,9 @@ class Redis:
 class Service:
     """The callsignal binary: .port (HTTP). env: extra environment; args: extra argv.
 
-    wait: "health" (GET /health == 200, i.e. broker connected), "listening" (any HTTP answer),
-    or None (don't wait)."""
+    wait: "ready" (GET /ready == 200: broker connected and live calls rebuilt; "health" is the
+    older name of the same wait), "listening" (any HTTP answer on GET /health), or None (don't
+    wait)."""
 
     def __init__(self, tmpdir, broker_url, env=None, args=(), binary=None, name="callsignal"):
         self.bin = binary or os.environ.get("CALLSIGNAL_BIN")
@@ -434,7 +435,8 @@ class Service:
                 raise HarnessError("callsignal exited with %s at start:\n%s" % (
                     code, tail(self.stderr_path)))
             try:
-                r = http_request(self.port, "GET", "/health", timeout=1.0)
+                r = http_request(self.port, "GET", "/health" if wait == "listening" else "/ready",
+                                 timeout=1.0)
                 if wait == "listening" or r.status == 200:
                     return
             except OSError:
@@ -499,6 +501,8 @@ CONFIG_ENV_VARS = [
     "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_URL", "TOKEN_TTL_S", "RING_TIMEOUT_S",
     "OFFLINE_GRACE_S", "CALL_RETENTION_S", "WEB_ROOT", "CORS_ORIGIN", "LOG_LEVEL", "AUTH_MODE",
     "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY_FILE", "START_RATE_PER_MIN", "STATE_ENGINE", "REDIS_URL",
+    "LOG_FORMAT", "METRICS_TOKEN", "WEBHOOK_URLS", "WEBHOOK_SECRET", "WEBHOOK_TIMEOUT_S", "WEBHOOK_RETRY_S",
+    "WEBHOOK_QUEUE_MAX", "RING_OFFLINE_S", "CALL_HISTORY_MAX",
 ]
 
 

@@ -12,6 +12,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import security_support as s  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
+import lk_sign  # noqa: E402  (LiveKit's webhook signature, as in integration/56_livekit_webhook.py)
 from security_support import claims, h, jwt_hs256  # noqa: E402
 
 
@@ -175,6 +177,48 @@ def test_ending_a_call_you_are_not_party_to_is_forbidden(sc):
     r = h.expect_ok(st.request("POST", end, st.token(alice.user_id),
                                json_body={"callId": call["id"], "userId": alice.user_id}))
     h.eq(r["status"], "ENDED", "status after the caller ends")
+
+
+def test_device_ids_must_be_the_acting_users_own(sc):
+    st = s.JwtStack(sc)
+    alice, bob = st.user("alice"), st.user("bob")
+    call = h.expect_ok(st.start(alice, bob))
+    bob.expect_event("INCOMING_CALL", call_id=call["id"])
+    answer = {"callId": call["id"], "answer": "ACCEPT"}
+    for device in (alice.client_id, alice.user_id + ".phone", bob.user_id, "nobody.phone"):
+        r = st.request("POST", "/calls/answer", st.token(bob.user_id), json_body=dict(answer, deviceId=device))
+        h.expect_error(r, 400, "INVALID_ID", "deviceId is not a client id of this user")
+    bob.expect_no_event(timeout=0.3)
+    r = h.expect_ok(st.request("POST", "/calls/answer", st.token(bob.user_id),
+                               json_body=dict(answer, deviceId=bob.client_id)))
+    h.eq(r.get("answeredBy"), {"userId": bob.user_id, "deviceId": bob.client_id}, "answeredBy")
+    end = {"callId": call["id"], "userId": alice.user_id}
+    r = st.request("POST", "/calls/end", st.token(alice.user_id), json_body=dict(end, deviceId=bob.client_id))
+    h.expect_error(r, 400, "INVALID_ID", "deviceId is not a client id of this user")
+    r = h.expect_ok(st.request("POST", "/calls/end", st.token(alice.user_id),
+                               json_body=dict(end, deviceId=alice.client_id)))
+    h.eq((r.get("endReason"), r.get("endedBy")), ("HANGUP", {"userId": alice.user_id, "deviceId": alice.client_id}),
+         "endReason and endedBy")
+
+
+def test_livekit_webhook_needs_livekits_signature_not_a_user_token(sc):
+    st = s.JwtStack(sc)
+    alice, bob = st.user("alice"), st.user("bob")
+    call = h.expect_ok(st.start(alice, bob))
+    h.expect_ok(st.request("POST", "/calls/answer", st.token(bob.user_id),
+                           json_body={"callId": call["id"], "answer": "ACCEPT"}))
+    alice.expect_event("ACCEPT_CALL", call_id=call["id"])
+    body = lk_sign.event("room_finished", call["id"])
+    # a user token (even a party's) is no LiveKit signature
+    r = st.request("POST", "/livekit/webhook", body=body, headers={"Authorization": "Bearer " + st.token(bob.user_id)},
+                   content_type="application/webhook+json")
+    h.expect_error(r, 401, "UNAUTHORIZED")
+    alice.expect_no_event(timeout=0.3)
+    r = st.request("POST", "/livekit/webhook", body=body, content_type="application/webhook+json",
+                   headers={"Authorization": lk_sign.token(s.LIVEKIT_KEY, st.livekit_secret, body)})
+    h.eq((r.status, r.json), (200, {"result": "applied"}), "a LiveKit-signed room_finished")
+    ev = alice.expect_event("END_CALL", call_id=call["id"])
+    h.eq(ev["call"].get("endReason"), "MEDIA_ENDED", "endReason")
 
 
 def test_room_token_for_someone_else_is_forbidden(sc):

@@ -17,9 +17,11 @@
 #include "calls.h"
 #include "check.h"
 
-#define RING   30000
-#define GRACE  15000
-#define RETAIN 600000
+#define RING         30000
+#define GRACE        15000
+#define RETAIN       600000
+#define RING_OFFLINE 5000
+#define HISTORY      3
 
 static struct calls c;
 static struct call_events ev;
@@ -52,7 +54,7 @@ static struct store *engine(void)
 
 static void setup(void)
 {
-	struct calls_config cfg = { RING, GRACE, RETAIN, 0 };
+	struct calls_config cfg = { RING, GRACE, RETAIN, 0, RING_OFFLINE, HISTORY };
 	calls_init(&c, &cfg, engine());
 	call_events_init(&ev);
 }
@@ -122,7 +124,8 @@ static void start_refuses_busy_caller_and_busy_receiver(void)
 	CHECK(calls_answer(&c, "call-1", 1, NULL, at(2), &ev, &call) == ERR_OK);
 	ev.n = 0;
 	CHECK(calls_start(&c, &bob, &carol, "call-5", at(3), &ev, &call) == ERR_CALLER_BUSY);
-	CHECK(ev.n == 0 && calls_count(&c) == 1);
+	/* a busy caller leaves no trace; each busy receiver kept a missed-call record (call-3, call-4) */
+	CHECK(ev.n == 0 && calls_count(&c) == 3 && calls_live_count(&c) == 1);
 	teardown();
 }
 
@@ -465,6 +468,8 @@ static void restore_brings_back_a_call_both_topics_agree_on_without_events(void)
 	CHECK(same_call(calls_live_of(&c, "alice"), call) && same_call(calls_live_of(&c, "bob"), call));
 	CHECK(calls_next_deadline(&c) == at(RING).wall_ms); /* the original deadline, not a fresh one */
 	CHECK(calls_start(&c, &carol, &bob, "call-2", at(5), &ev, &call) == ERR_RECEIVER_BUSY);
+	CHECK(ev.n == 1 && ev.items[0].call->end_reason == END_BUSY); /* bob's missed-call record */
+	ev.n = 0;
 	calls_tick(&c, at(RING), &ev);
 	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].call->status == CALL_MISSED);
 	CHECK(ev.items[0].call->revision == 2);
@@ -560,6 +565,298 @@ static void every_transition_raises_the_revision(void)
 	teardown();
 }
 
+static const struct call *accepted(const struct user_info *from, const struct user_info *to, const char *id,
+				   int64_t ms)
+{
+	const struct call *call = start(from, to, id, ms);
+	CHECK(calls_answer(&c, id, 1, NULL, at(ms + 1), &ev, &call) == ERR_OK);
+	ev.n = 0;
+	return call;
+}
+
+static void every_way_a_call_ends_names_its_reason(void)
+{
+	setup();
+	const struct call *call;
+	accepted(&alice, &bob, "c-hangup", 0);
+	CHECK(calls_end_on(&c, "c-hangup", "bob", "bob.tab", at(10), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_HANGUP);
+	CHECK_STR(call->ended_by.user_id, "bob");
+	CHECK_STR(call->ended_by.device_id, "bob.tab");
+
+	start(&alice, &bob, "c-cancel", 20);
+	CHECK(calls_end(&c, "c-cancel", "alice", at(21), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_CANCELLED);
+	CHECK_STR(call->ended_by.user_id, "alice");
+	CHECK(call->ended_by.device_id == NULL);
+
+	start(&alice, &bob, "c-reject", 30);
+	CHECK(calls_end(&c, "c-reject", "bob", at(31), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_DECLINED);
+
+	start(&alice, &bob, "c-decline", 40);
+	CHECK(calls_answer_on(&c, "c-decline", 0, "bob", "bob.phone", at(41), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_DECLINED && call->end_reason == END_DECLINED);
+	CHECK_STR(call->ended_by.device_id, "bob.phone");
+
+	start(&alice, &bob, "c-timeout", 50);
+	calls_tick(&c, at(50 + RING), &ev);
+	call = calls_find(&c, "c-timeout");
+	CHECK(call->status == CALL_MISSED && call->end_reason == END_TIMEOUT);
+
+	accepted(&alice, &bob, "c-offline", RING + 100);
+	calls_party_offline(&c, "alice", at(RING + 200));
+	calls_tick(&c, at(RING + 200 + GRACE), &ev);
+	call = calls_find(&c, "c-offline");
+	CHECK(call->status == CALL_ERROR && call->end_reason == END_PARTY_OFFLINE);
+
+	accepted(&alice, &bob, "c-room", 2 * RING);
+	ev.n = 0;
+	CHECK(calls_room_finished(&c, "c-room", at(2 * RING + 5), &ev) == 1);
+	call = calls_find(&c, "c-room");
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_MEDIA_ENDED);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
+	CHECK(calls_live_of(&c, "alice") == NULL && calls_live_of(&c, "bob") == NULL);
+
+	accepted(&alice, &bob, "c-line", 3 * RING);
+	CHECK(calls_start(&c, &carol, &bob, "c-busy", at(3 * RING + 5), &ev, &call) == ERR_RECEIVER_BUSY);
+	call = calls_find(&c, "c-busy");
+	CHECK(call && call->status == CALL_MISSED && call->end_reason == END_BUSY);
+	/* the record does not touch bob's live call */
+	CHECK(calls_live_of(&c, "bob") && strcmp(calls_live_of(&c, "bob")->id, "c-line") == 0);
+	teardown();
+}
+
+static void answer_on_a_device_is_recorded_for_the_others(void)
+{
+	setup();
+	start(&alice, &bob, "call-1", 0);
+	const struct call *call;
+	CHECK(calls_answer_on(&c, "call-1", 1, "bob", "bob.phone", at(5), &ev, &call) == ERR_OK);
+	CHECK(call->status == CALL_ONGOING && call->end_reason == END_NONE);
+	CHECK_STR(call->answered_by.user_id, "bob");
+	CHECK_STR(call->answered_by.device_id, "bob.phone");
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_ACCEPT_CALL && ev.items[0].to_receiver &&
+	      ev.items[0].call->answered_by.device_id);
+	teardown();
+}
+
+static void busy_receiver_gets_a_missed_call_record_alone(void)
+{
+	setup();
+	accepted(&alice, &bob, "call-1", 0);
+	const struct call *call = NULL;
+	CHECK(calls_start(&c, &carol, &bob, "call-2", at(10), &ev, &call) == ERR_RECEIVER_BUSY);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL);
+	CHECK(ev.items[0].to_receiver && !ev.items[0].to_caller && ev.items[0].keep_topics);
+	const struct call *missed = ev.items[0].call;
+	CHECK_STR(missed->id, "call-2");
+	CHECK(missed->status == CALL_MISSED && missed->end_reason == END_BUSY && missed->revision == 1);
+	CHECK_STR(missed->party[PARTY_CALLER].id, "carol");
+	CHECK_STR(missed->party[PARTY_RECEIVER].id, "bob");
+	CHECK(missed->created_at == at(10).wall_ms && missed->ended_at == at(10).wall_ms);
+	CHECK(calls_live_of(&c, "bob") && strcmp(calls_live_of(&c, "bob")->id, "call-1") == 0);
+	CHECK(calls_live_of(&c, "carol") == NULL);
+	ev.n = 0;
+	CHECK(calls_start(&c, &carol, &alice, "call-3", at(11), &ev, &call) == ERR_RECEIVER_BUSY);
+	CHECK(ev.n == 1 && ev.items[0].to_receiver && !ev.items[0].to_caller); /* alice's record */
+	CHECK_STR(ev.items[0].call->party[PARTY_RECEIVER].id, "alice");
+	CHECK(calls_live_count(&c) == 1);
+	calls_tick(&c, at(11 + RETAIN), &ev);
+	CHECK(calls_find(&c, "call-2") == NULL); /* forgotten like any finished call */
+	teardown();
+}
+
+static void crossed_starts_accept_the_call_that_rang_first(void)
+{
+	setup();
+	start(&bob, &alice, "call-1", 0);
+	const struct call *call = NULL;
+	CHECK(calls_start(&c, &alice, &bob, "call-2", at(3), &ev, &call) == ERR_OK);
+	CHECK(call && strcmp(call->id, "call-1") == 0 && call->status == CALL_ONGOING &&
+	      call->answered_at == at(3).wall_ms);
+	CHECK_STR(call->answered_by.user_id, "alice");
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_ACCEPT_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
+	CHECK(calls_find(&c, "call-2") == NULL && calls_count(&c) == 1);
+	ev.n = 0;
+	/* once it is ONGOING, a further start is busy as before */
+	CHECK(calls_start(&c, &alice, &bob, "call-3", at(4), &ev, &call) == ERR_CALLER_BUSY);
+	/* a third person's ringing call is not merged */
+	CHECK(calls_end(&c, "call-1", "bob", at(5), &ev, &call) == ERR_OK);
+	start(&carol, &alice, "call-4", 6);
+	CHECK(calls_start(&c, &alice, &bob, "call-5", at(7), &ev, &call) == ERR_CALLER_BUSY);
+	teardown();
+}
+
+static void media_left_past_the_grace_ends_the_call(void)
+{
+	setup();
+	accepted(&alice, &bob, "call-1", 0);
+	CHECK(calls_media_joined(&c, "call-1", "alice", at(100)) == 1);
+	CHECK(calls_media_joined(&c, "call-1", "bob", at(120)) == 1);
+	const struct call *call = calls_find(&c, "call-1");
+	CHECK(call->media_joined_at[PARTY_CALLER] == at(100).wall_ms &&
+	      call->media_joined_at[PARTY_RECEIVER] == at(120).wall_ms);
+	CHECK(calls_media_left(&c, "call-1", "bob", at(200)) == 1);
+	CHECK(calls_media_left(&c, "call-1", "bob", at(300)) == 0); /* the grace already runs */
+	CHECK(calls_next_deadline(&c) == at(200 + GRACE).wall_ms);
+	calls_tick(&c, at(199 + GRACE), &ev);
+	CHECK(ev.n == 0 && calls_find(&c, "call-1")->status == CALL_ONGOING);
+	calls_tick(&c, at(200 + GRACE), &ev);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].to_caller &&
+	      ev.items[0].to_receiver);
+	call = calls_find(&c, "call-1");
+	CHECK(call->status == CALL_ENDED && call->end_reason == END_MEDIA_ENDED);
+	CHECK_STR(call->ended_by.user_id, "bob");
+	teardown();
+}
+
+static void media_back_within_the_grace_keeps_the_call(void)
+{
+	setup();
+	accepted(&alice, &bob, "call-1", 0);
+	CHECK(calls_media_left(&c, "call-1", "alice", at(100)) == 1);
+	CHECK(calls_media_joined(&c, "call-1", "alice", at(100 + GRACE / 2)) == 1);
+	calls_tick(&c, at(100 + GRACE), &ev);
+	CHECK(ev.n == 0 && calls_find(&c, "call-1")->status == CALL_ONGOING);
+	/* leaving again starts a new grace */
+	CHECK(calls_media_left(&c, "call-1", "alice", at(200 + GRACE)) == 1);
+	calls_tick(&c, at(200 + 2 * GRACE), &ev);
+	CHECK(ev.n == 1 && calls_find(&c, "call-1")->end_reason == END_MEDIA_ENDED);
+	teardown();
+}
+
+static void media_events_of_ringing_or_unknown_calls_and_strangers_are_ignored(void)
+{
+	setup();
+	start(&alice, &bob, "call-1", 0);
+	CHECK(calls_media_joined(&c, "call-1", "bob", at(1)) == 0);
+	CHECK(calls_media_left(&c, "call-1", "bob", at(1)) == 0);
+	CHECK(calls_room_finished(&c, "call-1", at(1), &ev) == 0);
+	CHECK(calls_find(&c, "call-1")->status == CALL_DIALLING && ev.n == 0);
+	CHECK(calls_answer(&c, "call-1", 1, NULL, at(2), &ev, &(const struct call *){ NULL }) == ERR_OK);
+	ev.n = 0;
+	CHECK(calls_media_left(&c, "call-1", "carol", at(3)) == 0);
+	CHECK(calls_media_left(&c, "no-such-room", "bob", at(3)) == 0);
+	CHECK(calls_room_finished(&c, "no-such-room", at(3), &ev) == 0);
+	const struct call *k = calls_find(&c, "call-1");
+	CHECK(!k->media_deadline[0] && !k->media_deadline[1] && ev.n == 0);
+	CHECK(calls_end(&c, "call-1", "bob", at(4), &ev, &(const struct call *){ NULL }) == ERR_OK);
+	ev.n = 0;
+	CHECK(calls_room_finished(&c, "call-1", at(5), &ev) == 0 && ev.n == 0); /* already finished */
+	CHECK(calls_find(&c, "call-1")->end_reason == END_HANGUP);
+	teardown();
+}
+
+static void start_to_a_sleeping_receiver_rings_for_the_shorter_deadline(void)
+{
+	setup();
+	const struct call *call = NULL;
+	CHECK(calls_start_offline(&c, &alice, &bob, "call-1", at(0), &ev, &call) == ERR_OK);
+	CHECK(call && call->status == CALL_DIALLING && call->ring_deadline == at(RING_OFFLINE).wall_ms);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_INCOMING_CALL);
+	ev.n = 0;
+	calls_tick(&c, at(RING_OFFLINE - 1), &ev);
+	CHECK(ev.n == 0);
+	calls_tick(&c, at(RING_OFFLINE), &ev);
+	CHECK(ev.n == 1 && ev.items[0].type == EVENT_END_CALL && ev.items[0].call->status == CALL_MISSED);
+	teardown();
+}
+
+static void receiver_woken_in_time_rings_until_the_ring_timeout(void)
+{
+	setup();
+	const struct call *call = NULL;
+	struct user_info asleep = { "bob", "bob", "" };
+	CHECK(calls_start_offline(&c, &alice, &asleep, "call-1", at(0), &ev, &call) == ERR_OK);
+	ev.n = 0;
+	CHECK(calls_receiver_online(&c, &alice) == NULL); /* the caller is not woken */
+	call = calls_receiver_online(&c, &bob);
+	CHECK(call && call->ring_deadline == at(RING).wall_ms && call->revision == 2);
+	CHECK(call && strcmp(call->party[PARTY_RECEIVER].name, "Bob") == 0 &&
+	      strcmp(call->party[PARTY_RECEIVER].location, "Oslo") == 0);
+	CHECK(calls_receiver_online(&c, &bob) == NULL); /* a second device changes nothing */
+	calls_tick(&c, at(RING_OFFLINE), &ev);
+	CHECK(ev.n == 0 && calls_find(&c, "call-1")->status == CALL_DIALLING);
+	calls_tick(&c, at(RING), &ev);
+	CHECK(ev.n == 1 && ev.items[0].call->status == CALL_MISSED);
+	teardown();
+}
+
+static void receiver_online_leaves_an_ordinary_call_alone(void)
+{
+	setup();
+	start(&alice, &bob, "call-1", 0);
+	CHECK(calls_receiver_online(&c, &bob) == NULL);
+	CHECK(calls_find(&c, "call-1")->revision == 1);
+	teardown();
+}
+
+static void history_lists_finished_calls_newest_first_with_limit_and_before(void)
+{
+	setup();
+	const struct call *call;
+	struct call out[4] = { 0 };
+	start(&alice, &bob, "call-1", 0);
+	CHECK(calls_history(&c, "alice", NULL, 4, out) == 0); /* live calls are not history */
+	calls_end(&c, "call-1", "alice", at(10), &ev, &call);
+	start(&bob, &alice, "call-2", 20);
+	calls_answer(&c, "call-2", 0, NULL, at(30), &ev, &call);
+	start(&alice, &carol, "call-3", 40);
+	calls_tick(&c, at(40 + RING), &ev);
+	size_t n = calls_history(&c, "alice", NULL, 4, out);
+	CHECK(n == 3);
+	CHECK_STR(out[0].id, "call-3");
+	CHECK_STR(out[1].id, "call-2");
+	CHECK_STR(out[2].id, "call-1");
+	CHECK(out[0].status == CALL_MISSED && out[1].status == CALL_DECLINED && out[2].status == CALL_ENDED);
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	n = calls_history(&c, "alice", NULL, 2, out);
+	CHECK(n == 2);
+	CHECK_STR(out[1].id, "call-2");
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	n = calls_history(&c, "alice", "call-2", 4, out);
+	CHECK(n == 1);
+	CHECK_STR(out[0].id, "call-1");
+	call_release(&out[0]);
+	CHECK(calls_history(&c, "alice", "call-1", 4, out) == 0);
+	CHECK(calls_history(&c, "alice", "no-such-call", 4, out) == 0);
+	n = calls_history(&c, "bob", NULL, 4, out);
+	CHECK(n == 2);
+	CHECK_STR(out[0].id, "call-2");
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	CHECK(calls_history(&c, "carol", NULL, 4, out) == 1);
+	call_release(&out[0]);
+	teardown();
+}
+
+static void history_keeps_the_newest_up_to_the_cap_beyond_retention(void)
+{
+	setup();
+	const struct call *call;
+	char id[16];
+	for (int i = 1; i <= HISTORY + 2; i++) {
+		snprintf(id, sizeof(id), "call-%d", i);
+		start(&alice, &bob, id, i * 10);
+		calls_end(&c, id, "bob", at(i * 10 + 5), &ev, &call);
+	}
+	calls_tick(&c, at(RETAIN * 2), &ev);
+	CHECK(calls_count(&c) == 0); /* retention forgot them; the history did not */
+	struct call out[HISTORY + 2] = { 0 };
+	size_t n = calls_history(&c, "bob", NULL, HISTORY + 2, out);
+	CHECK(n == HISTORY);
+	CHECK_STR(out[0].id, "call-5");
+	CHECK_STR(out[HISTORY - 1].id, "call-3");
+	for (size_t i = 0; i < n; i++)
+		call_release(&out[i]);
+	teardown();
+}
+
 int main(void)
 {
 	redis_url = getenv("CALLSIGNAL_TEST_REDIS_URL");
@@ -589,6 +886,18 @@ int main(void)
 	RUN(many_calls_time_out_in_order);
 	RUN(oldest_finished_calls_go_first_beyond_the_cap);
 	RUN(every_transition_raises_the_revision);
+	RUN(every_way_a_call_ends_names_its_reason);
+	RUN(answer_on_a_device_is_recorded_for_the_others);
+	RUN(busy_receiver_gets_a_missed_call_record_alone);
+	RUN(crossed_starts_accept_the_call_that_rang_first);
+	RUN(media_left_past_the_grace_ends_the_call);
+	RUN(media_back_within_the_grace_keeps_the_call);
+	RUN(media_events_of_ringing_or_unknown_calls_and_strangers_are_ignored);
+	RUN(start_to_a_sleeping_receiver_rings_for_the_shorter_deadline);
+	RUN(receiver_woken_in_time_rings_until_the_ring_timeout);
+	RUN(receiver_online_leaves_an_ordinary_call_alone);
+	RUN(history_lists_finished_calls_newest_first_with_limit_and_before);
+	RUN(history_keeps_the_newest_up_to_the_cap_beyond_retention);
 	if (redis_url)
 		return check_done();
 	RUN(restore_brings_back_a_call_both_topics_agree_on_without_events);

@@ -225,6 +225,159 @@ static void users_list_in_order(void)
 	presence_release(&p);
 }
 
+static void finished_call_says_why_and_who_and_parses_back(void)
+{
+	struct call c = sample_call(), back;
+	c.status = CALL_ENDED;
+	c.err_msg = NULL;
+	c.end_reason = END_HANGUP;
+	c.answered_by = (struct actor){ "bob", "bob.phone" };
+	c.ended_by = (struct actor){ "alice", NULL };
+	c.media_joined_at[PARTY_RECEIVER] = c.created_at + 5000;
+	size_t len;
+	const char *why = NULL;
+	char *s = json_io_call(&c, &len);
+	CHECK(strstr(s, "\"revision\":3,\"endReason\":\"HANGUP\","
+			"\"answeredBy\":{\"userId\":\"bob\",\"deviceId\":\"bob.phone\"},"
+			"\"endedBy\":{\"userId\":\"alice\"},"
+			"\"mediaJoinedAt\":{\"receiver\":\"2025-11-25T03:26:46.123Z\"}}") != NULL);
+	CHECK(json_io_parse_call(s, len, &back, &why) == 0);
+	CHECK(back.end_reason == END_HANGUP);
+	CHECK_STR(back.answered_by.device_id, "bob.phone");
+	CHECK_STR(back.ended_by.user_id, "alice");
+	CHECK(back.ended_by.device_id == NULL);
+	CHECK(back.media_joined_at[PARTY_RECEIVER] == c.media_joined_at[PARTY_RECEIVER] &&
+	      back.media_joined_at[PARTY_CALLER] == 0);
+	call_release(&back);
+	free(s);
+
+	c.answered_by = c.ended_by = (struct actor){ NULL, NULL };
+	c.end_reason = END_BUSY;
+	c.media_joined_at[PARTY_RECEIVER] = 0;
+	s = json_io_call(&c, &len);
+	CHECK(strstr(s, "\"revision\":3,\"endReason\":\"BUSY\"}") != NULL); /* nobody acted */
+	free(s);
+	const char *bad_reason =
+	    "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"caller\":{\"id\":\"a\",\"name\":\"A\"},"
+	    "\"receiver\":{\"id\":\"b\",\"name\":\"B\"},\"status\":\"ENDED\","
+	    "\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"revision\":2,\"endReason\":\"BORED\"}";
+	CHECK(json_io_parse_call(bad_reason, strlen(bad_reason), &back, &why) == -1 && why);
+	const char *bad_actor =
+	    "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"caller\":{\"id\":\"a\",\"name\":\"A\"},"
+	    "\"receiver\":{\"id\":\"b\",\"name\":\"B\"},\"status\":\"ONGOING\","
+	    "\"createdAt\":\"2025-11-25T03:26:41.123Z\",\"revision\":2,\"answeredBy\":{\"userId\":\"a/b\"}}";
+	CHECK(json_io_parse_call(bad_actor, strlen(bad_actor), &back, &why) == -1 && why);
+}
+
+static void livekit_events_parse_what_the_service_reads(void)
+{
+	struct livekit_event e;
+	const char *why = NULL;
+	const char *body = "{\"event\":\"participant_left\",\"room\":{\"sid\":\"RM_1\",\"name\":\"call-1\","
+			   "\"emptyTimeout\":300},\"participant\":{\"sid\":\"PA_1\",\"identity\":\"bob\","
+			   "\"joinedAt\":\"1764640000\"},\"id\":\"EV_1\",\"createdAt\":\"1764640001\"}";
+	CHECK(json_io_parse_livekit_event(body, strlen(body), &e, &why) == 0);
+	CHECK_STR(e.event, "participant_left");
+	CHECK_STR(e.id, "EV_1");
+	CHECK_STR(e.room, "call-1");
+	CHECK_STR(e.identity, "bob");
+	json_io_livekit_event_release(&e);
+	const char *bare = "{\"event\":\"room_finished\"}"; /* zero values omitted */
+	CHECK(json_io_parse_livekit_event(bare, strlen(bare), &e, &why) == 0);
+	CHECK(e.id == NULL && e.room == NULL && e.identity == NULL);
+	json_io_livekit_event_release(&e);
+	char long_id[200];
+	snprintf(long_id, sizeof(long_id), "{\"event\":\"x\",\"id\":\"%0129d\"}", 0);
+	const char *bad[] = { "[]",
+			      "{}",
+			      "{\"event\":1}",
+			      "{\"event\":\"x\",\"room\":\"r\"}",
+			      "{\"event\":\"x\",\"participant\":{\"identity\":2}}",
+			      "{\"event\":\"x\",\"id\":7}",
+			      long_id,
+			      "{\"event\":\"x\"" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		CHECK(json_io_parse_livekit_event(bad[i], strlen(bad[i]), &e, &why) == -1 && why);
+		CHECK(e.event == NULL && e.room == NULL);
+	}
+}
+
+static void webhook_of_a_finished_call_carries_its_duration(void)
+{
+	struct call c = sample_call();
+	c.status = CALL_ENDED;
+	c.err_msg = NULL;
+	c.answered_at = c.created_at + 4000;
+	c.ended_at = c.answered_at + 256007;
+	size_t call_len, len;
+	char *call_json = json_io_call(&c, &call_len);
+	char *s = json_io_webhook_call("call.ended", 1764041500999, &c, call_json, call_len, &len);
+	char *want = NULL;
+	CHECK(
+	    asprintf(&want,
+		     "{\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e:3:call.ended\",\"event\":\"call.ended\","
+		     "\"createdAt\":1764041500,\"call\":%s,\"duration\":256.007}",
+		     call_json) > 0);
+	CHECK_STR(s, want);
+	CHECK(len == strlen(s));
+	free(want);
+	free(s);
+	c.answered_at = 0; /* never answered */
+	s = json_io_webhook_call("call.ended", 1764041500999, &c, call_json, call_len, &len);
+	CHECK(strstr(s, ",\"duration\":0.000}") != NULL);
+	free(s);
+	c.status = CALL_DIALLING; /* a live call has no duration */
+	s = json_io_webhook_call("call.started", 1764041500999, &c, call_json, call_len, &len);
+	CHECK(strstr(s, "duration") == NULL);
+	free(s);
+	free(call_json);
+}
+
+static void webhook_of_presence_names_the_user(void)
+{
+	struct user_info bob = { "bob", "Bob", "Lyon" };
+	size_t len;
+	char *s = json_io_webhook_presence("id-1", "presence.online", 1764041500999, "bob", &bob, &len);
+	CHECK_STR(s, "{\"id\":\"id-1\",\"event\":\"presence.online\",\"createdAt\":1764041500,"
+		     "\"user\":{\"id\":\"bob\",\"name\":\"Bob\",\"location\":\"Lyon\"}}");
+	free(s);
+	s = json_io_webhook_presence("id-2", "presence.offline", 1764041500999, "bob", NULL, &len);
+	CHECK_STR(s, "{\"id\":\"id-2\",\"event\":\"presence.offline\",\"createdAt\":1764041500,"
+		     "\"user\":{\"id\":\"bob\"}}");
+	free(s);
+}
+
+static void calls_render_as_an_array(void)
+{
+	struct call c[2] = { sample_call(), sample_call() };
+	size_t len;
+	char *s = json_io_calls(c, 0, &len);
+	CHECK_STR(s, "[]");
+	free(s);
+	s = json_io_calls(c, 2, &len);
+	char *one = json_io_call(&c[0], NULL);
+	char *want = NULL;
+	CHECK(asprintf(&want, "[%s,%s]", one, one) > 0);
+	CHECK_STR(s, want);
+	free(want);
+	free(one);
+	free(s);
+}
+
+static void health_gains_the_webhook_counters(void)
+{
+	size_t len;
+	char *s = json_io_health(1, 1, 2, 3, 1, 0, &len);
+	s = json_io_health_webhooks(s, &len, 10, 1, 2, 3, 4);
+	CHECK_STR(s,
+		  "{\"status\":\"ok\",\"broker\":\"connected\",\"ready\":true,\"users\":2,\"calls\":3,\"liveCalls\":1,"
+		  "\"outbox\":0,\"webhooks\":{\"delivered\":10,\"failed\":1,\"rejected\":2,\"overflowed\":3,"
+		  "\"queued\":4}}");
+	CHECK(len == strlen(s));
+	free(s);
+}
+
 int main(int argc, char **argv)
 {
 	json_io_init();
@@ -238,5 +391,11 @@ int main(int argc, char **argv)
 	RUN(control_characters_are_escaped);
 	RUN(error_and_object_bodies);
 	RUN(users_list_in_order);
+	RUN(finished_call_says_why_and_who_and_parses_back);
+	RUN(livekit_events_parse_what_the_service_reads);
+	RUN(webhook_of_a_finished_call_carries_its_duration);
+	RUN(webhook_of_presence_names_the_user);
+	RUN(calls_render_as_an_array);
+	RUN(health_gains_the_webhook_counters);
 	return check_done();
 }

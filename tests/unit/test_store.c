@@ -76,6 +76,13 @@ static void cp_save(struct store *s, struct call *call)
 	stored->revision = call->revision;
 	stored->grace_deadline[0] = call->grace_deadline[0];
 	stored->grace_deadline[1] = call->grace_deadline[1];
+	stored->end_reason = call->end_reason;
+	actor_set(&stored->answered_by, call->answered_by.user_id, call->answered_by.device_id);
+	actor_set(&stored->ended_by, call->ended_by.user_id, call->ended_by.device_id);
+	for (int p = 0; p < 2; p++) {
+		stored->media_joined_at[p] = call->media_joined_at[p];
+		stored->media_deadline[p] = call->media_deadline[p];
+	}
 	CP(s)->inner->ops->save(CP(s)->inner, stored);
 	CP(s)->saves++;
 }
@@ -138,6 +145,17 @@ static void cp_add(struct store *s, struct call *call)
 	cs->loaned[cs->n++] = call;
 }
 
+static void cp_history_add(struct store *s, const struct call *call, size_t max)
+{
+	CP(s)->inner->ops->history_add(CP(s)->inner, call, max);
+}
+
+static size_t cp_history(const struct store *s, const char *user_id, const char *before_id, size_t limit,
+			 struct call *out)
+{
+	return CP(s)->inner->ops->history(CP(s)->inner, user_id, before_id, limit, out);
+}
+
 static const struct store_ops copy_ops = {
 	cp_find,
 	cp_live_of,
@@ -154,6 +172,8 @@ static const struct store_ops copy_ops = {
 	NULL,
 	NULL,
 	NULL,
+	cp_history_add,
+	cp_history,
 };
 
 static struct store *copy_store_new(void)
@@ -187,7 +207,7 @@ static struct outcome scenario(struct store *store)
 {
 	struct calls c;
 	struct call_events ev;
-	struct calls_config cfg = { RING, GRACE, 600000, 0 };
+	struct calls_config cfg = { RING, GRACE, 600000, 0, 0, 10 };
 	struct outcome o;
 	const struct call *call;
 	memset(&o, 0, sizeof(o));
@@ -232,7 +252,7 @@ static void rules_give_the_same_results_on_a_copying_engine(void)
 	CHECK(mem.errs[0] == ERR_OK && mem.errs[1] == ERR_RECEIVER_BUSY && mem.errs[2] == ERR_OK);
 	CHECK(mem.errs[3] == ERR_CALL_NOT_RINGING && mem.errs[4] == ERR_RECEIVER_BUSY);
 	CHECK(mem.errs[5] == ERR_OK && mem.errs[6] == ERR_OK && mem.errs[7] == ERR_OK);
-	CHECK(mem.live == 0 && mem.count == 3);
+	CHECK(mem.live == 0 && mem.count == 5); /* and the missed-call records of call-2 and call-3 */
 	CHECK_STR(copy.statuses, mem.statuses);
 	CHECK(copy.revisions == mem.revisions && copy.events == mem.events);
 	CHECK(copy.live == mem.live && copy.count == mem.count);
@@ -243,7 +263,7 @@ static void restore_works_through_a_copying_engine(void)
 {
 	struct calls c;
 	struct call_events ev;
-	struct calls_config cfg = { RING, GRACE, 600000, 0 };
+	struct calls_config cfg = { RING, GRACE, 600000, 0, 0, 10 };
 	struct call seen_call = { 0 };
 	snprintf(seen_call.id, sizeof(seen_call.id), "call-1");
 	seen_call.party[PARTY_CALLER] = alice;
@@ -288,6 +308,109 @@ static void memory_deadlines_come_out_in_time_order_whatever_the_insert_order(vo
 	s->ops->free(s);
 }
 
+/* What the newer rules leave behind: reasons, who acted, media grace, crossed calls, busy records. */
+struct outcome2 {
+	char summary[512];
+	char history[1024]; /* bob's history as calls_history gives it back */
+	size_t events, live, count;
+};
+
+/* Appends every field of a history entry that a store engine must keep. */
+static void describe_entry(char *buf, size_t size, const struct call *k)
+{
+	size_t n = strlen(buf);
+	snprintf(
+	    buf + n, size - n, "%s:%s/%s/%s/%lld/%s>%s(%s,%s)/%s@%s/%s@%s/%lld/%lld/%lld/%lld/%lld/%lld ",
+	    k->id, call_status_name(k->status), k->end_reason ? end_reason_name(k->end_reason) : "-",
+	    k->err_msg ? k->err_msg : "-", (long long)k->revision, k->party[PARTY_CALLER].id,
+	    k->party[PARTY_RECEIVER].id, k->party[PARTY_RECEIVER].name ? k->party[PARTY_RECEIVER].name : "-",
+	    k->party[PARTY_RECEIVER].location ? k->party[PARTY_RECEIVER].location : "-",
+	    k->answered_by.user_id ? k->answered_by.user_id : "-",
+	    k->answered_by.device_id ? k->answered_by.device_id : "-",
+	    k->ended_by.user_id ? k->ended_by.user_id : "-",
+	    k->ended_by.device_id ? k->ended_by.device_id : "-", (long long)(k->created_at - at(0).wall_ms),
+	    (long long)(k->answered_at ? k->answered_at - at(0).wall_ms : -1),
+	    (long long)(k->ended_at - at(0).wall_ms),
+	    (long long)(k->media_joined_at[0] ? k->media_joined_at[0] - at(0).wall_ms : -1),
+	    (long long)(k->media_joined_at[1] ? k->media_joined_at[1] - at(0).wall_ms : -1),
+	    (long long)(k->ring_deadline + k->grace_deadline[0] + k->grace_deadline[1] +
+			k->media_deadline[0] + k->media_deadline[1]));
+}
+
+static void describe(struct outcome2 *o, const struct calls *c, const char *id)
+{
+	const struct call *k = calls_find(c, id);
+	size_t n = strlen(o->summary);
+	if (!k) {
+		snprintf(o->summary + n, sizeof(o->summary) - n, "%s:- ", id);
+		return;
+	}
+	snprintf(o->summary + n, sizeof(o->summary) - n, "%s:%s/%s/%lld/%s/%s/%s/%lld ", id,
+		 call_status_name(k->status), k->end_reason ? end_reason_name(k->end_reason) : "-",
+		 (long long)k->revision, k->answered_by.user_id ? k->answered_by.user_id : "-",
+		 k->answered_by.device_id ? k->answered_by.device_id : "-",
+		 k->ended_by.user_id ? k->ended_by.user_id : "-",
+		 (long long)(k->media_joined_at[PARTY_RECEIVER]
+				 ? k->media_joined_at[PARTY_RECEIVER] - at(0).wall_ms
+				 : 0));
+}
+
+static struct outcome2 scenario2(struct store *store)
+{
+	struct calls c;
+	struct call_events ev;
+	struct calls_config cfg = { RING, GRACE, 600000, 0, 0, 10 };
+	struct outcome2 o;
+	const struct call *call;
+	memset(&o, 0, sizeof(o));
+	calls_init(&c, &cfg, store);
+	call_events_init(&ev);
+
+	calls_start(&c, &bob, &alice, "call-1", at(0), &ev, &call);
+	calls_start(&c, &alice, &bob, "call-x", at(1), &ev, &call); /* crossed: accepts call-1 */
+	calls_start(&c, &carol, &bob, "call-2", at(2), &ev, &call); /* bob busy: a record */
+	calls_media_joined(&c, "call-1", "alice", at(3));
+	calls_media_left(&c, "call-1", "alice", at(4));
+	calls_media_joined(&c, "call-1", "alice", at(5)); /* back within the grace */
+	calls_tick(&c, at(4 + GRACE), &ev);
+	calls_media_left(&c, "call-1", "bob", at(GRACE + 10));
+	calls_tick(&c, at(2 * GRACE + 10), &ev); /* bob's media gone: MEDIA_ENDED */
+	calls_start(&c, &alice, &carol, "call-3", at(2 * GRACE + 20), &ev, &call);
+	calls_answer_on(&c, "call-3", 1, "carol", "carol.tab", at(2 * GRACE + 21), &ev, &call);
+	calls_room_finished(&c, "call-3", at(2 * GRACE + 22), &ev);
+	calls_start(&c, &carol, &bob, "call-4", at(2 * GRACE + 30), &ev, &call);
+	calls_end_on(&c, "call-4", "bob", "bob.phone", at(2 * GRACE + 31), &ev, &call);
+
+	const char *ids[] = { "call-1", "call-x", "call-2", "call-3", "call-4" };
+	for (int i = 0; i < 5; i++)
+		describe(&o, &c, ids[i]);
+	struct call hist[10] = { 0 };
+	size_t nh = calls_history(&c, "bob", NULL, 10, hist);
+	for (size_t i = 0; i < nh; i++) {
+		describe_entry(o.history, sizeof(o.history), &hist[i]);
+		call_release(&hist[i]);
+	}
+	o.events = ev.n;
+	o.live = calls_live_count(&c);
+	o.count = calls_count(&c);
+	call_events_release(&ev);
+	calls_release(&c);
+	return o;
+}
+
+static void newer_rules_give_the_same_results_on_a_copying_engine(void)
+{
+	struct outcome2 mem = scenario2(store_memory_new());
+	struct outcome2 copy = scenario2(copy_store_new());
+	CHECK_STR(mem.summary, "call-1:ENDED/MEDIA_ENDED/3/alice/-/bob/5 call-x:- "
+			       "call-2:MISSED/BUSY/1/-/-/-/0 call-3:ENDED/MEDIA_ENDED/3/carol/carol.tab/-/0 "
+			       "call-4:ENDED/DECLINED/2/-/-/bob/0 ");
+	CHECK(mem.events == 9 && mem.live == 0 && mem.count == 4);
+	CHECK_STR(copy.summary, mem.summary);
+	CHECK_STR(copy.history, mem.history);
+	CHECK(copy.events == mem.events && copy.live == mem.live && copy.count == mem.count);
+}
+
 /* --- the Redis engine -------------------------------------------------------------------------- */
 
 static const char *redis_url;
@@ -320,7 +443,19 @@ static void rules_give_the_same_results_on_redis(void)
 	CHECK(memcmp(red.errs, mem.errs, sizeof(mem.errs)) == 0);
 }
 
-static struct calls_config test_cfg = { RING, GRACE, 600000, 0 };
+static void newer_rules_give_the_same_results_on_redis(void)
+{
+	redis_new_keys();
+	struct outcome2 mem = scenario2(store_memory_new());
+	struct outcome2 red = scenario2(redis_engine());
+	CHECK_STR(red.summary, mem.summary);
+	CHECK_STR(red.history, mem.history);
+	CHECK(strstr(mem.history, "call-4:") && strstr(mem.history, "call-2:") &&
+	      strstr(mem.history, "call-1:"));
+	CHECK(red.events == mem.events && red.live == mem.live && red.count == mem.count);
+}
+
+static struct calls_config test_cfg = { RING, GRACE, 600000, 0, 0, 10 };
 
 static void two_instances_starting_calls_to_one_receiver_ring_it_once(void)
 {
@@ -349,7 +484,9 @@ static void two_instances_starting_calls_to_one_receiver_ring_it_once(void)
 	CHECK(calls_find(&c1, "call-c") == NULL);
 	/* Run again through the rules, instance 1 sees bob busy. */
 	CHECK(calls_start(&c1, &carol, &bob, "call-c", at(1), &ev, &call) == ERR_RECEIVER_BUSY);
-	CHECK(calls_live_count(&c1) == 1 && ev.n == 1);
+	CHECK(calls_live_count(&c1) == 1 && ev.n == 2); /* one ring, and bob's missed-call record */
+	CHECK(ev.items[0].type == EVENT_INCOMING_CALL && strcmp(ev.items[0].call->id, "call-a") == 0);
+	CHECK(ev.items[1].type == EVENT_END_CALL && ev.items[1].call->end_reason == END_BUSY);
 	CHECK_STR(calls_live_of(&c1, "bob")->id, "call-a");
 	call_events_release(&ev);
 	calls_release(&c1);
@@ -441,10 +578,12 @@ int main(void)
 {
 	RUN(rules_give_the_same_results_on_a_copying_engine);
 	RUN(restore_works_through_a_copying_engine);
+	RUN(newer_rules_give_the_same_results_on_a_copying_engine);
 	RUN(memory_deadlines_come_out_in_time_order_whatever_the_insert_order);
 	redis_url = getenv("CALLSIGNAL_TEST_REDIS_URL");
 	if (redis_url) {
 		RUN(rules_give_the_same_results_on_redis);
+		RUN(newer_rules_give_the_same_results_on_redis);
 		RUN(two_instances_starting_calls_to_one_receiver_ring_it_once);
 		RUN(a_ring_timeout_fires_once_when_two_instances_race_for_it);
 		RUN(a_deadline_taken_by_an_instance_that_dies_fires_on_another);
