@@ -265,5 +265,50 @@ def test_calls_outlive_a_redis_killed_and_restarted_from_its_append_only_file(en
     eq((missed, left), (2 * len(rung), 0), "MISSED events, live calls left")
 
 
+
+@h.options(redis=True, instances=2, service_env=dict(NO_LIMIT, CALL_HISTORY_MAX="3"))
+def test_the_history_is_shared_capped_and_outlives_every_instance(env):
+    one, two = env.instances
+    a, b = env.user("a"), env.user("b")
+    done = []
+    for i in range(4):  # started on one instance, finished on the other
+        start, finish = (one, two) if i % 2 == 0 else (two, one)
+        r = post(start, "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
+        eq(r.status, 200, "start %d" % i)
+        call_id = r.json["id"]
+        if i % 2 == 0:
+            r = post(finish, "/calls/answer", {"callId": call_id, "answer": "ACCEPT", "deviceId": "phone"})
+            eq(r.status, 200, "accept %d" % i)
+            r = post(finish, "/calls/end", {"callId": call_id, "userId": b.user_id})
+        else:
+            r = post(finish, "/calls/answer", {"callId": call_id, "answer": "DECLINE"})
+        eq(r.status, 200, "finish %d" % i)
+        done.append((call_id, r.json["status"], r.json.get("endReason")))
+    want = done[::-1][:3]  # newest first, CALL_HISTORY_MAX=3
+
+    def history(service, user_id):
+        r = h.http_request(service.port, "GET", "/calls?userId=" + user_id)
+        eq(r.status, 200, "GET /calls on port %d" % service.port)
+        return [(c["id"], c["status"], c.get("endReason")) for c in r.json]
+
+    eq(history(one, a.user_id), want, "a's history on instance 1")
+    eq(history(two, b.user_id), want, "b's history on instance 2")
+    eq(want[0][1:], ("DECLINED", "DECLINED"), "the newest: declined")
+    eq(want[1][1:], ("ENDED", "HANGUP"), "the one before: hung up")
+    r = h.http_request(one.port, "GET", "/calls?userId=%s&before=%s" % (a.user_id, want[0][0]))
+    eq([c["id"] for c in r.json], [c for c, _, _ in want[1:]], "paging with before")
+    answered = [c for c in h.http_request(two.port, "GET", "/calls?userId=" + a.user_id).json
+                if c["status"] == "ENDED"]
+    eq([(c.get("answeredBy") or {}).get("deviceId") for c in answered], ["phone"],
+       "the device that answered, kept in the history")
+    for s in env.instances:
+        s.stop()
+    for s in env.instances:
+        s.start()
+    eq(history(two, a.user_id), want, "a's history after both instances restarted")
+    print("    history of %d calls (cap 3) read on both instances, and after restarting both: %d kept"
+          % (len(done), len(history(one, b.user_id))))
+
+
 if __name__ == "__main__":
     h.main(shared=False)
