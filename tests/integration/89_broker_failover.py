@@ -153,6 +153,10 @@ def test_on_a_nats_cluster_calls_go_on_when_a_node_dies_and_its_clients_are_clea
         t_kill = time.monotonic()
         nats.kill(dead)
         h.wait_until(lambda: connected_node() in live, 30, what="the service on another node")
+        # Subscribed there: the presence kept from before the kill is gone by now (cleared on
+        # connect), so the waits below see the other node's replay, and the answer finds the bus up.
+        h.wait_until(lambda: h.http_request(env.service.port, "GET", "/ready").status == 200, 40,
+                     what="the service ready on the other node")
         env.wait_online(a.user_id, timeout=40)  # the other node's replay
         env.wait_online(b.user_id, timeout=40)
         env.wait_offline(gone.user_id, timeout=40)
