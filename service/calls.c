@@ -5,6 +5,11 @@
  * keeps each kind in deadline order. Entries are never removed early; when
  * one comes due the call is looked up again and the entry is ignored if the
  * call no longer waits for it (answered, party back, already forgotten).
+ *
+ * Each entry point runs its rule between the store's begin and commit; on a
+ * conflict (another instance changed what the rule read) the rule runs
+ * again on fresh state, with the events of the lost attempt dropped. The
+ * rules are the same whatever the engine: one definition.
  */
 #include "calls.h"
 
@@ -17,6 +22,9 @@
 
 #define S(c)   ((c)->store)
 #define OPS(c) ((c)->store->ops)
+
+/* Conflicts in a row after which a transition gives up (ERR_STORE_UNAVAILABLE). */
+#define TX_MAX_TRIES 1000
 
 void call_events_init(struct call_events *ev)
 {
@@ -49,6 +57,31 @@ void calls_release(struct calls *c)
 {
 	OPS(c)->free(S(c));
 	c->store = NULL;
+}
+
+static void tx_begin(struct calls *c)
+{
+	if (OPS(c)->begin)
+		OPS(c)->begin(S(c));
+}
+
+/*
+ * Commits the transition: 1 when it is over (committed, or given up with
+ * *e = ERR_STORE_UNAVAILABLE), 0 when it must run again; then the events it
+ * appended (from index n0 of ev, which may be NULL) are dropped.
+ */
+static int tx_done(struct calls *c, struct call_events *ev, size_t n0, int *tries, enum err *e)
+{
+	enum store_commit r = OPS(c)->commit ? OPS(c)->commit(S(c)) : STORE_COMMITTED;
+	if (r == STORE_COMMITTED)
+		return 1;
+	if (ev)
+		ev->n = n0;
+	if (r == STORE_FAILED || ++*tries >= TX_MAX_TRIES) {
+		*e = ERR_STORE_UNAVAILABLE;
+		return 1;
+	}
+	return 0;
 }
 
 static void add_deadline(struct calls *c, enum deadline_kind kind, int64_t at, const char *id,
@@ -103,9 +136,9 @@ static void accept_call(struct calls *c, struct call *call, const char *user_id,
 	emit(ev, EVENT_ACCEPT_CALL, call, 1);
 }
 
-static enum err start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
-		      const char *id, struct instant now, int64_t ring_ms, struct call_events *ev,
-		      const struct call **out)
+static enum err start_rule(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
+			   const char *id, struct instant now, int64_t ring_ms, struct call_events *ev,
+			   const struct call **out)
 {
 	if (strcmp(caller->id, receiver->id) == 0)
 		return ERR_SELF_CALL;
@@ -146,22 +179,7 @@ static enum err start(struct calls *c, const struct user_info *caller, const str
 	return ERR_OK;
 }
 
-enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
-		     const char *id, struct instant now, struct call_events *ev, const struct call **out)
-{
-	return start(c, caller, receiver, id, now, c->cfg.ring_timeout_ms, ev, out);
-}
-
-enum err calls_start_offline(struct calls *c, const struct user_info *caller,
-			     const struct user_info *receiver, const char *id, struct instant now,
-			     struct call_events *ev, const struct call **out)
-{
-	int64_t ring_ms =
-	    c->cfg.ring_offline_ms < c->cfg.ring_timeout_ms ? c->cfg.ring_offline_ms : c->cfg.ring_timeout_ms;
-	return start(c, caller, receiver, id, now, ring_ms, ev, out);
-}
-
-const struct call *calls_receiver_online(struct calls *c, const struct user_info *u)
+static struct call *receiver_online_rule(struct calls *c, const struct user_info *u)
 {
 	struct call *call = OPS(c)->live_of(S(c), u->id);
 	if (!call || call->status != CALL_DIALLING || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0)
@@ -182,15 +200,9 @@ const struct call *calls_receiver_online(struct calls *c, const struct user_info
 	return call;
 }
 
-enum err calls_answer(struct calls *c, const char *id, int accept, const char *by_user, struct instant now,
-		      struct call_events *ev, const struct call **out)
-{
-	return calls_answer_on(c, id, accept, by_user, NULL, now, ev, out);
-}
-
-enum err calls_answer_on(struct calls *c, const char *id, int accept, const char *by_user,
-			 const char *device_id, struct instant now, struct call_events *ev,
-			 const struct call **out)
+static enum err answer_rule(struct calls *c, const char *id, int accept, const char *by_user,
+			    const char *device_id, struct instant now, struct call_events *ev,
+			    const struct call **out)
 {
 	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
@@ -224,14 +236,8 @@ int calls_is_party(const struct call *call, const char *user_id)
 	return party_of(call, user_id) >= 0;
 }
 
-enum err calls_end(struct calls *c, const char *id, const char *user_id, struct instant now,
-		   struct call_events *ev, const struct call **out)
-{
-	return calls_end_on(c, id, user_id, NULL, now, ev, out);
-}
-
-enum err calls_end_on(struct calls *c, const char *id, const char *user_id, const char *device_id,
-		      struct instant now, struct call_events *ev, const struct call **out)
+static enum err end_rule(struct calls *c, const char *id, const char *user_id, const char *device_id,
+			 struct instant now, struct call_events *ev, const struct call **out)
 {
 	struct call *call = OPS(c)->find(S(c), id);
 	if (!call)
@@ -260,7 +266,7 @@ static struct call *ongoing_party(struct calls *c, const char *id, const char *u
 	return call;
 }
 
-int calls_media_joined(struct calls *c, const char *id, const char *user_id, struct instant now)
+static int media_joined_rule(struct calls *c, const char *id, const char *user_id, struct instant now)
 {
 	int p;
 	struct call *call = ongoing_party(c, id, user_id, &p);
@@ -272,7 +278,7 @@ int calls_media_joined(struct calls *c, const char *id, const char *user_id, str
 	return 1;
 }
 
-int calls_media_left(struct calls *c, const char *id, const char *user_id, struct instant now)
+static int media_left_rule(struct calls *c, const char *id, const char *user_id, struct instant now)
 {
 	int p;
 	struct call *call = ongoing_party(c, id, user_id, &p);
@@ -284,7 +290,7 @@ int calls_media_left(struct calls *c, const char *id, const char *user_id, struc
 	return 1;
 }
 
-int calls_room_finished(struct calls *c, const char *id, struct instant now, struct call_events *ev)
+static int room_finished_rule(struct calls *c, const char *id, struct instant now, struct call_events *ev)
 {
 	struct call *call = OPS(c)->find(S(c), id);
 	if (!call || call->status != CALL_ONGOING)
@@ -304,7 +310,7 @@ enum err calls_check_in_call(const struct calls *c, const char *id, const char *
 	return ERR_OK;
 }
 
-void calls_party_offline(struct calls *c, const char *user_id, struct instant now)
+static void party_offline_rule(struct calls *c, const char *user_id, struct instant now)
 {
 	struct call *call = OPS(c)->live_of(S(c), user_id);
 	if (!call)
@@ -317,7 +323,7 @@ void calls_party_offline(struct calls *c, const char *user_id, struct instant no
 	add_deadline(c, DEADLINE_GRACE, call->grace_deadline[p], call->id, (enum party)p);
 }
 
-void calls_party_online(struct calls *c, const char *user_id)
+static void party_online_rule(struct calls *c, const char *user_id)
 {
 	struct call *call = OPS(c)->live_of(S(c), user_id);
 	int p;
@@ -332,7 +338,7 @@ static int over_cap(const struct calls *c)
 	return c->cfg.retention_max && calls_count(c) - calls_live_count(c) > c->cfg.retention_max;
 }
 
-void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
+static void tick_rule(struct calls *c, struct instant now, struct call_events *ev)
 {
 	struct deadline d;
 	struct call *call;
@@ -380,6 +386,153 @@ void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
 	}
 }
 
+/* --- the entry points: each rule as one transition of the store ---------------------------------- */
+
+enum err calls_start(struct calls *c, const struct user_info *caller, const struct user_info *receiver,
+		     const char *id, struct instant now, struct call_events *ev, const struct call **out)
+{
+	size_t n0 = ev->n;
+	int tries = 0;
+	enum err e;
+	do {
+		tx_begin(c);
+		e = start_rule(c, caller, receiver, id, now, c->cfg.ring_timeout_ms, ev, out);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e;
+}
+
+enum err calls_start_offline(struct calls *c, const struct user_info *caller,
+			     const struct user_info *receiver, const char *id, struct instant now,
+			     struct call_events *ev, const struct call **out)
+{
+	int64_t ring_ms =
+	    c->cfg.ring_offline_ms < c->cfg.ring_timeout_ms ? c->cfg.ring_offline_ms : c->cfg.ring_timeout_ms;
+	size_t n0 = ev->n;
+	int tries = 0;
+	enum err e;
+	do {
+		tx_begin(c);
+		e = start_rule(c, caller, receiver, id, now, ring_ms, ev, out);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e;
+}
+
+const struct call *calls_receiver_online(struct calls *c, const struct user_info *u)
+{
+	int tries = 0;
+	enum err e = ERR_OK;
+	struct call *call;
+	do {
+		tx_begin(c);
+		call = receiver_online_rule(c, u);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+	return e == ERR_OK ? call : NULL;
+}
+
+enum err calls_answer(struct calls *c, const char *id, int accept, const char *by_user, struct instant now,
+		      struct call_events *ev, const struct call **out)
+{
+	return calls_answer_on(c, id, accept, by_user, NULL, now, ev, out);
+}
+
+enum err calls_answer_on(struct calls *c, const char *id, int accept, const char *by_user,
+			 const char *device_id, struct instant now, struct call_events *ev,
+			 const struct call **out)
+{
+	size_t n0 = ev->n;
+	int tries = 0;
+	enum err e;
+	do {
+		tx_begin(c);
+		e = answer_rule(c, id, accept, by_user, device_id, now, ev, out);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e;
+}
+
+enum err calls_end(struct calls *c, const char *id, const char *user_id, struct instant now,
+		   struct call_events *ev, const struct call **out)
+{
+	return calls_end_on(c, id, user_id, NULL, now, ev, out);
+}
+
+enum err calls_end_on(struct calls *c, const char *id, const char *user_id, const char *device_id,
+		      struct instant now, struct call_events *ev, const struct call **out)
+{
+	size_t n0 = ev->n;
+	int tries = 0;
+	enum err e;
+	do {
+		tx_begin(c);
+		e = end_rule(c, id, user_id, device_id, now, ev, out);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e;
+}
+
+int calls_media_joined(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int tries = 0, changed;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		changed = media_joined_rule(c, id, user_id, now);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+	return e == ERR_OK && changed;
+}
+
+int calls_media_left(struct calls *c, const char *id, const char *user_id, struct instant now)
+{
+	int tries = 0, changed;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		changed = media_left_rule(c, id, user_id, now);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+	return e == ERR_OK && changed;
+}
+
+int calls_room_finished(struct calls *c, const char *id, struct instant now, struct call_events *ev)
+{
+	size_t n0 = ev->n;
+	int tries = 0, changed;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		changed = room_finished_rule(c, id, now, ev);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e == ERR_OK && changed;
+}
+
+void calls_party_offline(struct calls *c, const char *user_id, struct instant now)
+{
+	int tries = 0;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		party_offline_rule(c, user_id, now);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+}
+
+void calls_party_online(struct calls *c, const char *user_id)
+{
+	int tries = 0;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		party_online_rule(c, user_id);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+}
+
+void calls_tick(struct calls *c, struct instant now, struct call_events *ev)
+{
+	size_t n0 = ev->n;
+	int tries = 0;
+	enum err e = ERR_OK;
+	do {
+		tx_begin(c);
+		tick_rule(c, now, ev);
+	} while (!tx_done(c, ev, n0, &tries, &e));
+}
+
 int64_t calls_next_deadline(const struct calls *c)
 {
 	if (over_cap(c))
@@ -403,6 +556,9 @@ struct seen_call {
 void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, struct call_events *ev,
 		   const char **clear, size_t *n_clear)
 {
+	*n_clear = 0;
+	if (S(c)->shared)
+		return; /* the store outlived the process: it is the truth, the topics follow it */
 	struct seen_call *views = xcalloc(n ? n : 1, sizeof(*views));
 	size_t nviews = 0;
 	struct dict by_id; /* call id (borrowed from seen) -> its view */

@@ -31,6 +31,13 @@
  * the epoch, so deadlines survive a restart) and the new call's id, and
  * core serialises access.
  *
+ * Each entry point that changes the store is one atomic transition of it
+ * (store.h), run again when another instance got there first; an engine
+ * that cannot be reached makes start, answer and end answer
+ * ERR_STORE_UNAVAILABLE and the other changes do nothing (the timer tries
+ * again). With a shared engine calls_restore does nothing: the store, not
+ * the broker, holds the truth.
+ *
  * Events produced by a transition are appended to a struct call_events; they
  * point at calls that stay valid until the next calls_* call.
  */

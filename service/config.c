@@ -29,7 +29,8 @@ static const struct option {
 	{ "HTTP_HOST", "--http-host", K_STR, offsetof(struct config, http_host), "127.0.0.1",
 	  "address the HTTP API binds to" },
 	{ "MQTT_URL", "--mqtt-url", K_STR, offsetof(struct config, mqtt_url), "tcp://127.0.0.1:1883",
-	  "broker URL: tcp:// or mqtt:// (TCP), ssl:// or mqtts:// (TLS), ws:// or wss:// (WebSocket)" },
+	  "broker URL: tcp:// or mqtt:// (TCP), ssl:// or mqtts:// (TLS), ws:// or wss:// (WebSocket); "
+	  "several, comma-separated: tried in order, failover" },
 	{ "MQTT_USERNAME", "--mqtt-username", K_STR, offsetof(struct config, mqtt_username), NULL,
 	  "the service's broker login (jwt mode)" },
 	{ "MQTT_PASSWORD", "--mqtt-password", K_STR, offsetof(struct config, mqtt_password), NULL,
@@ -77,6 +78,14 @@ static const struct option {
 	  "60", "call starts per user per minute (0: no limit)" },
 	{ NULL, "--insecure-public", K_FLAG, offsetof(struct config, insecure_public), NULL,
 	  "allow a non-loopback HTTP_HOST in open mode" },
+	{ "STATE_ENGINE", "--state-engine", K_STR, offsetof(struct config, state_engine), "memory",
+	  "where calls live: memory (one instance) or redis (instances sharing REDIS_URL)" },
+	{ "REDIS_URL", "--redis-url", K_STR, offsetof(struct config, redis_url), "redis://127.0.0.1:6379",
+	  "Redis of STATE_ENGINE=redis: redis://[:password@]host[:port][/db]" },
+	{ "PRESENCE_REFRESH_S", "--presence-refresh-s", K_SECONDS,
+	  offsetof(struct config, presence_refresh_s), "60",
+	  "seconds between presence refreshes of devices that refresh; silent 2.5 times that: offline (0: no "
+	  "lease)" },
 	{ "LOG_FORMAT", "--log-format", K_LOG_FORMAT, offsetof(struct config, log_format), "text",
 	  "text (one line per event) or json (one JSON object per line)" },
 	{ "METRICS_TOKEN", "--metrics-token", K_STR, offsetof(struct config, metrics_token), NULL,
@@ -185,14 +194,30 @@ static const struct option *find_flag(const char *arg, size_t len)
 	return NULL;
 }
 
-/* The URL schemes the MQTT client speaks (docs/configuration.md). */
+/* The URL schemes the MQTT client speaks (docs/configuration.md); MQTT_URL
+ * may list several brokers separated by commas (spaces around them
+ * allowed), each of which must pass. */
 static int mqtt_url_scheme_known(const char *url)
 {
 	static const char *const schemes[] = { "tcp://", "mqtt://", "ssl://", "mqtts://", "ws://", "wss://" };
-	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0 && url[strlen(schemes[i])])
+	for (;;) {
+		url += strspn(url, " ");
+		size_t len = strcspn(url, ",");
+		size_t end = len;
+		while (end && url[end - 1] == ' ')
+			end--;
+		int known = 0;
+		for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+			size_t sl = strlen(schemes[i]);
+			if (end > sl && strncmp(url, schemes[i], sl) == 0)
+				known = 1;
+		}
+		if (!known)
+			return 0;
+		if (!url[len])
 			return 1;
-	return 0;
+		url += len + 1;
+	}
 }
 
 static int check(const struct config *cfg)
@@ -211,6 +236,11 @@ static int check(const struct config *cfg)
 	}
 	if (cfg->auth_mode == AUTH_JWT && cfg->auth_jwt_secret && cfg->auth_jwt_public_key_file) {
 		fprintf(stderr, "error: set only one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY_FILE\n");
+		return -1;
+	}
+	if (!cfg->state_engine ||
+	    (strcmp(cfg->state_engine, "memory") != 0 && strcmp(cfg->state_engine, "redis") != 0)) {
+		fprintf(stderr, "error: STATE_ENGINE must be memory or redis\n");
 		return -1;
 	}
 	if (cfg->webhook_urls && !cfg->webhook_secret) {

@@ -36,8 +36,11 @@ struct config {
 	char *auth_jwt_public_key_previous_file;
 	int start_rate_per_min;
 	int insecure_public;
-	char *log_format;    /* "text" or "json" */
-	char *metrics_token; /* GET /metrics requires it as a bearer token; NULL: open */
+	char *state_engine; /* "memory" or "redis" */
+	char *redis_url;
+	double presence_refresh_s; /* 0: no presence lease */
+	char *log_format;          /* "text" or "json" */
+	char *metrics_token;       /* GET /metrics requires it as a bearer token; NULL: open */
 	char *webhook_urls;
 	char *webhook_secret;
 	double webhook_timeout_s;

@@ -55,8 +55,10 @@ struct core {
 
 	pthread_t timer;
 	int running;
-	int64_t timer_due;  /* wall ms the timer thread sleeps until */
-	int64_t next_prune; /* monotonic ms */
+	int64_t timer_due;        /* wall ms the timer thread sleeps until */
+	int64_t next_prune;       /* monotonic ms */
+	int64_t lease_ms;         /* presence not refreshed for this long is offline; 0: no lease */
+	int64_t next_lease_check; /* monotonic ms */
 };
 
 static struct instant now_instant(void)
@@ -107,8 +109,19 @@ struct core *core_new(const struct config *cfg)
 	struct calls_config cc = { ms_of(cfg->ring_timeout_s),   ms_of(cfg->offline_grace_s),
 				   ms_of(cfg->call_retention_s), (size_t)cfg->call_retention_max,
 				   ms_of(cfg->ring_offline_s),   (size_t)cfg->call_history_max };
-	calls_init(&core->calls, &cc, store_memory_new());
+	struct store *store = strcmp(cfg->state_engine, "redis") == 0
+				  ? store_redis_new(cfg->redis_url, "callsignal:")
+				  : store_memory_new();
+	if (!store) {
+		pthread_mutex_destroy(&core->mu);
+		pthread_cond_destroy(&core->wake);
+		presence_release(&core->presence);
+		free(core);
+		return NULL;
+	}
+	calls_init(&core->calls, &cc, store);
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
+	core->lease_ms = ms_of(cfg->presence_refresh_s * 2.5);
 	dict_init(&core->seen);
 	dict_init(&core->webhook_seen);
 	core->users_version = (uint64_t)-1;
@@ -234,6 +247,39 @@ static void publish_events(struct core *core, struct call_events *ev)
 	ev->n = 0;
 }
 
+#define LEASE_BATCH 64
+
+/* Devices whose presence lease ran out, as copies (the presence set frees its own). */
+struct expired {
+	size_t n;
+	char user_id[LEASE_BATCH][ID_MAX_LEN + 1];
+	char client_id[LEASE_BATCH][ID_MAX_LEN + 1];
+};
+
+/*
+ * Clears the devices that refresh their presence but were not heard for
+ * the lease: their retained presence is emptied on the broker (as their
+ * Last Will would have) and they leave the set now. Called by the timer
+ * with core->mu held; at most LEASE_BATCH a round.
+ */
+static void expire_presence(struct core *core, struct instant now, struct expired *x)
+{
+	struct presence_gone gone[LEASE_BATCH];
+	x->n = presence_expired(&core->presence, now.wall_ms - core->lease_ms, gone, LEASE_BATCH);
+	for (size_t i = 0; i < x->n; i++) {
+		snprintf(x->user_id[i], sizeof(x->user_id[i]), "%s", gone[i].user_id);
+		snprintf(x->client_id[i], sizeof(x->client_id[i]), "%s", gone[i].client_id);
+	}
+	for (size_t i = 0; i < x->n; i++) {
+		char topic[TOPIC_MAX_LEN];
+		topic_presence(x->user_id[i], x->client_id[i], topic);
+		mqtt_bus_publish_retained(core->bus, topic, "", 0);
+		if (presence_device_down(&core->presence, x->user_id[i], x->client_id[i]) ==
+		    PRESENCE_WENT_OFFLINE)
+			calls_party_offline(&core->calls, x->user_id[i], now);
+	}
+}
+
 /* Wakes the timer when a transition added a deadline earlier than its sleep. */
 static void reschedule(struct core *core)
 {
@@ -294,30 +340,46 @@ static void *timer_thread(void *arg)
 			ratelimit_prune(&core->starts, mono);
 			core->next_prune = mono + PRUNE_EVERY_MS;
 		}
+		struct expired *expired = NULL;
+		if (core->lease_ms && mono >= core->next_lease_check) {
+			expired = xmalloc(sizeof(*expired));
+			expire_presence(core, now, expired);
+			core->next_lease_check =
+			    mono + (core->lease_ms / 10 > 100 ? core->lease_ms / 10 : 100);
+		}
 		/* Deadlines are wall-clock; the sleep is on the monotonic clock. */
 		int64_t wait = calls_next_deadline(&core->calls);
 		wait = wait == INT64_MAX ? PRUNE_EVERY_MS : wait - now.wall_ms;
 		if (wait > core->next_prune - mono)
 			wait = core->next_prune - mono;
+		if (core->lease_ms && wait > core->next_lease_check - mono)
+			wait = core->next_lease_check - mono;
 		if (wait < 0)
 			wait = 0;
 		core->timer_due = now.wall_ms + wait;
 		int64_t due = mono + wait;
 		struct timespec until = { (time_t)(due / 1000), (long)(due % 1000) * 1000000 };
-		if (fired) {
+		if (fired || (expired && expired->n)) {
 			/* Logged unlocked; a wake-up sent meanwhile would be missed, so
 			 * the deadlines are looked at again before sleeping. */
 			pthread_mutex_unlock(&core->mu);
-			log_debug("%zu call(s) ended by a deadline", fired);
+			if (fired)
+				log_debug("%zu call(s) ended by a deadline", fired);
 			for (char *line = notes.buf, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
 				*nl = '\0';
 				log_info("%s", line);
 			}
 			notes.len = 0;
 			notes.buf[0] = '\0';
+			for (size_t i = 0; expired && i < expired->n; i++)
+				log_info("'%s' device '%s' went offline: presence not refreshed for %lld ms",
+					 expired->user_id[i], expired->client_id[i],
+					 (long long)core->lease_ms);
+			free(expired);
 			pthread_mutex_lock(&core->mu);
 			continue;
 		}
+		free(expired);
 		pthread_cond_timedwait(&core->wake, &core->mu, &until);
 	}
 	pthread_mutex_unlock(&core->mu);
@@ -369,6 +431,7 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 	pthread_mutex_lock(&core->mu);
 	if (len > 0) {
 		change = presence_device_up(&core->presence, &u, pt->client_id);
+		presence_device_seen(&core->presence, pt->user_id, pt->client_id, now.wall_ms);
 		calls_party_online(&core->calls, pt->user_id);
 		const struct call *woke = calls_receiver_online(&core->calls, &u);
 		if (woke && core->bus) {
@@ -494,10 +557,11 @@ static void republish_live(void *arg, const struct call *call)
 	free(json);
 }
 
-/* Collects the parties of live calls who are not online (ids borrowed from the calls). */
+/* Collects the parties of live calls who are not online (ids owned: a shared
+ * store's calls do not outlive the next transition). */
 struct absent {
 	const struct presence *presence;
-	const char **ids;
+	char **ids;
 	size_t n, cap;
 };
 
@@ -513,7 +577,7 @@ static void collect_absent(void *arg, const struct call *call)
 			a->cap = a->cap ? a->cap * 2 : 16;
 			a->ids = xrealloc(a->ids, a->cap * sizeof(*a->ids));
 		}
-		a->ids[a->n++] = call->party[p].id;
+		a->ids[a->n++] = xstrdup(call->party[p].id);
 	}
 }
 
@@ -542,8 +606,10 @@ void core_on_bus_synced(void *arg)
 			put_call_topic(core, clear[i], NULL, 0);
 		struct absent absent = { &core->presence, NULL, 0, 0 };
 		calls_each(&core->calls, collect_absent, &absent);
-		for (i = 0; i < absent.n; i++)
+		for (i = 0; i < absent.n; i++) {
 			calls_party_offline(&core->calls, absent.ids[i], rp.now);
+			free(absent.ids[i]);
+		}
 		free(absent.ids);
 		free(clear);
 		free(seen);
@@ -603,6 +669,20 @@ enum err core_users(struct core *core, struct core_reply *r)
 	return ERR_OK;
 }
 
+/*
+ * Takes one of the caller's starts: in the store's shared limiter when it
+ * has one (every instance counts together), else in this process's.
+ * 1 allowed, 0 refused (*retry_ms set), -1 the store is unreachable.
+ * Called with core->mu held.
+ */
+static int take_start(struct core *core, const char *caller_id, int64_t mono, int64_t *retry_ms)
+{
+	struct store *s = core->calls.store;
+	if (s->ops->rate_take && core->cfg->start_rate_per_min > 0)
+		return s->ops->rate_take(s, caller_id, core->cfg->start_rate_per_min, retry_ms);
+	return ratelimit_take(&core->starts, caller_id, mono, retry_ms);
+}
+
 enum err core_call_start(struct core *core, const char *caller_id, const char *receiver_id,
 			 struct core_reply *r)
 {
@@ -625,7 +705,12 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		e = ERR_NOT_READY;
 		goto out;
 	}
-	if (!ratelimit_take(&core->starts, caller_id, mono, &retry_ms)) {
+	int allowed = take_start(core, caller_id, mono, &retry_ms);
+	if (allowed < 0) {
+		e = ERR_STORE_UNAVAILABLE;
+		goto out;
+	}
+	if (!allowed) {
 		r->retry_after_s = (retry_ms + 999) / 1000;
 		e = ERR_RATE_LIMITED;
 		goto out;

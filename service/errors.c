@@ -44,6 +44,8 @@ static const struct {
 	[ERR_NOT_READY] = { 503, "NOT_READY",
 			    "Restoring the calls in progress after a restart; retry shortly" },
 	[ERR_NO_LIVE_CALL] = { 404, "NO_LIVE_CALL", "The user has no live call" },
+	[ERR_STORE_UNAVAILABLE] = { 503, "STORE_UNAVAILABLE",
+				    "The call store (Redis) is unavailable; retry shortly" },
 };
 
 int err_http_status(enum err e)

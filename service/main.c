@@ -66,6 +66,10 @@ int main(int argc, char **argv)
 
 	rc = 1;
 	struct core *core = core_new(&cfg);
+	if (!core) {
+		config_release(&cfg);
+		return 1;
+	}
 	struct mqtt_bus *bus = NULL;
 	struct http_api *api = NULL;
 	struct http_server *http = NULL;

@@ -20,6 +20,11 @@
  * the process lives. The broker may then see an event twice, when only its
  * PUBACK was lost.
  *
+ * Failover: cfg.url may list several brokers, comma-separated; every
+ * connect tries them in that order (Paho's serverURIs) and keeps the first
+ * that answers, so a lost broker is replaced by the next one, whose
+ * retained replay rebuilds presence as after any reconnect.
+ *
  * States: DOWN (waiting for the next attempt, or connecting) -> UP
  * (connected and subscribed). The mutex guards state and outbox and is
  * never held across a Paho call or a callback; the in-flight list belongs
@@ -101,6 +106,9 @@ struct mqtt_bus {
 	char sync_topic[64];                    /* callsignal/sync/{clientId}: the end-of-replay marker */
 	int second_done;     /* subscription2 was replayed once and dropped (bus thread only) */
 	int64_t sync_due_ms; /* while the marker is awaited: when to stop waiting; else 0 (bus thread only) */
+	char *uri_text;      /* cfg.url split into uris (owned) */
+	char **uris;
+	int nuris;
 };
 
 static int64_t mono_ms(void)
@@ -341,6 +349,30 @@ static int is_tls_url(const char *url)
 	       strncmp(url, "wss://", 6) == 0;
 }
 
+/* Splits cfg.url at commas (spaces around them dropped) into bus->uris; 0, or -1 with an empty entry. */
+static int split_urls(struct mqtt_bus *bus)
+{
+	bus->uri_text = xstrdup(bus->cfg.url);
+	size_t n = 1;
+	for (const char *p = bus->uri_text; *p; p++)
+		n += *p == ',';
+	bus->uris = xcalloc(n, sizeof(*bus->uris));
+	char *save = NULL;
+	char *text = bus->uri_text;
+	for (size_t i = 0; i < n; i++) {
+		char *tok = i == 0 ? strtok_r(text, ",", &save) : strtok_r(NULL, ",", &save);
+		while (tok && *tok == ' ')
+			tok++;
+		size_t len = tok ? strlen(tok) : 0;
+		while (len && tok[len - 1] == ' ')
+			tok[--len] = '\0';
+		if (!len)
+			return -1;
+		bus->uris[bus->nuris++] = tok;
+	}
+	return 0;
+}
+
 /*
  * Paho hands OpenSSL's error lines here during a TLS connect (bus thread).
  * A line reads "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:";
@@ -406,7 +438,8 @@ static enum metrics_counter diagnose_failure(struct mqtt_bus *bus, char *why, si
 		snprintf(why, n, "TLS handshake failed: %s", bus->tls_error);
 		return M_BROKER_FAIL_TLS;
 	}
-	if (url_host_port(bus->cfg.url, host, sizeof(host), port, sizeof(port)) != 0) {
+	/* With several brokers listed, the first one stands for them all. */
+	if (url_host_port(bus->uris[0], host, sizeof(host), port, sizeof(port)) != 0) {
 		snprintf(why, n, "the URL names no host");
 		return M_BROKER_FAIL_OTHER;
 	}
@@ -442,7 +475,7 @@ static enum metrics_counter diagnose_failure(struct mqtt_bus *bus, char *why, si
 		cause = M_BROKER_FAIL_TIMEOUT;
 	} else if (err) {
 		snprintf(why, n, "cannot reach %s port %s (%s)", host, port, strerror(err));
-	} else if (is_tls_url(bus->cfg.url)) {
+	} else if (is_tls_url(bus->uris[0])) {
 		snprintf(why, n, "TLS handshake with %s port %s failed", host, port);
 		cause = M_BROKER_FAIL_TLS;
 	} else {
@@ -498,7 +531,14 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 	opts.connectTimeout = 5;
 	opts.username = bus->cfg.username;
 	opts.password = bus->cfg.password;
-	if (is_tls_url(bus->cfg.url)) {
+	if (bus->nuris > 1) {
+		opts.serverURIs = bus->uris;
+		opts.serverURIcount = bus->nuris;
+	}
+	int tls = 0;
+	for (int i = 0; i < bus->nuris; i++)
+		tls |= is_tls_url(bus->uris[i]);
+	if (tls) {
 		ssl.trustStore = bus->cfg.ca_file;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
@@ -515,7 +555,12 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 			 (long long)bus->backoff_ms);
 		return -1;
 	}
-	log_info("connected to the broker at %s", bus->cfg.url);
+	/* Paho names the broker it reached without the scheme: log the URL as configured. */
+	const char *reached = bus->uris[0];
+	for (int i = 0; opts.returned.serverURI && i < bus->nuris; i++)
+		if (strstr(bus->uris[i], opts.returned.serverURI))
+			reached = bus->uris[i];
+	log_info("connected to the broker at %s", reached);
 	metrics_inc(M_BROKER_CONNECTS);
 	if (bus->connected_once)
 		metrics_inc(M_BROKER_RECONNECTS);
@@ -703,9 +748,13 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 	snprintf(client_id, sizeof(client_id), "callsignal-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
 	snprintf(bus->sync_topic, sizeof(bus->sync_topic), "callsignal/sync/%s", client_id);
 
-	int rc = MQTTClient_create(&bus->client, cfg->url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	int rc = split_urls(bus) == 0 ? MQTTClient_create(&bus->client, bus->uris[0], client_id,
+							  MQTTCLIENT_PERSISTENCE_NONE, NULL)
+				      : MQTTCLIENT_BAD_STRUCTURE;
 	if (rc != MQTTCLIENT_SUCCESS) {
 		log_error("cannot use the broker URL '%s' (code %d)", cfg->url, rc);
+		free(bus->uris);
+		free(bus->uri_text);
 		free(bus);
 		return NULL;
 	}
@@ -718,6 +767,8 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 	if (pthread_create(&bus->thread, NULL, bus_thread, bus) != 0) {
 		log_error("cannot start the broker thread");
 		MQTTClient_destroy(&bus->client);
+		free(bus->uris);
+		free(bus->uri_text);
 		free(bus);
 		return NULL;
 	}
@@ -755,6 +806,8 @@ void mqtt_bus_stop(struct mqtt_bus *bus)
 	list_free(&bus->inflight);
 	pthread_mutex_destroy(&bus->mu);
 	pthread_cond_destroy(&bus->wake);
+	free(bus->uris);
+	free(bus->uri_text);
 	free(bus);
 }
 

@@ -12,6 +12,11 @@
  * writes it in save, inside one atomic unit keyed by the call id and both
  * user ids (WATCH/MULTI or a script); the rules stay as they are.
  *
+ * Every entry point of calls.c runs between begin and commit: the engine
+ * applies the writes in between all or nothing, and answers STORE_CONFLICT
+ * when another instance changed what the transition read, so calls.c runs
+ * the rule again on fresh state. The memory engine leaves both NULL.
+ *
  * Each user's history of finished calls lives here too: the memory engine
  * keeps it in memory (lost on restart), a shared engine beside the calls.
  *
@@ -38,6 +43,12 @@ struct deadline {
 
 struct store;
 
+enum store_commit {
+	STORE_COMMITTED, /* the writes since begin are applied */
+	STORE_CONFLICT,  /* another instance changed what was read: none applied, run again */
+	STORE_FAILED,    /* the engine is unreachable: none applied */
+};
+
 struct store_ops {
 	/* The call with this id, or NULL; valid until the next change of the store. */
 	struct call *(*find)(struct store *s, const char *id);
@@ -59,6 +70,17 @@ struct store_ops {
 	/* Calls fn on every call, in no particular order; fn must not change the store. */
 	void (*each)(const struct store *s, void (*fn)(void *ctx, const struct call *call), void *ctx);
 	void (*free)(struct store *s);
+	/* Opens a transition; copies handed out before are freed. NULL: nothing to do. */
+	void (*begin)(struct store *s);
+	/* Closes it (see above). NULL: always STORE_COMMITTED. */
+	enum store_commit (*commit)(struct store *s);
+	/*
+	 * Takes one of user_id's call starts, limit per minute, in a limiter
+	 * every instance shares (the GCRA of ratelimit.h, on the engine's
+	 * clock): 1 allowed; 0 refused, *retry_after_ms set; -1 unreachable.
+	 * NULL: the engine shares nothing, core limits in its own memory.
+	 */
+	int (*rate_take)(struct store *s, const char *user_id, int limit_per_min, int64_t *retry_after_ms);
 	/* Adds a copy of a finished call to both parties' histories, each kept to max calls (oldest go). */
 	void (*history_add)(struct store *s, const struct call *call, size_t max);
 	/* See calls_history: deep copies into out[], newest first; returns how many. */
@@ -68,9 +90,20 @@ struct store_ops {
 
 struct store {
 	const struct store_ops *ops;
+	/* 1 when the state outlives this process and other instances share it
+	 * (Redis): it is the source of truth, nothing is rebuilt from the broker. */
+	int shared;
 };
 
 /* The default engine: calls in this process's memory (store_memory.c). */
 struct store *store_memory_new(void);
+
+/*
+ * The shared engine: calls, busy lines and deadlines in Redis at url
+ * (redis://[:password@]host[:port][/db]), keys under prefix (copied).
+ * Several service instances on one Redis serve the same calls. NULL, after
+ * logging why, when the url is bad or Redis does not answer (store_redis.c).
+ */
+struct store *store_redis_new(const char *url, const char *prefix);
 
 #endif

@@ -248,6 +248,9 @@ static const struct store_ops memory_ops = {
 	mem_live_count,
 	mem_each,
 	mem_free,
+	NULL, /* begin: core's lock makes every transition atomic */
+	NULL, /* commit */
+	NULL, /* rate_take: core's own limiter */
 	mem_history_add,
 	mem_history,
 };

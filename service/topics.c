@@ -48,6 +48,11 @@ void topic_call(const char *user_id, char out[TOPIC_MAX_LEN])
 	snprintf(out, TOPIC_MAX_LEN, CALL_FORMAT, user_id);
 }
 
+void topic_presence(const char *user_id, const char *client_id, char out[TOPIC_MAX_LEN])
+{
+	snprintf(out, TOPIC_MAX_LEN, "users/%s/presence/%s", user_id, client_id);
+}
+
 int topic_parse_call(const char *topic, size_t len, char user_id[ID_MAX_LEN + 1])
 {
 	static const char prefix[] = "users/";

@@ -33,6 +33,8 @@ int topic_parse_presence(const char *topic, size_t len, struct presence_topic *o
 void topic_events(const char *user_id, char out[TOPIC_MAX_LEN]);
 /* Writes "users/{userId}/call" into out (TOPIC_MAX_LEN bytes); user_id must be valid. */
 void topic_call(const char *user_id, char out[TOPIC_MAX_LEN]);
+/* Writes "users/{userId}/presence/{clientId}" into out (TOPIC_MAX_LEN bytes); both ids valid. */
+void topic_presence(const char *user_id, const char *client_id, char out[TOPIC_MAX_LEN]);
 /* Parses "users/{userId}/call" with a valid id into user_id. Returns 0, or -1. */
 int topic_parse_call(const char *topic, size_t len, char user_id[ID_MAX_LEN + 1]);
 

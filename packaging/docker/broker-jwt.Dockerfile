@@ -10,7 +10,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config python3 mosquitto mosquitto-dev libmosquitto-dev \
-      libpaho-mqtt-dev libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev \
+      libpaho-mqtt-dev libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -2,7 +2,7 @@
 """Validates docker-compose.yml with the compose client, without an engine.
 
 Runs `docker compose config -q` (or `docker-compose config -q`) for each
-profile (open, jwt), then checks in the resolved configuration that the
+profile (open, jwt, redis), then checks in the resolved configuration that the
 service's HTTP port is published on loopback only (the open-mode service
 runs with --insecure-public inside compose) and that the jwt profile runs
 the service in jwt mode against the plugin broker image. Also reads the
@@ -39,7 +39,7 @@ def compose_command():
     return None
 
 
-PROFILES = ["open", "jwt"]
+PROFILES = ["open", "jwt", "redis"]
 
 
 def check_dockerfiles(root):

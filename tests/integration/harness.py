@@ -9,6 +9,9 @@ test and exits non-zero when any failed. Tests of one file share one broker+serv
 
 Environment: CALLSIGNAL_BIN (the service binary, passed by CTest), MOSQUITTO_BIN (default
 /usr/sbin/mosquitto), KEEP_TMP=1 keeps the temporary directories, VERBOSE=1 prints logs always.
+CALLSIGNAL_TEST_STATE_ENGINE=redis runs every Env that does not choose otherwise on a real
+redis-server (class Redis) with two service instances, env.http() spreading the requests over them
+(Env(redis=True, instances=N) asks for that in one test).
 When the service is built with sanitizers, any "ERROR: AddressSanitizer" / "runtime error:" in its
 stderr fails the test that was running.
 
@@ -310,6 +313,82 @@ class Broker:
         return tail(self.log_path, lines) + "\n" + tail(self.stderr_path, 10)
 
 
+class Redis:
+    """Debian's redis-server on a free loopback port: .url for REDIS_URL. appendonly: keep an
+    append-only file (fsync always) in tmpdir, so a restart brings the data back."""
+
+    def __init__(self, tmpdir, appendonly=False):
+        self.dir = tmpdir
+        self.port = free_port()
+        self.bin = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.log_path = os.path.join(tmpdir, "redis.log")
+        self.args = [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", tmpdir,
+                     "--save", "", "--daemonize", "no", "--logfile", self.log_path,
+                     "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always"]
+        self.proc = None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=10.0):
+        check(self.proc is None, "redis already running")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.ping(), timeout, what="redis-server answering PING")
+
+    def ping(self):
+        try:
+            return self.command("PING") == "PONG"
+        except OSError:
+            return False
+
+    def command(self, *words):
+        """One command over RESP; returns an int, a str, a list, or None."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            req = "*%d\r\n" % len(words) + "".join(
+                "$%d\r\n%s\r\n" % (len(str(w).encode()), w) for w in words)
+            sock.sendall(req.encode())
+            f = sock.makefile("rb")
+            return self._read(f)
+
+    def _read(self, f):
+        line = f.readline().decode().rstrip("\r\n")
+        kind, rest = line[:1], line[1:]
+        if kind == "+":
+            return rest
+        if kind == "-":
+            raise HarnessError("redis: " + rest)
+        if kind == ":":
+            return int(rest)
+        if kind == "$":
+            if int(rest) < 0:
+                return None
+            data = f.read(int(rest) + 2)
+            return data[:-2].decode()
+        if kind == "*":
+            return None if int(rest) < 0 else [self._read(f) for _ in range(int(rest))]
+        raise HarnessError("redis: unexpected reply %r" % line)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, sig=signal.SIGTERM):
+        self.stop(sig)
+        self.start()
+
+    def log(self, lines=20):
+        return tail(self.log_path, lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # the service
 
@@ -421,9 +500,9 @@ CONFIG_ENV_VARS = [
     "PORT", "HTTP_HOST", "MQTT_URL", "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_CA_FILE", "MQTT_WS_URL",
     "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_URL", "TOKEN_TTL_S", "RING_TIMEOUT_S",
     "OFFLINE_GRACE_S", "CALL_RETENTION_S", "WEB_ROOT", "CORS_ORIGIN", "LOG_LEVEL", "AUTH_MODE",
-    "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY_FILE", "START_RATE_PER_MIN", "LOG_FORMAT", "METRICS_TOKEN",
-    "WEBHOOK_URLS", "WEBHOOK_SECRET", "WEBHOOK_TIMEOUT_S", "WEBHOOK_RETRY_S", "WEBHOOK_QUEUE_MAX",
-    "RING_OFFLINE_S", "CALL_HISTORY_MAX",
+    "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY_FILE", "START_RATE_PER_MIN", "STATE_ENGINE", "REDIS_URL",
+    "LOG_FORMAT", "METRICS_TOKEN", "WEBHOOK_URLS", "WEBHOOK_SECRET", "WEBHOOK_TIMEOUT_S", "WEBHOOK_RETRY_S",
+    "WEBHOOK_QUEUE_MAX", "RING_OFFLINE_S", "CALL_HISTORY_MAX",
 ]
 
 
@@ -611,21 +690,45 @@ class Client:
 
 class Env:
     """broker_opts: kwargs of Broker; service_env/service_args: the service's; start_service=False
-    for tests that start binaries themselves; wait: see Service.start."""
+    for tests that start binaries themselves; wait: see Service.start.
+
+    redis: run STATE_ENGINE=redis on a real Redis (.redis; redis_opts: kwargs of Redis) with
+    `instances` service processes (.instances; .service is the first), env.http() taking them in
+    turn. Unset, CALLSIGNAL_TEST_STATE_ENGINE=redis turns it on with two instances."""
 
     def __init__(self, name="env", service_env=None, service_args=(), broker_opts=None,
-                 start_broker=True, start_service=True, wait="health"):
+                 start_broker=True, start_service=True, wait="health", redis=None, instances=None,
+                 redis_opts=None):
         self.tmp = tempfile.mkdtemp(prefix="callsignal-it-%s-" % name[:40])
         self.clients = []
         self._uid = 0
+        if redis is None:
+            redis = os.environ.get("CALLSIGNAL_TEST_STATE_ENGINE") == "redis"
+        if instances is None:
+            instances = 2 if redis else 1
+        self.redis = Redis(self.tmp, **(redis_opts or {})) if redis else None
         self.broker = Broker(self.tmp, **(broker_opts or {}))
+        service_env = dict(service_env or {})
+        if self.redis:
+            service_env.update({"STATE_ENGINE": "redis", "REDIS_URL": self.redis.url})
         self.service = Service(self.tmp, self.broker.url, env=service_env, args=service_args)
         self.extra_services = []
+        self.instances = [self.service]
+        self._turn = 0
         try:
+            if self.redis:
+                self.redis.start()
             if start_broker:
                 self.broker.start()
             if start_service:
                 self.service.start(wait=wait)
+            for i in range(1, instances):
+                s = Service(self.tmp, self.broker.url, env=service_env, args=service_args,
+                            name="callsignal-i%d" % (i + 1))
+                self.extra_services.append(s)
+                self.instances.append(s)
+                if start_service:
+                    s.start(wait=wait)
         except BaseException:
             self.close(check_exit=False)
             raise
@@ -651,7 +754,10 @@ class Env:
         return c
 
     def http(self, method, path, **kw):
-        return http_request(self.service.port, method, path, **kw)
+        """A request to the service; with several instances, to each in turn."""
+        live = [s for s in self.instances if s.running] or [self.service]
+        self._turn += 1
+        return http_request(live[self._turn % len(live)].port, method, path, **kw)
 
     def get(self, path, **kw):
         return self.http("GET", path, **kw)
@@ -668,11 +774,23 @@ class Env:
     def user_ids(self):
         return sorted(u.get("id") for u in self.users())
 
+    def _every_instance(self, predicate):
+        live = [s for s in self.instances if s.running] or [self.service]
+        return all(predicate(s) for s in live)
+
+    def _ids_at(self, service):
+        r = http_request(service.port, "GET", "/users")
+        eq(r.status, 200, "GET /users status")
+        return [u.get("id") for u in r.json]
+
     def wait_online(self, user_id, timeout=5.0):
-        return wait_until(lambda: user_id in self.user_ids(), timeout, what="%s online" % user_id)
+        """Until every running instance lists the user."""
+        return wait_until(lambda: self._every_instance(lambda s: user_id in self._ids_at(s)), timeout,
+                          what="%s online" % user_id)
 
     def wait_offline(self, user_id, timeout=5.0):
-        return wait_until(lambda: user_id not in self.user_ids(), timeout, what="%s offline" % user_id)
+        return wait_until(lambda: self._every_instance(lambda s: user_id not in self._ids_at(s)),
+                          timeout, what="%s offline" % user_id)
 
     def start_call(self, caller, receiver):
         """POST /calls/start between two Clients (or ids); asserts 200 DIALLING; returns the Call."""
@@ -721,9 +839,10 @@ class Env:
     # lifecycle ---------------------------------------------------------------------------------
 
     def check_health(self):
-        """Between tests of a shared environment: the service must still run and be clean."""
-        self.service.check_alive()
-        self.service.check_sanitizers()
+        """Between tests of a shared environment: the services must still run and be clean."""
+        for s in self.instances:
+            s.check_alive()
+            s.check_sanitizers()
 
     def close_clients(self):
         for c in self.clients:
@@ -743,6 +862,8 @@ class Env:
             except AssertionError as e:
                 errors.append(str(e))
         self.broker.stop()
+        if self.redis:
+            self.redis.stop()
         if check_exit:
             for s in self.extra_services + [self.service]:
                 try:
@@ -762,6 +883,8 @@ class Env:
         for s in self.extra_services:
             out += ["---- %s stderr (tail) ----" % os.path.basename(s.stderr_path), s.log(30)]
         out += ["---- mosquitto log (tail) ----", self.broker.log(30)]
+        if self.redis:
+            out += ["---- redis log (tail) ----", self.redis.log(20)]
         return "\n".join(out)
 
 

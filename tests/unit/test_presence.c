@@ -78,6 +78,50 @@ static void clear_forgets_everyone(void)
 	presence_release(&p);
 }
 
+static void only_devices_that_refreshed_expire_when_silent(void)
+{
+	struct presence p;
+	struct presence_gone gone[4];
+	presence_init(&p);
+	presence_device_up(&p, &bob, "b1");
+	presence_device_seen(&p, "bob", "b1", 1000); /* first heard: no lease yet */
+	presence_device_up(&p, &alice, "a1");
+	presence_device_seen(&p, "alice", "a1", 1000);
+	presence_device_up(&p, &alice, "a1");
+	presence_device_seen(&p, "alice", "a1", 2000);   /* refreshed: a lease */
+	CHECK(presence_expired(&p, 2000, gone, 4) == 0); /* heard at 2000, not before */
+	CHECK(presence_expired(&p, 9000, gone, 4) == 1);
+	CHECK_STR(gone[0].user_id, "alice");
+	CHECK_STR(gone[0].client_id, "a1");
+	presence_device_seen(&p, "alice", "a1", 9500);
+	CHECK(presence_expired(&p, 9000, gone, 4) == 0);
+	CHECK(presence_expired(&p, 99000, gone, 0) == 0); /* room for none */
+	presence_device_seen(&p, "nobody", "x", 1);       /* unknown devices are ignored */
+	presence_release(&p);
+}
+
+static void a_lease_outlives_a_clear_with_its_last_time_heard(void)
+{
+	struct presence p;
+	struct presence_gone gone[4];
+	presence_init(&p);
+	presence_device_up(&p, &alice, "a1");
+	presence_device_seen(&p, "alice", "a1", 1000);
+	presence_device_seen(&p, "alice", "a1", 2000); /* leased, last heard at 2000 */
+	presence_device_up(&p, &bob, "b1");
+	presence_device_seen(&p, "bob", "b1", 2000); /* no lease */
+	presence_clear(&p);                          /* the broker connection restarted */
+	presence_device_up(&p, &alice, "a1");        /* the replay */
+	presence_device_seen(&p, "alice", "a1", 50000);
+	presence_device_up(&p, &bob, "b1");
+	presence_device_seen(&p, "bob", "b1", 50000);
+	CHECK(presence_expired(&p, 40000, gone, 4) == 1);
+	CHECK_STR(gone[0].user_id, "alice");
+	presence_device_seen(&p, "alice", "a1", 60000); /* heard again: fresh */
+	CHECK(presence_expired(&p, 40000, gone, 4) == 0);
+	presence_release(&p);
+}
+
 int main(void)
 {
 	RUN(first_device_brings_a_user_online);
@@ -85,5 +129,7 @@ int main(void)
 	RUN(latest_profile_is_shown);
 	RUN(users_are_listed_in_the_order_they_came_online);
 	RUN(clear_forgets_everyone);
+	RUN(only_devices_that_refreshed_expire_when_silent);
+	RUN(a_lease_outlives_a_clear_with_its_last_time_heard);
 	return check_done();
 }

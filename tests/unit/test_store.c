@@ -6,9 +6,15 @@
  * give the same results on both, so they neither rely on editing the
  * stored call in place nor skip a save. The memory engine's own queue
  * order (sorted insertion) is checked too.
+ *
+ * Given a Redis (CALLSIGNAL_TEST_REDIS_URL, set by run_with_redis.py for
+ * the unit.store_redis entry) the scenarios run on the Redis engine as
+ * well, and two engines on one Redis play two service instances racing on
+ * the same users and deadlines; each test uses keys of its own.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,8 +157,23 @@ static size_t cp_history(const struct store *s, const char *user_id, const char 
 }
 
 static const struct store_ops copy_ops = {
-	cp_find,          cp_live_of, cp_add,        cp_save, cp_forget, cp_deadline_add, cp_deadline_pop_due,
-	cp_deadline_next, cp_count,   cp_live_count, cp_each, cp_free,   cp_history_add,  cp_history,
+	cp_find,
+	cp_live_of,
+	cp_add,
+	cp_save,
+	cp_forget,
+	cp_deadline_add,
+	cp_deadline_pop_due,
+	cp_deadline_next,
+	cp_count,
+	cp_live_count,
+	cp_each,
+	cp_free,
+	NULL,
+	NULL,
+	NULL,
+	cp_history_add,
+	cp_history,
 };
 
 static struct store *copy_store_new(void)
@@ -290,8 +311,31 @@ static void memory_deadlines_come_out_in_time_order_whatever_the_insert_order(vo
 /* What the newer rules leave behind: reasons, who acted, media grace, crossed calls, busy records. */
 struct outcome2 {
 	char summary[512];
+	char history[1024]; /* bob's history as calls_history gives it back */
 	size_t events, live, count;
 };
+
+/* Appends every field of a history entry that a store engine must keep. */
+static void describe_entry(char *buf, size_t size, const struct call *k)
+{
+	size_t n = strlen(buf);
+	snprintf(
+	    buf + n, size - n, "%s:%s/%s/%s/%lld/%s>%s(%s,%s)/%s@%s/%s@%s/%lld/%lld/%lld/%lld/%lld/%lld ",
+	    k->id, call_status_name(k->status), k->end_reason ? end_reason_name(k->end_reason) : "-",
+	    k->err_msg ? k->err_msg : "-", (long long)k->revision, k->party[PARTY_CALLER].id,
+	    k->party[PARTY_RECEIVER].id, k->party[PARTY_RECEIVER].name ? k->party[PARTY_RECEIVER].name : "-",
+	    k->party[PARTY_RECEIVER].location ? k->party[PARTY_RECEIVER].location : "-",
+	    k->answered_by.user_id ? k->answered_by.user_id : "-",
+	    k->answered_by.device_id ? k->answered_by.device_id : "-",
+	    k->ended_by.user_id ? k->ended_by.user_id : "-",
+	    k->ended_by.device_id ? k->ended_by.device_id : "-", (long long)(k->created_at - at(0).wall_ms),
+	    (long long)(k->answered_at ? k->answered_at - at(0).wall_ms : -1),
+	    (long long)(k->ended_at - at(0).wall_ms),
+	    (long long)(k->media_joined_at[0] ? k->media_joined_at[0] - at(0).wall_ms : -1),
+	    (long long)(k->media_joined_at[1] ? k->media_joined_at[1] - at(0).wall_ms : -1),
+	    (long long)(k->ring_deadline + k->grace_deadline[0] + k->grace_deadline[1] +
+			k->media_deadline[0] + k->media_deadline[1]));
+}
 
 static void describe(struct outcome2 *o, const struct calls *c, const char *id)
 {
@@ -340,6 +384,12 @@ static struct outcome2 scenario2(struct store *store)
 	const char *ids[] = { "call-1", "call-x", "call-2", "call-3", "call-4" };
 	for (int i = 0; i < 5; i++)
 		describe(&o, &c, ids[i]);
+	struct call hist[10] = { 0 };
+	size_t nh = calls_history(&c, "bob", NULL, 10, hist);
+	for (size_t i = 0; i < nh; i++) {
+		describe_entry(o.history, sizeof(o.history), &hist[i]);
+		call_release(&hist[i]);
+	}
 	o.events = ev.n;
 	o.live = calls_live_count(&c);
 	o.count = calls_count(&c);
@@ -357,7 +407,171 @@ static void newer_rules_give_the_same_results_on_a_copying_engine(void)
 			       "call-4:ENDED/DECLINED/2/-/-/bob/0 ");
 	CHECK(mem.events == 9 && mem.live == 0 && mem.count == 4);
 	CHECK_STR(copy.summary, mem.summary);
+	CHECK_STR(copy.history, mem.history);
 	CHECK(copy.events == mem.events && copy.live == mem.live && copy.count == mem.count);
+}
+
+/* --- the Redis engine -------------------------------------------------------------------------- */
+
+static const char *redis_url;
+static char redis_prefix[64];
+
+/* Starts a new set of keys: the engines made until the next call share it. */
+static void redis_new_keys(void)
+{
+	static int seq;
+	snprintf(redis_prefix, sizeof(redis_prefix), "test-%d-%d:", (int)getpid(), ++seq);
+}
+
+static struct store *redis_engine(void)
+{
+	struct store *s = store_redis_new(redis_url, redis_prefix);
+	CHECK(s != NULL);
+	if (!s)
+		exit(1);
+	return s;
+}
+
+static void rules_give_the_same_results_on_redis(void)
+{
+	redis_new_keys();
+	struct outcome mem = scenario(store_memory_new());
+	struct outcome red = scenario(redis_engine());
+	CHECK_STR(red.statuses, mem.statuses);
+	CHECK(red.revisions == mem.revisions && red.events == mem.events);
+	CHECK(red.live == mem.live && red.count == mem.count);
+	CHECK(memcmp(red.errs, mem.errs, sizeof(mem.errs)) == 0);
+}
+
+static void newer_rules_give_the_same_results_on_redis(void)
+{
+	redis_new_keys();
+	struct outcome2 mem = scenario2(store_memory_new());
+	struct outcome2 red = scenario2(redis_engine());
+	CHECK_STR(red.summary, mem.summary);
+	CHECK_STR(red.history, mem.history);
+	CHECK(strstr(mem.history, "call-4:") && strstr(mem.history, "call-2:") &&
+	      strstr(mem.history, "call-1:"));
+	CHECK(red.events == mem.events && red.live == mem.live && red.count == mem.count);
+}
+
+static struct calls_config test_cfg = { RING, GRACE, 600000, 0, 0, 10 };
+
+static void two_instances_starting_calls_to_one_receiver_ring_it_once(void)
+{
+	redis_new_keys();
+	struct calls c1, c2;
+	struct call_events ev;
+	const struct call *call;
+	calls_init(&c1, &test_cfg, redis_engine());
+	calls_init(&c2, &test_cfg, redis_engine());
+	call_events_init(&ev);
+	struct store *s1 = c1.store;
+
+	/* Instance 1 is half-way through its start of carol -> bob ... */
+	s1->ops->begin(s1);
+	CHECK(s1->ops->live_of(s1, "carol") == NULL && s1->ops->live_of(s1, "bob") == NULL);
+	struct call *mine = xcalloc(1, sizeof(*mine));
+	snprintf(mine->id, sizeof(mine->id), "call-c");
+	user_info_copy(&mine->party[PARTY_CALLER], &carol);
+	user_info_copy(&mine->party[PARTY_RECEIVER], &bob);
+	mine->status = CALL_DIALLING;
+	mine->revision = 1;
+	s1->ops->add(s1, mine);
+	/* ... when instance 2 starts alice -> bob and commits first. */
+	CHECK(calls_start(&c2, &alice, &bob, "call-a", at(0), &ev, &call) == ERR_OK);
+	CHECK(s1->ops->commit(s1) == STORE_CONFLICT);
+	CHECK(calls_find(&c1, "call-c") == NULL);
+	/* Run again through the rules, instance 1 sees bob busy. */
+	CHECK(calls_start(&c1, &carol, &bob, "call-c", at(1), &ev, &call) == ERR_RECEIVER_BUSY);
+	CHECK(calls_live_count(&c1) == 1 && ev.n == 2); /* one ring, and bob's missed-call record */
+	CHECK(ev.items[0].type == EVENT_INCOMING_CALL && strcmp(ev.items[0].call->id, "call-a") == 0);
+	CHECK(ev.items[1].type == EVENT_END_CALL && ev.items[1].call->end_reason == END_BUSY);
+	CHECK_STR(calls_live_of(&c1, "bob")->id, "call-a");
+	call_events_release(&ev);
+	calls_release(&c1);
+	calls_release(&c2);
+}
+
+static size_t count_events(const struct call_events *ev, enum event_type type)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < ev->n; i++)
+		n += ev->items[i].type == type;
+	return n;
+}
+
+static void a_ring_timeout_fires_once_when_two_instances_race_for_it(void)
+{
+	redis_new_keys();
+	struct calls c1, c2;
+	struct call_events ev1, ev2;
+	const struct call *call;
+	calls_init(&c1, &test_cfg, redis_engine());
+	calls_init(&c2, &test_cfg, redis_engine());
+	call_events_init(&ev1);
+	call_events_init(&ev2);
+	struct store *s1 = c1.store;
+	CHECK(calls_start(&c1, &alice, &bob, "call-1", at(0), &ev1, &call) == ERR_OK);
+	ev1.n = 0;
+
+	/* Instance 1 takes the due deadline and loads the call ... */
+	struct deadline d;
+	s1->ops->begin(s1);
+	CHECK(s1->ops->deadline_pop_due(s1, DEADLINE_RING, at(RING).wall_ms, &d) == 1);
+	CHECK_STR(d.id, "call-1");
+	struct call *loaded = s1->ops->find(s1, "call-1");
+	CHECK(loaded && loaded->status == CALL_DIALLING);
+	/* ... instance 2 fires it meanwhile ... */
+	calls_tick(&c2, at(RING), &ev2);
+	CHECK(count_events(&ev2, EVENT_END_CALL) == 1);
+	/* ... so instance 1's MISSED does not commit, and its rerun finds nothing to do. */
+	loaded->status = CALL_MISSED;
+	loaded->revision++;
+	s1->ops->save(s1, loaded);
+	CHECK(s1->ops->commit(s1) == STORE_CONFLICT);
+	calls_tick(&c1, at(RING + 1), &ev1);
+	CHECK(ev1.n == 0);
+	CHECK(calls_find(&c1, "call-1")->status == CALL_MISSED && calls_find(&c1, "call-1")->revision == 2);
+	CHECK(s1->ops->deadline_next(s1, DEADLINE_RING) > at(RING + 1).wall_ms);
+	call_events_release(&ev1);
+	call_events_release(&ev2);
+	calls_release(&c1);
+	calls_release(&c2);
+}
+
+static void a_deadline_taken_by_an_instance_that_dies_fires_on_another(void)
+{
+	redis_new_keys();
+	struct calls c2;
+	struct call_events ev;
+	const struct call *call;
+	calls_init(&c2, &test_cfg, redis_engine());
+	call_events_init(&ev);
+	CHECK(calls_start(&c2, &alice, &bob, "call-1", at(0), &ev, &call) == ERR_OK);
+	ev.n = 0;
+	/* Instance 1 takes the deadline and dies before its commit. */
+	struct store *s1 = redis_engine();
+	struct deadline d;
+	s1->ops->begin(s1);
+	CHECK(s1->ops->deadline_pop_due(s1, DEADLINE_RING, at(RING).wall_ms, &d) == 1);
+	s1->ops->free(s1);
+	calls_tick(&c2, at(RING), &ev);
+	CHECK(count_events(&ev, EVENT_END_CALL) == 1 && ev.n == 1);
+	CHECK(calls_find(&c2, "call-1")->status == CALL_MISSED);
+	call_events_release(&ev);
+	calls_release(&c2);
+}
+
+static void a_bad_url_or_an_unreachable_redis_makes_no_engine(void)
+{
+	struct store *s = redis_engine();
+	CHECK(s != NULL); /* the url under test works ... */
+	s->ops->free(s);
+	/* ... but not another scheme, nor a port where nothing listens. */
+	CHECK(store_redis_new("http://127.0.0.1:6379", redis_prefix) == NULL);
+	CHECK(store_redis_new("redis://127.0.0.1:1", redis_prefix) == NULL);
+	CHECK(store_redis_new("redis://127.0.0.1:6379/x", redis_prefix) == NULL);
 }
 
 int main(void)
@@ -366,5 +580,14 @@ int main(void)
 	RUN(restore_works_through_a_copying_engine);
 	RUN(newer_rules_give_the_same_results_on_a_copying_engine);
 	RUN(memory_deadlines_come_out_in_time_order_whatever_the_insert_order);
+	redis_url = getenv("CALLSIGNAL_TEST_REDIS_URL");
+	if (redis_url) {
+		RUN(rules_give_the_same_results_on_redis);
+		RUN(newer_rules_give_the_same_results_on_redis);
+		RUN(two_instances_starting_calls_to_one_receiver_ring_it_once);
+		RUN(a_ring_timeout_fires_once_when_two_instances_race_for_it);
+		RUN(a_deadline_taken_by_an_instance_that_dies_fires_on_another);
+		RUN(a_bad_url_or_an_unreachable_redis_makes_no_engine);
+	}
 	return check_done();
 }

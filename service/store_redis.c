@@ -1,0 +1,1027 @@
+/*
+ * store_redis.c - the shared engine of store.h: calls, busy lines and
+ * deadlines in Redis, so that several service instances serve the same
+ * calls. The only includer of hiredis. Used through the store interface by
+ * calls.c (core creates it when STATE_ENGINE=redis); core's lock serialises
+ * the use within one process, Redis's optimistic locking across processes.
+ *
+ * Keys, under the configured prefix:
+ *   call:{id}      hash: the whole call (parties, status, times, revision, grace and media
+ *                  deadlines, end reason, who answered and ended it on which device)
+ *   busy:{user}    string: the id of the user's live call
+ *   calls, live    sets of call ids: every call kept, the live ones
+ *   dl:{kind}      sorted set of deadlines: member "{party}:{id}", score wall ms
+ *   hist:{user}    list: the user's finished calls, newest first, each the fields of
+ *                  call:{id} as netstrings ("5:field,3:val,..."), trimmed to the cap
+ *                  (LPUSH and LTRIM in the EXEC of the transition that finished the call)
+ *
+ * A transition (begin .. commit) WATCHes every key it reads (the call, the
+ * busy lines), buffers its writes and sends them in one MULTI/EXEC at
+ * commit: Redis applies them all or, when another instance changed a
+ * watched key meanwhile, none (STORE_CONFLICT, and calls.c runs the rule
+ * again). So two instances starting calls to the same receiver cannot both
+ * ring: the second's EXEC fails on the receiver's busy line and its rerun
+ * sees it busy. A deadline is removed (ZREM) in the same EXEC as the
+ * transition it fires, which watched the call: if two instances fire the
+ * same ring timeout only one EXEC passes, and if an instance dies before
+ * its EXEC the entry is still there for the others. Reads outside a
+ * transition (GET /calls/{id}) are plain reads.
+ *
+ * The start rate limit lives here too (rate:{user}, the GCRA of
+ * ratelimit.c as a Lua script on Redis's clock), so it is one limit
+ * whichever instance a start reaches.
+ *
+ * What it does not do: TLS (hiredis 0.14 has none), Sentinel or Redis
+ * Cluster (one master at a fixed address), Unix sockets.
+ */
+#include "store.h"
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+#define TIMEOUT_MS  2000
+#define MAX_ARGS    64
+#define KEY_MAX     320
+#define POPS_PER_TX 64  /* deadlines of one kind fired by one transition; the rest next time */
+#define POLL_MS     250 /* how soon a deadline another instance added is looked at */
+#define PREFIX_MAX  64
+#define RETRY_MS    500 /* between connection attempts while Redis is away */
+
+/* One command's arguments; numbers are printed into the args' own storage. */
+struct args {
+	int n, nnum;
+	const char *v[MAX_ARGS];
+	size_t len[MAX_ARGS];
+	char num[MAX_ARGS][24];
+};
+
+struct pending {
+	char *cmd; /* a formatted command (redisFormatCommandArgv) */
+	int len;
+};
+
+struct store_redis {
+	struct store base;
+	char *host, *password, *prefix;
+	int port, db;
+	redisContext *ctx; /* NULL while disconnected */
+	int down;          /* an outage was logged; the next success logs the way back */
+	int64_t next_try;  /* monotonic ms: no new connection attempt before (one per RETRY_MS) */
+
+	int in_tx;  /* between begin and commit */
+	int failed; /* a command of this transition got no answer */
+	struct pending *pending;
+	size_t npending, cap_pending;
+	size_t popped[DEADLINE__COUNT]; /* deadlines handed out by this transition, per kind */
+	/* What the queued writes will change in the counts, so that a rule
+	 * counting calls mid-transition (the retention cap) sees its own writes. */
+	long delta_count, delta_live;
+	/* The earliest deadline of each kind as far as this engine knows: the
+	 * earliest in Redis when last looked (stale[kind] asks to look again),
+	 * or one it added since. Deadlines of other instances are found by the
+	 * POLL_MS look at the deadlines at the latest. */
+	int64_t known_next[DEADLINE__COUNT];
+	int stale[DEADLINE__COUNT];
+
+	struct call **loaned; /* copies handed out; freed at the next begin */
+	size_t nloaned, cap_loaned;
+};
+
+#define RS(s) ((struct store_redis *)(s))
+
+static const char *const kind_name[DEADLINE__COUNT] = { "ring", "grace", "retire", "media" };
+
+static void args_str(struct args *a, const char *s, size_t len)
+{
+	a->v[a->n] = s;
+	a->len[a->n++] = len;
+}
+
+static void args_s(struct args *a, const char *s)
+{
+	args_str(a, s, strlen(s));
+}
+
+static void args_num(struct args *a, int64_t v)
+{
+	char *buf = a->num[a->nnum++];
+	args_str(a, buf, (size_t)snprintf(buf, sizeof(a->num[0]), "%lld", (long long)v));
+}
+
+static void key_of(const struct store_redis *r, char out[KEY_MAX], const char *kind, const char *name)
+{
+	snprintf(out, KEY_MAX, "%s%s%s", r->prefix, kind, name);
+}
+
+static void disconnect(struct store_redis *r)
+{
+	if (r->ctx)
+		redisFree(r->ctx);
+	r->ctx = NULL;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int connect_now(struct store_redis *r)
+{
+	if (r->down && mono_ms() < r->next_try)
+		return -1;
+	r->next_try = mono_ms() + RETRY_MS;
+	struct timeval tv = { TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000 };
+	redisContext *ctx = redisConnectWithTimeout(r->host, r->port, tv);
+	if (!ctx || ctx->err) {
+		if (!r->down)
+			log_error("cannot reach Redis at '%s:%d': %s", r->host, r->port,
+				  ctx ? ctx->errstr : "out of memory");
+		r->down = 1;
+		if (ctx)
+			redisFree(ctx);
+		return -1;
+	}
+	if (r->down)
+		log_info("Redis at '%s:%d' answers again", r->host, r->port);
+	r->down = 0;
+	redisSetTimeout(ctx, tv);
+	r->ctx = ctx;
+	redisReply *rep;
+	if (r->password) {
+		rep = redisCommand(ctx, "AUTH %s", r->password);
+		int ok = rep && rep->type == REDIS_REPLY_STATUS;
+		if (!ok)
+			log_error("Redis at '%s:%d' refused the password: %s", r->host, r->port,
+				  rep && rep->type == REDIS_REPLY_ERROR ? rep->str : ctx->errstr);
+		freeReplyObject(rep);
+		if (!ok)
+			goto fail;
+	}
+	if (r->db) {
+		rep = redisCommand(ctx, "SELECT %d", r->db);
+		int ok = rep && rep->type == REDIS_REPLY_STATUS;
+		freeReplyObject(rep);
+		if (!ok) {
+			log_error("Redis at '%s:%d' refused database %d", r->host, r->port, r->db);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	disconnect(r);
+	return -1;
+}
+
+/* Runs one command now; NULL (and the transition failed) when Redis does not answer. Caller frees. */
+static redisReply *run(struct store_redis *r, struct args *a)
+{
+	if (!r->ctx && connect_now(r) != 0) {
+		r->failed = 1;
+		return NULL;
+	}
+	redisReply *rep = redisCommandArgv(r->ctx, a->n, a->v, a->len);
+	if (!rep) {
+		log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+		r->down = 1;
+		disconnect(r);
+		r->failed = 1;
+		return NULL;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		log_error("Redis refused '%s': %s", a->v[0], rep->str);
+		r->failed = 1;
+	}
+	return rep;
+}
+
+/*
+ * Runs a read of key; in a transition WATCHes key first, in the same round
+ * trip (WATCH and the read pipelined). Like run: NULL when Redis does not answer.
+ */
+static redisReply *run_watched(struct store_redis *r, const char *key, struct args *a)
+{
+	if (!r->in_tx)
+		return run(r, a);
+	if (!r->ctx && connect_now(r) != 0) {
+		r->failed = 1;
+		return NULL;
+	}
+	const char *w[] = { "WATCH", key };
+	size_t wl[] = { 5, strlen(key) };
+	redisAppendCommandArgv(r->ctx, 2, w, wl);
+	redisAppendCommandArgv(r->ctx, a->n, a->v, a->len);
+	redisReply *replies[2] = { NULL, NULL };
+	for (int i = 0; i < 2; i++) {
+		if (redisGetReply(r->ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) {
+			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+			r->down = 1;
+			disconnect(r);
+			r->failed = 1;
+			freeReplyObject(replies[0]);
+			return NULL;
+		}
+	}
+	if (replies[0]->type != REDIS_REPLY_STATUS || replies[1]->type == REDIS_REPLY_ERROR) {
+		log_error("Redis refused a watched '%s'", a->v[0]);
+		r->failed = 1;
+	}
+	freeReplyObject(replies[0]);
+	return replies[1];
+}
+
+static enum store_commit flush(struct store_redis *r);
+
+/* Queues a write for the commit (applied at once outside a transition). */
+static void queue(struct store_redis *r, struct args *a)
+{
+	if (r->npending == r->cap_pending) {
+		r->cap_pending = r->cap_pending ? r->cap_pending * 2 : 16;
+		r->pending = xrealloc(r->pending, r->cap_pending * sizeof(*r->pending));
+	}
+	struct pending *p = &r->pending[r->npending];
+	p->len = redisFormatCommandArgv(&p->cmd, a->n, a->v, a->len);
+	if (p->len < 0)
+		abort(); /* out of memory */
+	r->npending++;
+	if (!r->in_tx)
+		flush(r);
+}
+
+static void drop_pending(struct store_redis *r)
+{
+	for (size_t i = 0; i < r->npending; i++)
+		redisFreeCommand(r->pending[i].cmd);
+	r->npending = 0;
+}
+
+/* Sends MULTI, the queued writes and EXEC; reads the answers. */
+static enum store_commit flush(struct store_redis *r)
+{
+	enum store_commit result = STORE_FAILED;
+	if (r->failed || (!r->ctx && connect_now(r) != 0))
+		goto out;
+	redisAppendCommand(r->ctx, "MULTI");
+	for (size_t i = 0; i < r->npending; i++)
+		redisAppendFormattedCommand(r->ctx, r->pending[i].cmd, (size_t)r->pending[i].len);
+	redisAppendCommand(r->ctx, "EXEC");
+	for (size_t i = 0; i < r->npending + 2; i++) {
+		redisReply *rep = NULL;
+		if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
+			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+			r->down = 1;
+			disconnect(r);
+			goto out;
+		}
+		if (i == r->npending + 1) {
+			if (rep->type == REDIS_REPLY_NIL)
+				result = STORE_CONFLICT;
+			else if (rep->type == REDIS_REPLY_ARRAY)
+				result = STORE_COMMITTED;
+			else
+				log_error("Redis refused a transition: %s",
+					  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		}
+		freeReplyObject(rep);
+	}
+out:
+	drop_pending(r);
+	return result;
+}
+
+/* --- calls as hashes --------------------------------------------------------------------------- */
+
+static void args_party(struct args *a, const char *prefix_id, const char *prefix_name, const char *prefix_loc,
+		       const struct user_info *u)
+{
+	args_s(a, prefix_id);
+	args_s(a, u->id);
+	if (u->name) {
+		args_s(a, prefix_name);
+		args_s(a, u->name);
+	}
+	if (u->location) {
+		args_s(a, prefix_loc);
+		args_s(a, u->location);
+	}
+}
+
+static void args_actor(struct args *a, const char *user_field, const char *device_field,
+		       const struct actor *who)
+{
+	if (who->user_id) {
+		args_s(a, user_field);
+		args_s(a, who->user_id);
+	}
+	if (who->device_id) {
+		args_s(a, device_field);
+		args_s(a, who->device_id);
+	}
+}
+
+/* Appends the call's fields as field/value pairs: the hash call:{id}, and a history entry. */
+static void args_call_fields(struct args *a, const struct call *call)
+{
+	args_s(a, "id");
+	args_s(a, call->id);
+	args_party(a, "caller", "callerName", "callerLocation", &call->party[PARTY_CALLER]);
+	args_party(a, "receiver", "receiverName", "receiverLocation", &call->party[PARTY_RECEIVER]);
+	if (call->err_msg) {
+		args_s(a, "error");
+		args_s(a, call->err_msg);
+	}
+	args_actor(a, "answeredBy", "answeredOn", &call->answered_by);
+	args_actor(a, "endedBy", "endedOn", &call->ended_by);
+	const char *names[] = { "status",        "createdAt",    "answeredAt",   "endedAt",
+				"ringDeadline",  "revision",     "grace0",       "grace1",
+				"endReason",     "mediaJoined0", "mediaJoined1", "mediaDeadline0",
+				"mediaDeadline1" };
+	int64_t values[] = { call->status,
+			     call->created_at,
+			     call->answered_at,
+			     call->ended_at,
+			     call->ring_deadline,
+			     call->revision,
+			     call->grace_deadline[0],
+			     call->grace_deadline[1],
+			     call->end_reason,
+			     call->media_joined_at[0],
+			     call->media_joined_at[1],
+			     call->media_deadline[0],
+			     call->media_deadline[1] };
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		args_s(a, names[i]);
+		args_num(a, values[i]);
+	}
+}
+
+static void queue_call(struct store_redis *r, const struct call *call)
+{
+	char key[KEY_MAX];
+	key_of(r, key, "call:", call->id);
+	struct args a = { 0 };
+	args_s(&a, "DEL");
+	args_s(&a, key);
+	queue(r, &a);
+	memset(&a, 0, sizeof(a));
+	args_s(&a, "HSET");
+	args_s(&a, key);
+	args_call_fields(&a, call);
+	queue(r, &a);
+}
+
+/* Sets one field of a call read back (args_call_fields' names); unknown fields are ignored. */
+static void call_set_field(struct call *call, const char *f, const char *v)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} nums[] = {
+		{ "createdAt", offsetof(struct call, created_at) },
+		{ "answeredAt", offsetof(struct call, answered_at) },
+		{ "endedAt", offsetof(struct call, ended_at) },
+		{ "ringDeadline", offsetof(struct call, ring_deadline) },
+		{ "revision", offsetof(struct call, revision) },
+		{ "grace0", offsetof(struct call, grace_deadline[0]) },
+		{ "grace1", offsetof(struct call, grace_deadline[1]) },
+		{ "mediaJoined0", offsetof(struct call, media_joined_at[0]) },
+		{ "mediaJoined1", offsetof(struct call, media_joined_at[1]) },
+		{ "mediaDeadline0", offsetof(struct call, media_deadline[0]) },
+		{ "mediaDeadline1", offsetof(struct call, media_deadline[1]) },
+	};
+	static const struct {
+		const char *name;
+		size_t off;
+	} strs[] = {
+		{ "caller", offsetof(struct call, party[PARTY_CALLER].id) },
+		{ "callerName", offsetof(struct call, party[PARTY_CALLER].name) },
+		{ "callerLocation", offsetof(struct call, party[PARTY_CALLER].location) },
+		{ "receiver", offsetof(struct call, party[PARTY_RECEIVER].id) },
+		{ "receiverName", offsetof(struct call, party[PARTY_RECEIVER].name) },
+		{ "receiverLocation", offsetof(struct call, party[PARTY_RECEIVER].location) },
+		{ "error", offsetof(struct call, err_msg) },
+		{ "answeredBy", offsetof(struct call, answered_by.user_id) },
+		{ "answeredOn", offsetof(struct call, answered_by.device_id) },
+		{ "endedBy", offsetof(struct call, ended_by.user_id) },
+		{ "endedOn", offsetof(struct call, ended_by.device_id) },
+	};
+	int64_t n = strtoll(v, NULL, 10);
+	if (!strcmp(f, "id")) {
+		snprintf(call->id, sizeof(call->id), "%s", v);
+	} else if (!strcmp(f, "status")) {
+		call->status = (enum call_status)n;
+	} else if (!strcmp(f, "endReason")) {
+		call->end_reason = (enum end_reason)n;
+	} else {
+		for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+			if (!strcmp(f, nums[i].name))
+				*(int64_t *)((char *)call + nums[i].off) = n;
+		for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+			char **field = (char **)((char *)call + strs[i].off);
+			if (!strcmp(f, strs[i].name) && !*field)
+				*field = xstrdup(v);
+		}
+	}
+}
+
+/* call itself, or NULL (freed, logged) when it lacks an id or a party. */
+static struct call *call_checked(struct call *call)
+{
+	if (!call->id[0] || !call->party[0].id || !call->party[1].id) {
+		log_error("ignored the malformed call '%s' in Redis", call->id);
+		call_free(call);
+		return NULL;
+	}
+	return call;
+}
+
+/* The call in an HGETALL reply, or NULL when the hash is empty. Caller frees. */
+static struct call *parse_call(const redisReply *rep)
+{
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
+		return NULL;
+	struct call *call = xcalloc(1, sizeof(*call));
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		const char *f = rep->element[i]->str, *v = rep->element[i + 1]->str;
+		if (f && v)
+			call_set_field(call, f, v);
+	}
+	return call_checked(call);
+}
+
+/* A history entry: the call's fields as netstrings, "{len}:{bytes}," each. Caller frees. */
+static char *history_entry(const struct call *call, size_t *len)
+{
+	struct args a = { 0 };
+	args_call_fields(&a, call);
+	struct sbuf sb;
+	sbuf_init(&sb, 512);
+	for (int i = 0; i < a.n; i++) {
+		sbuf_addf(&sb, "%zu:", a.len[i]);
+		sbuf_add(&sb, a.v[i], a.len[i]);
+		sbuf_addc(&sb, ',');
+	}
+	return sbuf_detach(&sb, len);
+}
+
+/* The next netstring of [*p, end) into a fresh string, advancing *p; NULL when malformed. */
+static char *netstring_next(const char **p, const char *end)
+{
+	char *colon;
+	unsigned long long n = strtoull(*p, &colon, 10);
+	if (colon == *p || colon >= end || *colon != ':' || n >= (unsigned long long)(end - colon - 1) ||
+	    colon[1 + n] != ',')
+		return NULL;
+	char *out = xstrndup(colon + 1, (size_t)n);
+	*p = colon + 2 + n;
+	return out;
+}
+
+/* The call of a history entry, or NULL when it is malformed. Caller frees. */
+static struct call *parse_history_entry(const char *text, size_t len)
+{
+	struct call *call = xcalloc(1, sizeof(*call));
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		char *f = netstring_next(&p, end);
+		char *v = f ? netstring_next(&p, end) : NULL;
+		if (f && v)
+			call_set_field(call, f, v);
+		free(f);
+		free(v);
+		if (!v)
+			break;
+	}
+	return call_checked(call);
+}
+
+static struct call *loan(struct store_redis *r, struct call *call)
+{
+	if (!call)
+		return NULL;
+	if (r->nloaned == r->cap_loaned) {
+		r->cap_loaned = r->cap_loaned ? r->cap_loaned * 2 : 16;
+		r->loaned = xrealloc(r->loaned, r->cap_loaned * sizeof(*r->loaned));
+	}
+	r->loaned[r->nloaned++] = call;
+	return call;
+}
+
+static void free_loans(struct store_redis *r)
+{
+	for (size_t i = 0; i < r->nloaned; i++)
+		call_free(r->loaned[i]);
+	r->nloaned = 0;
+}
+
+/* --- the store operations ---------------------------------------------------------------------- */
+
+static struct call *rd_find(struct store *s, const char *id)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX];
+	key_of(r, key, "call:", id);
+	struct args a = { 0 };
+	args_s(&a, "HGETALL");
+	args_s(&a, key);
+	redisReply *rep = run_watched(r, key, &a);
+	struct call *call = parse_call(rep);
+	freeReplyObject(rep);
+	return loan(r, call);
+}
+
+/* The id of the live call user_id is busy with, into id; 0 when none. */
+static int busy_line(struct store_redis *r, const char *user_id, char id[CALL_ID_LEN + 1])
+{
+	char key[KEY_MAX];
+	key_of(r, key, "busy:", user_id);
+	struct args a = { 0 };
+	args_s(&a, "GET");
+	args_s(&a, key);
+	redisReply *rep = run_watched(r, key, &a);
+	int found = rep && rep->type == REDIS_REPLY_STRING && rep->len <= CALL_ID_LEN;
+	if (found)
+		snprintf(id, CALL_ID_LEN + 1, "%s", rep->str);
+	freeReplyObject(rep);
+	return found;
+}
+
+static struct call *rd_live_of(struct store *s, const char *user_id)
+{
+	char id[CALL_ID_LEN + 1];
+	if (!busy_line(RS(s), user_id, id))
+		return NULL;
+	struct call *call = rd_find(s, id);
+	return call && call_status_is_live(call->status) ? call : NULL;
+}
+
+static void queue_set_member(struct store_redis *r, const char *cmd, const char *set, const char *id)
+{
+	char key[KEY_MAX];
+	key_of(r, key, set, "");
+	struct args a = { 0 };
+	args_s(&a, cmd);
+	args_s(&a, key);
+	args_s(&a, id);
+	queue(r, &a);
+}
+
+static int is_member(struct store_redis *r, const char *set, const char *id)
+{
+	char key[KEY_MAX];
+	key_of(r, key, set, "");
+	struct args a = { 0 };
+	args_s(&a, "SISMEMBER");
+	args_s(&a, key);
+	args_s(&a, id);
+	redisReply *rep = run(r, &a);
+	int yes = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	freeReplyObject(rep);
+	return yes;
+}
+
+/* Writes a call; was_live: whether the live set holds it before this write. */
+static void save_call(struct store_redis *r, struct call *call, int was_live)
+{
+	int live = call_status_is_live(call->status);
+	r->delta_live += live - was_live;
+	queue_call(r, call);
+	queue_set_member(r, live ? "SADD" : "SREM", "live", call->id);
+	for (int p = 0; p < 2; p++) {
+		char key[KEY_MAX], id[CALL_ID_LEN + 1];
+		key_of(r, key, "busy:", call->party[p].id);
+		struct args a = { 0 };
+		if (live) {
+			args_s(&a, "SET");
+			args_s(&a, key);
+			args_s(&a, call->id);
+		} else if (busy_line(r, call->party[p].id, id) && strcmp(id, call->id) == 0) {
+			args_s(&a, "DEL");
+			args_s(&a, key);
+		} else {
+			continue;
+		}
+		queue(r, &a);
+	}
+}
+
+static void rd_save(struct store *s, struct call *call)
+{
+	struct store_redis *r = RS(s);
+	save_call(r, call, is_member(r, "live", call->id));
+}
+
+static void rd_add(struct store *s, struct call *call)
+{
+	struct store_redis *r = RS(s);
+	queue_set_member(r, "SADD", "calls", call->id);
+	r->delta_count++;
+	save_call(r, call, 0);
+	loan(r, call);
+}
+
+static void rd_forget(struct store *s, const char *id)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX];
+	key_of(r, key, "call:", id);
+	struct args a = { 0 };
+	args_s(&a, "DEL");
+	args_s(&a, key);
+	queue(r, &a);
+	queue_set_member(r, "SREM", "calls", id);
+	queue_set_member(r, "SREM", "live", id);
+	r->delta_count--; /* only finished calls are forgotten */
+}
+
+static void member_of(const struct deadline *d, char out[CALL_ID_LEN + 8])
+{
+	snprintf(out, CALL_ID_LEN + 8, "%d:%s", (int)d->party, d->id);
+}
+
+static void rd_deadline_add(struct store *s, enum deadline_kind kind, const struct deadline *d)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX], member[CALL_ID_LEN + 8];
+	key_of(r, key, "dl:", kind_name[kind]);
+	member_of(d, member);
+	struct args a = { 0 };
+	args_s(&a, "ZADD");
+	args_s(&a, key);
+	args_num(&a, d->at);
+	args_s(&a, member);
+	queue(r, &a);
+	if (d->at < r->known_next[kind])
+		r->known_next[kind] = d->at;
+}
+
+static int rd_deadline_pop_due(struct store *s, enum deadline_kind kind, int64_t now, struct deadline *out)
+{
+	struct store_redis *r = RS(s);
+	if (r->popped[kind] >= POPS_PER_TX)
+		return 0;
+	char key[KEY_MAX];
+	key_of(r, key, "dl:", kind_name[kind]);
+	struct args a = { 0 };
+	args_s(&a, "ZRANGEBYSCORE");
+	args_s(&a, key);
+	args_s(&a, "-inf");
+	args_num(&a, now);
+	args_s(&a, "WITHSCORES");
+	args_s(&a, "LIMIT");
+	args_num(&a, (int64_t)r->popped[kind]);
+	args_s(&a, "1");
+	redisReply *rep = run(r, &a);
+	int found = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->str &&
+		    rep->element[1]->str;
+	r->stale[kind] = 1; /* what this transition takes out, the next look at Redis will tell */
+	if (found) {
+		const char *member = rep->element[0]->str;
+		const char *colon = strchr(member, ':');
+		found = colon && strlen(colon + 1) <= CALL_ID_LEN;
+		if (found) {
+			out->at = (int64_t)strtod(rep->element[1]->str, NULL);
+			out->party = member[0] == '1' ? PARTY_RECEIVER : PARTY_CALLER;
+			snprintf(out->id, sizeof(out->id), "%s", colon + 1);
+		}
+		/* Removed with the transition it fires (or skipped, if malformed). */
+		r->popped[kind]++;
+		struct args z = { 0 };
+		args_s(&z, "ZREM");
+		args_s(&z, key);
+		args_s(&z, member);
+		queue(r, &z);
+		if (!found) {
+			freeReplyObject(rep);
+			return rd_deadline_pop_due(s, kind, now, out);
+		}
+	}
+	freeReplyObject(rep);
+	return found;
+}
+
+/* The engine's connection and what it knows are mutable state behind the const of the read-only operations.
+ */
+static int64_t rd_deadline_next(const struct store *cs, enum deadline_kind kind)
+{
+	struct store_redis *r = RS((struct store *)cs);
+	if (r->stale[kind] && !r->in_tx) {
+		char key[KEY_MAX];
+		key_of(r, key, "dl:", kind_name[kind]);
+		struct args a = { 0 };
+		args_s(&a, "ZRANGE");
+		args_s(&a, key);
+		args_s(&a, "0");
+		args_s(&a, "0");
+		args_s(&a, "WITHSCORES");
+		redisReply *rep = run(r, &a);
+		if (rep && rep->type == REDIS_REPLY_ARRAY) {
+			r->known_next[kind] = rep->elements == 2 && rep->element[1]->str
+						  ? (int64_t)strtod(rep->element[1]->str, NULL)
+						  : INT64_MAX;
+			r->stale[kind] = 0;
+		}
+		freeReplyObject(rep);
+	}
+	/* Other instances add deadlines too: look again soon whatever this one knows. */
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	int64_t poll = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + POLL_MS;
+	int64_t next = r->known_next[kind];
+	return next < poll ? next : poll;
+}
+
+static size_t card(const struct store *cs, const char *set)
+{
+	struct store_redis *r = RS((struct store *)cs);
+	char key[KEY_MAX];
+	key_of(r, key, set, "");
+	struct args a = { 0 };
+	args_s(&a, "SCARD");
+	args_s(&a, key);
+	redisReply *rep = run(r, &a);
+	size_t n = rep && rep->type == REDIS_REPLY_INTEGER ? (size_t)rep->integer : 0;
+	freeReplyObject(rep);
+	return n;
+}
+
+static size_t with_delta(size_t n, long delta)
+{
+	return delta < 0 && (size_t)-delta > n ? 0 : (size_t)((long)n + delta);
+}
+
+static size_t rd_count(const struct store *s)
+{
+	return with_delta(card(s, "calls"), RS((struct store *)s)->delta_count);
+}
+
+static size_t rd_live_count(const struct store *s)
+{
+	return with_delta(card(s, "live"), RS((struct store *)s)->delta_live);
+}
+
+/* The calls handed to fn are loaned: they stay valid until the next begin. */
+static void rd_each(const struct store *cs, void (*fn)(void *ctx, const struct call *call), void *ctx)
+{
+	struct store_redis *r = RS((struct store *)cs);
+	char key[KEY_MAX];
+	key_of(r, key, "calls", "");
+	struct args a = { 0 };
+	args_s(&a, "SMEMBERS");
+	args_s(&a, key);
+	redisReply *ids = run(r, &a);
+	if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(ids);
+		return;
+	}
+	for (size_t i = 0; i < ids->elements; i++) {
+		char id[CALL_ID_LEN + 1];
+		if (!ids->element[i]->str || ids->element[i]->len > CALL_ID_LEN)
+			continue;
+		snprintf(id, sizeof(id), "%s", ids->element[i]->str);
+		key_of(r, key, "call:", id);
+		struct args h = { 0 };
+		args_s(&h, "HGETALL");
+		args_s(&h, key);
+		redisReply *rep = run(r, &h);
+		struct call *call = loan(r, parse_call(rep));
+		freeReplyObject(rep);
+		if (call)
+			fn(ctx, call);
+	}
+	freeReplyObject(ids);
+}
+
+/*
+ * GCRA as in ratelimit.c: KEYS[1] holds the theoretical arrival time (µs,
+ * Redis's clock); ARGV: interval and burst (µs). Returns -1 when allowed,
+ * else the µs to wait. The key expires once the bucket is full again.
+ */
+static const char rate_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or now)\n"
+    "if tat < now then tat = now end\n"
+    "if tat - now > burst then return tat - now - burst end\n"
+    "tat = tat + interval\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1)\n"
+    "return -1\n";
+
+static int rd_rate_take(struct store *s, const char *user_id, int limit_per_min, int64_t *retry_after_ms)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX];
+	key_of(r, key, "rate:", user_id);
+	int64_t interval = 60000000LL / limit_per_min;
+	struct args a = { 0 };
+	args_s(&a, "EVAL");
+	args_s(&a, rate_script);
+	args_s(&a, "1");
+	args_s(&a, key);
+	args_num(&a, interval);
+	args_num(&a, interval * (limit_per_min - 1));
+	r->failed = 0;
+	redisReply *rep = run(r, &a);
+	int result = -1;
+	if (rep && rep->type == REDIS_REPLY_INTEGER) {
+		result = rep->integer < 0;
+		if (!result)
+			*retry_after_ms = (rep->integer + 999) / 1000;
+	}
+	freeReplyObject(rep);
+	r->failed = 0;
+	return result;
+}
+
+static void rd_history_add(struct store *s, const struct call *call, size_t max)
+{
+	struct store_redis *r = RS(s);
+	size_t len;
+	char *entry = history_entry(call, &len);
+	for (int p = 0; p < 2; p++) {
+		char key[KEY_MAX];
+		key_of(r, key, "hist:", call->party[p].id);
+		struct args a = { 0 };
+		args_s(&a, "LPUSH");
+		args_s(&a, key);
+		args_str(&a, entry, len);
+		queue(r, &a);
+		memset(&a, 0, sizeof(a));
+		args_s(&a, "LTRIM");
+		args_s(&a, key);
+		args_s(&a, "0");
+		args_num(&a, (int64_t)max - 1);
+		queue(r, &a);
+	}
+	free(entry);
+}
+
+static size_t rd_history(const struct store *cs, const char *user_id, const char *before_id, size_t limit,
+			 struct call *out)
+{
+	struct store_redis *r = RS((struct store *)cs);
+	char key[KEY_MAX];
+	key_of(r, key, "hist:", user_id);
+	struct args a = { 0 };
+	args_s(&a, "LRANGE");
+	args_s(&a, key);
+	args_s(&a, "0");
+	args_s(&a, "-1");
+	redisReply *rep = run(r, &a);
+	size_t n = 0;
+	if (rep && rep->type == REDIS_REPLY_ARRAY) {
+		int taking = !before_id;
+		for (size_t i = 0; i < rep->elements && n < limit; i++) {
+			const redisReply *e = rep->element[i];
+			if (e->type != REDIS_REPLY_STRING)
+				continue;
+			struct call *call = parse_history_entry(e->str, e->len);
+			if (!call)
+				continue;
+			if (taking) {
+				out[n++] = *call; /* the strings move into out[n] */
+				free(call);
+				continue;
+			}
+			taking = strcmp(call->id, before_id) == 0;
+			call_free(call);
+		}
+	}
+	freeReplyObject(rep);
+	if (!r->in_tx)
+		r->failed = 0;
+	return n;
+}
+
+static void rd_begin(struct store *s)
+{
+	struct store_redis *r = RS(s);
+	free_loans(r);
+	drop_pending(r);
+	r->in_tx = 1;
+	r->failed = 0;
+	r->delta_count = r->delta_live = 0;
+	memset(r->popped, 0, sizeof(r->popped));
+}
+
+static enum store_commit rd_commit(struct store *s)
+{
+	struct store_redis *r = RS(s);
+	/* Even a transition that wrote nothing commits: EXEC fails if what it read changed. */
+	enum store_commit result = flush(r);
+	if (result == STORE_FAILED && r->ctx) {
+		struct args a = { 0 };
+		args_s(&a, "UNWATCH");
+		freeReplyObject(run(r, &a));
+	}
+	r->in_tx = 0;
+	r->failed = 0;
+	r->delta_count = r->delta_live = 0;
+	return result;
+}
+
+static void rd_free(struct store *s)
+{
+	struct store_redis *r = RS(s);
+	free_loans(r);
+	drop_pending(r);
+	free(r->loaned);
+	free(r->pending);
+	disconnect(r);
+	free(r->host);
+	free(r->password);
+	free(r->prefix);
+	free(r);
+}
+
+static const struct store_ops redis_ops = {
+	rd_find,
+	rd_live_of,
+	rd_add,
+	rd_save,
+	rd_forget,
+	rd_deadline_add,
+	rd_deadline_pop_due,
+	rd_deadline_next,
+	rd_count,
+	rd_live_count,
+	rd_each,
+	rd_free,
+	rd_begin,
+	rd_commit,
+	rd_rate_take,
+	rd_history_add,
+	rd_history,
+};
+
+/* redis://[:password@]host[:port][/db] into r; -1 when it is not that. */
+static int parse_url(struct store_redis *r, const char *url)
+{
+	const char *p = url;
+	if (strncmp(p, "redis://", 8) != 0)
+		return -1;
+	p += 8;
+	const char *at = strchr(p, '@');
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		if (!colon)
+			return -1; /* a user name alone: Redis 6 ACL users are not supported */
+		if (colon + 1 < at)
+			r->password = xstrndup(colon + 1, (size_t)(at - colon - 1));
+		p = at + 1;
+	}
+	size_t hostlen = strcspn(p, ":/");
+	if (!hostlen || hostlen > 253)
+		return -1;
+	r->host = xstrndup(p, hostlen);
+	p += hostlen;
+	r->port = 6379;
+	char *end;
+	if (*p == ':') {
+		long port = strtol(p + 1, &end, 10);
+		if (end == p + 1 || port < 1 || port > 65535)
+			return -1;
+		r->port = (int)port;
+		p = end;
+	}
+	if (*p == '/' && p[1]) {
+		long db = strtol(p + 1, &end, 10);
+		if (*end || db < 0 || db > 1000000)
+			return -1;
+		r->db = (int)db;
+	} else if (*p && strcmp(p, "/") != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+struct store *store_redis_new(const char *url, const char *prefix)
+{
+	struct store_redis *r = xcalloc(1, sizeof(*r));
+	r->base.ops = &redis_ops;
+	r->base.shared = 1;
+	for (int k = 0; k < DEADLINE__COUNT; k++) {
+		r->known_next[k] = INT64_MAX;
+		r->stale[k] = 1;
+	}
+	r->prefix = xstrndup(prefix, strlen(prefix) > PREFIX_MAX ? PREFIX_MAX : strlen(prefix));
+	if (parse_url(r, url) != 0) {
+		log_error("bad REDIS_URL: expected redis://[:password@]host[:port][/db]");
+		goto fail;
+	}
+	if (connect_now(r) != 0)
+		goto fail;
+	return &r->base;
+fail:
+	rd_free(&r->base);
+	return NULL;
+}
