@@ -99,7 +99,17 @@ class Party:
         self.mqtt.loop_stop()
 
     def resume(self):
-        self.mqtt.reconnect()
+        # The broker accepts on its port already; a refused connect here is a listener not yet
+        # back (a restart that had to retry its bind), so try again for a few seconds.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.mqtt.reconnect()
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         self.mqtt.loop_start()
 
     def close(self):

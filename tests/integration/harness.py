@@ -68,9 +68,12 @@ def wait_until(predicate, timeout=5.0, interval=0.02, what="condition"):
 
 
 def port_accepts(port, host="127.0.0.1"):
+    """Whether something listens on the port. A connect to a free loopback port in the ephemeral
+    range can connect to itself (TCP simultaneous open, when the kernel picks that very port as the
+    source): that is no listener, and it holds the port the broker is about to bind."""
     try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
+        with socket.create_connection((host, port), timeout=0.2) as s:
+            return s.getsockname() != s.getpeername()
     except OSError:
         return False
 
