@@ -7,6 +7,7 @@ killed with SIGKILL: clients on the other nodes keep calling, and the presence o
 dead node (whose Last Will dies with it) is cleared by the presence lease."""
 
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -149,7 +150,30 @@ def test_on_a_nats_cluster_calls_go_on_when_a_node_dies_and_its_clients_are_clea
             stop_refresh.set()
             refresher.join()
         first = env.start_call(a, b)
-        b.expect_event("INCOMING_CALL", call_id=first["id"], timeout=10)
+        seen = {a.user_id: set(), b.user_id: set()}
+        dups = [0]
+
+        def expect_new(c, type_, call_id):
+            """The next event whose id the client has not seen: an event the dead node had not
+            acknowledged is sent again after the failover (at least once), and a client drops
+            the id it already has (docs/mqtt.md)."""
+            deadline = time.monotonic() + 10
+            while True:
+                left = deadline - time.monotonic()
+                check(left > 0, "%s: no new %s event within 10 s" % (c.user_id, type_))
+                try:
+                    ev = c.events.get(timeout=left)
+                except queue.Empty:
+                    continue
+                if ev.get("id") in seen[c.user_id]:
+                    dups[0] += 1
+                    continue
+                seen[c.user_id].add(ev.get("id"))
+                check(ev.get("type") == type_ and ev.get("call", {}).get("id") == call_id,
+                      "%s: expected %s of %s, got %r" % (c.user_id, type_, call_id, ev))
+                return ev
+
+        expect_new(b, "INCOMING_CALL", first["id"])
         t_kill = time.monotonic()
         nats.kill(dead)
         h.wait_until(lambda: connected_node() in live, 30, what="the service on another node")
@@ -164,15 +188,16 @@ def test_on_a_nats_cluster_calls_go_on_when_a_node_dies_and_its_clients_are_clea
         r = env.answer(first["id"], "ACCEPT")
         eq(r.status, 200, "answer of the call that rang before the kill")
         for c in (a, b):
-            c.expect_event("ACCEPT_CALL", call_id=first["id"], timeout=10)
+            expect_new(c, "ACCEPT_CALL", first["id"])
         second = env.end(first["id"], a.user_id)
         eq(second.status, 200, "end")
         for c in (a, b):
-            c.expect_event("END_CALL", call_id=first["id"], timeout=10)
+            expect_new(c, "END_CALL", first["id"])
         again = env.start_call(b, a)
-        a.expect_event("INCOMING_CALL", call_id=again["id"], timeout=10)
+        expect_new(a, "INCOMING_CALL", again["id"])
         print("    nats node killed: service moved on, the dead node's client offline after %.1fs "
-              "(lease 1 s), a call answered and ended and a new one rung on the other nodes" % cleared)
+              "(lease 1 s), a call answered and ended and a new one rung on the other nodes; "
+              "events delivered again and dropped by id: %d" % (cleared, dups[0]))
     finally:
         env.close_clients()
         env.service.stop()
