@@ -12,15 +12,8 @@ from harness import check, eq, expect_error  # noqa: E402
 UNKNOWN_CALL = "7d3c9a4e-1b2f-4c3d-8e9f-0a1b2c3d4e5f"
 
 
-def ringing(env, **kw):
-    a, b = env.user("a", **kw), env.user("b", **kw)
-    call = env.start_call(a, b)
-    b.expect_event("INCOMING_CALL", call_id=call["id"])
-    return a, b, call
-
-
 def test_accept_makes_call_ongoing_and_notifies_both(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     r = env.answer(call["id"], "ACCEPT")
     eq(r.status, 200, "status")
     ongoing = h.check_call(r.json, "ONGOING", a, b)
@@ -36,7 +29,7 @@ def test_accept_makes_call_ongoing_and_notifies_both(env):
 
 
 def test_decline_makes_call_declined_and_notifies_both(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     r = env.answer(call["id"], "DECLINE")
     eq(r.status, 200, "status")
     declined = h.check_call(r.json, "DECLINED", a, b)
@@ -74,7 +67,7 @@ def test_decline_stops_ringing_on_every_receiver_device(env):
 
 
 def test_second_accept_is_409_not_ringing_with_the_call(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     first = env.answer(call["id"], "ACCEPT")
     eq(first.status, 200, "first accept")
     body = expect_error(env.answer(call["id"], "ACCEPT"), 409, "CALL_NOT_RINGING",
@@ -86,13 +79,13 @@ def test_second_accept_is_409_not_ringing_with_the_call(env):
 
 
 def test_decline_after_accept_is_409(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     eq(env.answer(call["id"], "ACCEPT").status, 200, "accept")
     expect_error(env.answer(call["id"], "DECLINE"), 409, "CALL_NOT_RINGING", "Call is not ringing (status ONGOING)")
 
 
 def test_accept_after_decline_is_409(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     eq(env.answer(call["id"], "DECLINE").status, 200, "decline")
     body = expect_error(env.answer(call["id"], "ACCEPT"), 409, "CALL_NOT_RINGING",
                         "Call is not ringing (status DECLINED)")
@@ -100,7 +93,7 @@ def test_accept_after_decline_is_409(env):
 
 
 def test_accept_after_cancel_is_409(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     eq(env.end(call["id"], a).status, 200, "cancel")
     expect_error(env.answer(call["id"], "ACCEPT"), 409, "CALL_NOT_RINGING", "Call is not ringing (status ENDED)")
 
@@ -110,7 +103,7 @@ def test_unknown_call_is_not_found(env):
 
 
 def test_bad_answer_value(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     for bad in ("accept", "YES", "ACCEPT ", "DECLINED"):
         expect_error(env.answer(call["id"], bad), 400, "INVALID_ANSWER", "answer must be ACCEPT or DECLINE")
     b.expect_no_event(0.2)
@@ -118,7 +111,7 @@ def test_bad_answer_value(env):
 
 
 def test_answer_of_wrong_type_is_invalid_field(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     for bad in (1, True, ["ACCEPT"], {"a": 1}):
         expect_error(env.answer(call["id"], bad), 400, "INVALID_FIELD")
 
@@ -129,14 +122,14 @@ def test_call_id_of_wrong_type_is_invalid_field(env):
 
 
 def test_missing_fields(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     expect_error(env.post("/calls/answer", {}), 400, "MISSING_FIELD")
     expect_error(env.post("/calls/answer", {"callId": call["id"]}), 400, "MISSING_FIELD")
     expect_error(env.post("/calls/answer", {"answer": "ACCEPT"}), 400, "MISSING_FIELD")
 
 
 def test_form_urlencoded_answer(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     r = env.post("/calls/answer", form={"callId": call["id"], "answer": "ACCEPT"})
     eq(r.status, 200, "status")
     h.check_call(r.json, "ONGOING")
@@ -144,7 +137,7 @@ def test_form_urlencoded_answer(env):
 
 
 def test_websocket_parties_get_answer_events(env):
-    a, b, call = ringing(env, transport="websockets")
+    a, b, call = env.ringing_call(transport="websockets")
     eq(env.answer(call["id"], "DECLINE").status, 200, "decline")
     a.expect_event("DECLINE_CALL", call_id=call["id"])
     b.expect_event("DECLINE_CALL", call_id=call["id"])

@@ -13,23 +13,8 @@ from harness import check, eq, expect_error  # noqa: E402
 UNKNOWN_CALL = "0f8e2d4c-6b5a-4978-9a1b-2c3d4e5f6a7b"
 
 
-def dialling(env):
-    a, b = env.user("a"), env.user("b")
-    call = env.start_call(a, b)
-    b.expect_event("INCOMING_CALL", call_id=call["id"])
-    return a, b, call
-
-
-def ongoing(env):
-    a, b, call = dialling(env)
-    eq(env.answer(call["id"], "ACCEPT").status, 200, "accept")
-    a.expect_event("ACCEPT_CALL", call_id=call["id"])
-    b.expect_event("ACCEPT_CALL", call_id=call["id"])
-    return a, b, call
-
-
 def test_caller_cancels_dialling_call(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     r = env.end(call["id"], a)
     eq(r.status, 200, "status")
     ended = h.check_call(r.json, "ENDED", a, b)
@@ -43,7 +28,7 @@ def test_caller_cancels_dialling_call(env):
 
 
 def test_receiver_rejecting_by_end_while_dialling_ends_the_call(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     r = env.end(call["id"], b)
     eq(r.status, 200, "status")
     h.check_call(r.json, "ENDED")
@@ -70,7 +55,7 @@ def test_cancel_stops_ringing_on_every_receiver_device(env):
 
 def test_end_ongoing_call_by_either_party(env):
     for ender in ("caller", "receiver"):
-        a, b, call = ongoing(env)
+        a, b, call = env.ongoing_call()
         r = env.end(call["id"], a if ender == "caller" else b)
         eq(r.status, 200, "end by %s" % ender)
         ended = h.check_call(r.json, "ENDED", a, b)
@@ -82,7 +67,7 @@ def test_end_ongoing_call_by_either_party(env):
 
 
 def test_repeated_end_returns_same_call_and_no_second_event(env):
-    a, b, call = ongoing(env)
+    a, b, call = env.ongoing_call()
     first = env.end(call["id"], a)
     eq(first.status, 200, "first end")
     a.expect_event("END_CALL", call_id=call["id"])
@@ -96,7 +81,7 @@ def test_repeated_end_returns_same_call_and_no_second_event(env):
 
 
 def test_end_of_declined_call_returns_it_unchanged_without_event(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     declined = env.answer(call["id"], "DECLINE")
     eq(declined.status, 200, "decline")
     a.expect_event("DECLINE_CALL")
@@ -109,7 +94,7 @@ def test_end_of_declined_call_returns_it_unchanged_without_event(env):
 
 
 def test_non_party_gets_403(env):
-    a, b, call = ongoing(env)
+    a, b, call = env.ongoing_call()
     c = env.user("intruder")
     expect_error(env.end(call["id"], c), 403, "NOT_A_PARTY", "User is not a party of this call")
     expect_error(env.end(call["id"], env.uid("offline")), 403, "NOT_A_PARTY", "User is not a party of this call")
@@ -119,13 +104,13 @@ def test_non_party_gets_403(env):
 
 
 def test_non_party_gets_403_on_a_finished_call_too(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     eq(env.end(call["id"], a).status, 200, "cancel")
     expect_error(env.end(call["id"], env.uid("x")), 403, "NOT_A_PARTY", "User is not a party of this call")
 
 
 def test_non_party_cannot_cancel_a_dialling_call(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     expect_error(env.end(call["id"], env.user("c")), 403, "NOT_A_PARTY", "User is not a party of this call")
     eq(env.answer(call["id"], "ACCEPT").status, 200, "call still rings after the refused end")
 
@@ -136,28 +121,28 @@ def test_unknown_call_is_not_found(env):
 
 
 def test_missing_fields(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     expect_error(env.post("/calls/end", {}), 400, "MISSING_FIELD")
     expect_error(env.post("/calls/end", {"callId": call["id"]}), 400, "MISSING_FIELD")
     expect_error(env.post("/calls/end", {"userId": a.user_id}), 400, "MISSING_FIELD")
 
 
 def test_wrong_types_are_invalid_field(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     expect_error(env.post("/calls/end", {"callId": call["id"], "userId": 5}), 400, "INVALID_FIELD")
     expect_error(env.post("/calls/end", {"callId": 5, "userId": a.user_id}), 400, "INVALID_FIELD")
     expect_error(env.post("/calls/end", {"callId": call["id"], "userId": [a.user_id]}), 400, "INVALID_FIELD")
 
 
 def test_parties_can_call_again_after_end(env):
-    a, b, call = ongoing(env)
+    a, b, call = env.ongoing_call()
     eq(env.end(call["id"], b).status, 200, "end")
     again = env.start_call(a, b)
     check(again["id"] != call["id"], "new call reuses the id")
 
 
 def test_form_urlencoded_end(env):
-    a, b, call = dialling(env)
+    a, b, call = env.ringing_call()
     r = env.post("/calls/end", form={"callId": call["id"], "userId": a.user_id})
     eq(r.status, 200, "status")
     h.check_call(r.json, "ENDED")

@@ -20,21 +20,6 @@ SHARED = {"service_env": {"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, 
 CROSSED_ROUNDS = 200
 
 
-def ringing(env):
-    a, b = env.user("a"), env.user("b")
-    call = env.start_call(a, b)
-    b.expect_event("INCOMING_CALL", call_id=call["id"])
-    return a, b, call
-
-
-def ongoing(env):
-    a, b, call = ringing(env)
-    eq(env.answer(call["id"], "ACCEPT").status, 200, "accept")
-    a.expect_event("ACCEPT_CALL", call_id=call["id"])
-    b.expect_event("ACCEPT_CALL", call_id=call["id"])
-    return a, b, call
-
-
 def ended_for_both(a, b, call, event, status, reason, timeout=5.0):
     """Both parties get the event; its call has this status and endReason. Returns the call."""
     got = []
@@ -47,7 +32,7 @@ def ended_for_both(a, b, call, event, status, reason, timeout=5.0):
 
 
 def test_hangup(env):
-    a, b, call = ongoing(env)
+    a, b, call = env.ongoing_call()
     r = env.post("/calls/end", {"callId": call["id"], "userId": b.user_id, "deviceId": b.client_id})
     eq(r.status, 200, "end")
     got = ended_for_both(a, b, call, "END_CALL", "ENDED", "HANGUP")
@@ -56,14 +41,14 @@ def test_hangup(env):
 
 
 def test_caller_cancelling_a_ringing_call(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     eq(env.end(call["id"], a).status, 200, "end")
     got = ended_for_both(a, b, call, "END_CALL", "ENDED", "CANCELLED")
     eq(got.get("endedBy"), {"userId": a.user_id}, "endedBy without a deviceId")
 
 
 def test_receiver_declining(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     r = env.post("/calls/answer", {"callId": call["id"], "answer": "DECLINE", "deviceId": b.client_id})
     eq(r.status, 200, "decline")
     got = ended_for_both(a, b, call, "DECLINE_CALL", "DECLINED", "DECLINED")
@@ -71,19 +56,19 @@ def test_receiver_declining(env):
 
 
 def test_receiver_ending_a_ringing_call_declines_it(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     eq(env.end(call["id"], b).status, 200, "end")
     ended_for_both(a, b, call, "END_CALL", "ENDED", "DECLINED")
 
 
 def test_ring_timeout(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     got = ended_for_both(a, b, call, "END_CALL", "MISSED", "TIMEOUT")
     check("endedBy" not in got and "answeredBy" not in got, "a missed call names nobody: %r" % got)
 
 
 def test_party_offline(env):
-    a, b, call = ongoing(env)
+    a, b, call = env.ongoing_call()
     a_watch = env.client(a.user_id, presence=False)  # a's events while a is gone
     a.drop()
     ev = b.expect_event("END_CALL", timeout=5, call_id=call["id"])
@@ -92,14 +77,14 @@ def test_party_offline(env):
 
 
 def test_media_ended(env):
-    a, b, call = ongoing(env)
+    a, b, call = env.ongoing_call()
     body = lk_sign.event("room_finished", call["id"])
     eq(lk_sign.post(env, body, lk_sign.token(KEY, SECRET, body)).json, {"result": "applied"}, "webhook")
     ended_for_both(a, b, call, "END_CALL", "ENDED", "MEDIA_ENDED")
 
 
 def test_busy(env):
-    a, b, call = ongoing(env)
+    a, b, call = env.ongoing_call()
     c = env.user("c")
     r = env.post("/calls/start", {"callerId": c.user_id, "receiverId": b.user_id})
     expect_error(r, 400, "RECEIVER_BUSY", "Receiver busy")
@@ -137,7 +122,7 @@ def test_answered_on_one_device_is_seen_on_the_other(env):
 
 
 def test_invalid_device_id_is_refused(env):
-    a, b, call = ringing(env)
+    a, b, call = env.ringing_call()
     r = env.post("/calls/answer", {"callId": call["id"], "answer": "ACCEPT", "deviceId": "a/b"})
     expect_error(r, 400, "INVALID_ID", "deviceId is not a valid id")
     r = env.post("/calls/end", {"callId": call["id"], "userId": a.user_id, "deviceId": 7})

@@ -804,6 +804,22 @@ class Env:
         eq(r.json.get("status"), "DIALLING", "started call status")
         return r.json
 
+    def ringing_call(self, **kw):
+        """Two new users a and b online (Client options kw), a rings b and b's device got the
+        INCOMING_CALL; returns (a, b, call)."""
+        a, b = self.user("a", **kw), self.user("b", **kw)
+        call = self.start_call(a, b)
+        b.expect_event("INCOMING_CALL", call_id=call["id"])
+        return a, b, call
+
+    def ongoing_call(self, **kw):
+        """As ringing_call, then b accepted and both devices got the ACCEPT_CALL."""
+        a, b, call = self.ringing_call(**kw)
+        eq(self.answer(call["id"], "ACCEPT").status, 200, "accept")
+        a.expect_event("ACCEPT_CALL", call_id=call["id"])
+        b.expect_event("ACCEPT_CALL", call_id=call["id"])
+        return a, b, call
+
     def answer(self, call_id, answer):
         return self.post("/calls/answer", {"callId": call_id, "answer": answer})
 
