@@ -91,7 +91,15 @@ struct store_redis {
 	int stale[DEADLINE__COUNT];
 
 	struct call **loaned; /* copies handed out; freed at the next begin */
+	/* loaded_live[i]: whether the live set holds loaned[i] once the writes queued so far apply
+	 * (its status when read, or when last queued), so that save needs no SISMEMBER. */
+	char *loaded_live;
 	size_t nloaned, cap_loaned;
+	/* The two set sizes read together in one round trip (rd_count, rd_live_count); one of
+	 * them is left for the other call of the pair (spare_count) if it comes at once. */
+	size_t spare_count;
+	int spare_which;  /* 0 none, 1 calls, 2 live */
+	int64_t spare_at; /* monotonic µs when read */
 };
 
 #define RS(s) ((struct store_redis *)(s))
@@ -184,6 +192,7 @@ fail:
 /* Runs one command now; NULL (and the transition failed) when Redis does not answer. Caller frees. */
 static redisReply *run(struct store_redis *r, struct args *a)
 {
+	r->spare_which = 0;
 	if (!r->ctx && connect_now(r) != 0) {
 		r->failed = 1;
 		return NULL;
@@ -209,6 +218,7 @@ static redisReply *run(struct store_redis *r, struct args *a)
  */
 static redisReply *run_watched(struct store_redis *r, const char *key, struct args *a)
 {
+	r->spare_which = 0;
 	if (!r->in_tx)
 		return run(r, a);
 	if (!r->ctx && connect_now(r) != 0) {
@@ -267,6 +277,7 @@ static void drop_pending(struct store_redis *r)
 static enum store_commit flush(struct store_redis *r)
 {
 	enum store_commit result = STORE_FAILED;
+	r->spare_which = 0;
 	if (r->failed || (!r->ctx && connect_now(r) != 0))
 		goto out;
 	redisAppendCommand(r->ctx, "MULTI");
@@ -510,9 +521,20 @@ static struct call *loan(struct store_redis *r, struct call *call)
 	if (r->nloaned == r->cap_loaned) {
 		r->cap_loaned = r->cap_loaned ? r->cap_loaned * 2 : 16;
 		r->loaned = xrealloc(r->loaned, r->cap_loaned * sizeof(*r->loaned));
+		r->loaded_live = xrealloc(r->loaded_live, r->cap_loaned);
 	}
+	r->loaded_live[r->nloaned] = (char)call_status_is_live(call->status);
 	r->loaned[r->nloaned++] = call;
 	return call;
+}
+
+/* The loan slot of call (a copy this engine handed out), or -1. */
+static long loan_slot(const struct store_redis *r, const struct call *call)
+{
+	for (size_t i = r->nloaned; i-- > 0;)
+		if (r->loaned[i] == call)
+			return (long)i;
+	return -1;
 }
 
 static void free_loans(struct store_redis *r)
@@ -588,6 +610,61 @@ static int is_member(struct store_redis *r, const char *set, const char *id)
 	return yes;
 }
 
+/*
+ * The ids of the live calls both parties of call are busy with, in one round trip (in a
+ * transition WATCHed first, in the same round trip): found[p] and id[p] per party.
+ */
+static void busy_lines_of(struct store_redis *r, const struct call *call, int found[2],
+			  char id[2][CALL_ID_LEN + 1])
+{
+	found[0] = found[1] = 0;
+	r->spare_which = 0;
+	if (!r->ctx && connect_now(r) != 0) {
+		r->failed = 1;
+		return;
+	}
+	char key[2][KEY_MAX];
+	for (int p = 0; p < 2; p++)
+		key_of(r, key[p], "busy:", call->party[p].id);
+	int n = 0;
+	if (r->in_tx) {
+		const char *w[] = { "WATCH", key[0], key[1] };
+		size_t wl[] = { 5, strlen(key[0]), strlen(key[1]) };
+		redisAppendCommandArgv(r->ctx, 3, w, wl);
+		n++;
+	}
+	for (int p = 0; p < 2; p++) {
+		const char *g[] = { "GET", key[p] };
+		size_t gl[] = { 3, strlen(key[p]) };
+		redisAppendCommandArgv(r->ctx, 2, g, gl);
+	}
+	redisReply *rep[3] = { NULL, NULL, NULL };
+	for (int i = 0; i < n + 2; i++) {
+		if (redisGetReply(r->ctx, (void **)&rep[i]) != REDIS_OK || !rep[i]) {
+			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+			r->down = 1;
+			disconnect(r);
+			r->failed = 1;
+			goto out;
+		}
+	}
+	if (n && rep[0]->type != REDIS_REPLY_STATUS) {
+		log_error("Redis refused a WATCH of busy lines");
+		r->failed = 1;
+	}
+	for (int p = 0; p < 2; p++) {
+		const redisReply *g = rep[n + p];
+		found[p] = g->type == REDIS_REPLY_STRING && g->len <= CALL_ID_LEN;
+		if (found[p])
+			snprintf(id[p], CALL_ID_LEN + 1, "%s", g->str);
+		else if (g->type == REDIS_REPLY_ERROR)
+			r->failed = 1;
+	}
+out:
+	for (int i = 0; i < 3; i++)
+		freeReplyObject(rep[i]);
+}
+
 /* Writes a call; was_live: whether the live set holds it before this write. */
 static void save_call(struct store_redis *r, struct call *call, int was_live)
 {
@@ -595,15 +672,19 @@ static void save_call(struct store_redis *r, struct call *call, int was_live)
 	r->delta_live += live - was_live;
 	queue_call(r, call);
 	queue_set_member(r, live ? "SADD" : "SREM", "live", call->id);
+	int found[2] = { 1, 1 };
+	char id[2][CALL_ID_LEN + 1];
+	if (!live) /* free the lines that still name this call: both read in one round trip */
+		busy_lines_of(r, call, found, id);
 	for (int p = 0; p < 2; p++) {
-		char key[KEY_MAX], id[CALL_ID_LEN + 1];
+		char key[KEY_MAX];
 		key_of(r, key, "busy:", call->party[p].id);
 		struct args a = { 0 };
 		if (live) {
 			args_s(&a, "SET");
 			args_s(&a, key);
 			args_s(&a, call->id);
-		} else if (busy_line(r, call->party[p].id, id) && strcmp(id, call->id) == 0) {
+		} else if (found[p] && strcmp(id[p], call->id) == 0) {
 			args_s(&a, "DEL");
 			args_s(&a, key);
 		} else {
@@ -616,7 +697,13 @@ static void save_call(struct store_redis *r, struct call *call, int was_live)
 static void rd_save(struct store *s, struct call *call)
 {
 	struct store_redis *r = RS(s);
-	save_call(r, call, is_member(r, "live", call->id));
+	/* A call this engine loaded: the live set holds it exactly when its status was live (both
+	 * change in one EXEC, and the WATCH on the call fails the commit if another instance
+	 * changed it meanwhile). Any other call: ask. */
+	long slot = loan_slot(r, call);
+	save_call(r, call, slot >= 0 ? r->loaded_live[slot] : is_member(r, "live", call->id));
+	if (slot >= 0)
+		r->loaded_live[slot] = (char)call_status_is_live(call->status);
 }
 
 static void rd_add(struct store *s, struct call *call)
@@ -739,18 +826,58 @@ static int64_t rd_deadline_next(const struct store *cs, enum deadline_kind kind)
 	return next < poll ? next : poll;
 }
 
-static size_t card(const struct store *cs, const char *set)
+static int64_t mono_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/*
+ * The size of set `which` (1: calls, 2: live). Callers want both at once (the retention cap
+ * after every transition, the gauges), so both are read in one round trip and the other one
+ * is kept for the very next call, if it comes within a millisecond and no other command
+ * ran in between.
+ */
+static size_t card(const struct store *cs, int which)
 {
 	struct store_redis *r = RS((struct store *)cs);
-	char key[KEY_MAX];
-	key_of(r, key, set, "");
-	struct args a = { 0 };
-	args_s(&a, "SCARD");
-	args_s(&a, key);
-	redisReply *rep = run(r, &a);
-	size_t n = rep && rep->type == REDIS_REPLY_INTEGER ? (size_t)rep->integer : 0;
-	freeReplyObject(rep);
-	return n;
+	int64_t now = mono_us();
+	if (r->spare_which == which && now - r->spare_at < 1000) {
+		r->spare_which = 0;
+		return r->spare_count;
+	}
+	r->spare_which = 0;
+	if (!r->ctx && connect_now(r) != 0)
+		return 0;
+	size_t n[2] = { 0, 0 };
+	const char *set[2] = { "calls", "live" };
+	for (int i = 0; i < 2; i++) {
+		char key[KEY_MAX];
+		key_of(r, key, set[i], "");
+		const char *v[] = { "SCARD", key };
+		size_t l[] = { 5, strlen(key) };
+		redisAppendCommandArgv(r->ctx, 2, v, l);
+	}
+	int ok = 1;
+	for (int i = 0; i < 2; i++) {
+		redisReply *rep = NULL;
+		if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
+			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+			r->down = 1;
+			disconnect(r);
+			return 0;
+		}
+		ok &= rep->type == REDIS_REPLY_INTEGER;
+		n[i] = rep->type == REDIS_REPLY_INTEGER ? (size_t)rep->integer : 0;
+		freeReplyObject(rep);
+	}
+	if (ok) {
+		r->spare_which = 3 - which;
+		r->spare_count = n[2 - which];
+		r->spare_at = now;
+	}
+	return n[which - 1];
 }
 
 static size_t with_delta(size_t n, long delta)
@@ -760,12 +887,12 @@ static size_t with_delta(size_t n, long delta)
 
 static size_t rd_count(const struct store *s)
 {
-	return with_delta(card(s, "calls"), RS((struct store *)s)->delta_count);
+	return with_delta(card(s, 1), RS((struct store *)s)->delta_count);
 }
 
 static size_t rd_live_count(const struct store *s)
 {
-	return with_delta(card(s, "live"), RS((struct store *)s)->delta_live);
+	return with_delta(card(s, 2), RS((struct store *)s)->delta_live);
 }
 
 /* The calls handed to fn are loaned: they stay valid until the next begin. */
@@ -907,6 +1034,7 @@ static void rd_begin(struct store *s)
 	struct store_redis *r = RS(s);
 	free_loans(r);
 	drop_pending(r);
+	r->spare_which = 0;
 	r->in_tx = 1;
 	r->failed = 0;
 	r->delta_count = r->delta_live = 0;
@@ -935,6 +1063,7 @@ static void rd_free(struct store *s)
 	free_loans(r);
 	drop_pending(r);
 	free(r->loaned);
+	free(r->loaded_live);
 	free(r->pending);
 	disconnect(r);
 	free(r->host);
