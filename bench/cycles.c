@@ -22,7 +22,8 @@ enum step { IDLE, STARTING, ANSWERING, ENDING, DEAD };
 
 struct pair {
 	int idx;
-	struct http_conn http;
+	struct http_conn http[CYCLES_MAX_INSTANCES]; /* one per instance */
+	int cur;                                     /* the instance of the request in flight */
 	enum step step;
 	unsigned expect, got; /* EV_BIT sets for the current step */
 	int resp_done;
@@ -83,7 +84,8 @@ static void send_step(struct engine *e, struct pair *p, enum step step, const ch
 	p->resp_done = 0;
 	p->t_sent = now;
 	p->deadline = now + (uint64_t)(e->o->step_timeout_s * 1e9);
-	if (http_conn_send(&p->http, "POST", path, body) != 0) {
+	p->cur = (p->idx + (step == STARTING ? 0 : step == ANSWERING ? 1 : 2)) % e->o->n_svcs;
+	if (http_conn_send(&p->http[p->cur], "POST", path, body) != 0) {
 		e->r->http_errors++;
 		report_error(e, "sending %s failed: %s", path, strerror(errno));
 		pair_kill(e, p);
@@ -231,9 +233,10 @@ foreign:
 	pthread_mutex_unlock(&e->mu);
 }
 
-static void on_response(struct engine *e, struct pair *p, uint64_t now)
+static void on_response(struct engine *e, struct pair *p, int inst, uint64_t now)
 {
-	int r = http_conn_read(&p->http);
+	struct http_conn *c = &p->http[inst];
+	int r = http_conn_read(c);
 	if (r == 0)
 		return;
 	pthread_mutex_lock(&e->mu);
@@ -243,22 +246,21 @@ static void on_response(struct engine *e, struct pair *p, uint64_t now)
 			report_error(e, "HTTP connection broke in step %s", step_name[p->step]);
 			pair_kill(e, p);
 		}
-		http_conn_close(&p->http);
+		http_conn_close(c);
 		goto out;
 	}
 	if (p->step == DEAD)
 		goto consume;
-	if (p->step == IDLE || p->resp_done) {
+	if (p->step == IDLE || p->resp_done || inst != p->cur) {
 		e->r->http_errors++;
 		report_error(e, "response without a request");
 		goto consume;
 	}
 	if (in_measure(e, p->t_sent))
 		samples_add(&e->r->http[leg_of(p->step)], now - p->t_sent);
-	if (p->http.status != 200) {
+	if (c->status != 200) {
 		char body[200];
-		snprintf(body, sizeof body, "%.*s", (int)(p->http.body_len < 199 ? p->http.body_len : 199),
-			 p->http.body);
+		snprintf(body, sizeof body, "%.*s", (int)(c->body_len < 199 ? c->body_len : 199), c->body);
 		e->r->http_errors++;
 		report_error(e, "HTTP error in step %s: %s", step_name[p->step], body);
 		pair_kill(e, p);
@@ -266,8 +268,7 @@ static void on_response(struct engine *e, struct pair *p, uint64_t now)
 	}
 	if (p->step == STARTING) {
 		char id[40];
-		if (json_find_string(p->http.body, p->http.body_len, "id", id, sizeof id,
-				     json_value_is_uuid) != 36 ||
+		if (json_find_string(c->body, c->body_len, "id", id, sizeof id, json_value_is_uuid) != 36 ||
 		    set_call_id(e, p, id) != 0) {
 			e->r->http_errors++;
 			report_error(e, "start reply without the call id");
@@ -276,12 +277,12 @@ static void on_response(struct engine *e, struct pair *p, uint64_t now)
 		}
 	}
 	p->resp_done = 1;
-	http_conn_consume(&p->http);
+	http_conn_consume(c);
 	if (p->got == p->expect)
 		step_complete(e, p, now);
 	goto out;
 consume:
-	http_conn_consume(&p->http);
+	http_conn_consume(c);
 out:
 	pthread_mutex_unlock(&e->mu);
 }
@@ -305,6 +306,27 @@ static void sweep_timeouts(struct engine *e, uint64_t now)
 	}
 }
 
+static long services_rss_kb(const struct cycle_opts *o)
+{
+	long sum = 0;
+	for (int k = 0; k < o->n_svcs; k++)
+		sum += proc_rss_kb(o->svcs[k].pid);
+	return sum;
+}
+
+/* CPU seconds of all instances, or -1 when one is unknown. */
+static double services_cpu_s(const struct cycle_opts *o)
+{
+	double sum = 0;
+	for (int k = 0; k < o->n_svcs; k++) {
+		double s = o->svcs[k].pid > 0 ? proc_cpu_s(o->svcs[k].pid) : -1;
+		if (s < 0)
+			return -1;
+		sum += s;
+	}
+	return sum;
+}
+
 static void arm_timer(int tfd, uint64_t at_ns)
 {
 	struct itimerspec its = { 0 };
@@ -323,9 +345,12 @@ static void run_loop(struct engine *e)
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
 	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+	const int ns = o->n_svcs;
 	for (int i = 0; i < o->pairs; i++) {
-		ev.data.u32 = (uint32_t)i;
-		epoll_ctl(ep, EPOLL_CTL_ADD, e->pairs[i].http.fd, &ev);
+		for (int k = 0; k < ns; k++) {
+			ev.data.u32 = (uint32_t)(i * ns + k);
+			epoll_ctl(ep, EPOLL_CTL_ADD, e->pairs[i].http[k].fd, &ev);
+		}
 	}
 
 	const uint64_t HOUSEKEEPING = 20000000u; /* 20 ms */
@@ -337,7 +362,7 @@ static void run_loop(struct engine *e)
 	uint64_t window_ns = o->window_s > 0 ? (uint64_t)(o->window_s * 1e9) : 0;
 	uint64_t next_window = window_ns ? e->t_measure + window_ns : UINT64_MAX;
 	int window_cap = 0;
-	r->rss_start_kb = proc_rss_kb(o->svc->pid);
+	r->rss_start_kb = services_rss_kb(o);
 
 	pthread_mutex_lock(&e->mu);
 	if (o->rate <= 0)
@@ -348,8 +373,8 @@ static void run_loop(struct engine *e)
 	struct epoll_event evs[256];
 	uint64_t armed = 0;
 	int measuring = 0;
-	double cpu0[3] = { 0 }, cpu1[3] = { 0 };
-	pid_t pids[3] = { o->svc->pid, o->broker_pid, getpid() };
+	double cpu0[4] = { 0 }, cpu1[4] = { 0 };
+	pid_t pids[4] = { 0, o->broker_pid, getpid(), o->redis_pid };
 	for (;;) {
 		uint64_t wake = next_house;
 		if (interval && next_sched < wake)
@@ -369,15 +394,17 @@ static void run_loop(struct engine *e)
 				armed = 0;
 				continue;
 			}
-			struct pair *p = &e->pairs[evs[i].data.u32];
-			if (p->http.fd < 0)
+			struct pair *p = &e->pairs[evs[i].data.u32 / (uint32_t)ns];
+			int k = (int)(evs[i].data.u32 % (uint32_t)ns);
+			struct http_conn *c = &p->http[k];
+			if (c->fd < 0)
 				continue; /* closed after an error; epoll forgot it */
-			unsigned opens = p->http.opens;
-			on_response(e, p, now);
-			if (p->http.fd >= 0 && p->http.opens != opens) {
+			unsigned opens = c->opens;
+			on_response(e, p, k, now);
+			if (c->fd >= 0 && c->opens != opens) {
 				/* Reopened after "Connection: close". */
 				ev.data.u32 = evs[i].data.u32;
-				epoll_ctl(ep, EPOLL_CTL_ADD, p->http.fd, &ev);
+				epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 			}
 		}
 		pthread_mutex_lock(&e->mu);
@@ -407,7 +434,7 @@ static void run_loop(struct engine *e)
 			struct cycle_window *w = &r->windows[r->n_windows++];
 			w->t_s = (double)(next_window - e->t_measure) / 1e9;
 			w->cps = (double)e->window_cycles / o->window_s;
-			w->rss_kb = proc_rss_kb(o->svc->pid);
+			w->rss_kb = services_rss_kb(o);
 			fprintf(stderr, "loadgen:   t=%5.0fs  %8.0f cycles/s  service RSS %ld KiB\n", w->t_s,
 				w->cps, w->rss_kb);
 			e->window_cycles = 0;
@@ -415,13 +442,15 @@ static void run_loop(struct engine *e)
 		}
 		if (!measuring && now >= e->t_measure) {
 			measuring = 1;
-			for (int i = 0; i < 3; i++)
+			cpu0[0] = services_cpu_s(o);
+			for (int i = 1; i < 4; i++)
 				cpu0[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
 		}
 		if (measuring == 1 &&
 		    (now >= e->t_stop || (o->max_cycles > 0 && e->started >= o->max_cycles))) {
 			measuring = 2;
-			for (int i = 0; i < 3; i++)
+			cpu1[0] = services_cpu_s(o);
+			for (int i = 1; i < 4; i++)
 				cpu1[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
 		}
 		if (now >= e->t_stop || (o->max_cycles > 0 && e->started >= o->max_cycles)) {
@@ -437,9 +466,9 @@ static void run_loop(struct engine *e)
 	uint64_t stop = e->t_stop < end ? e->t_stop : end;
 	r->measured_s = stop > e->t_measure ? (double)(stop - e->t_measure) / 1e9 : 0;
 	r->cps = r->measured_s > 0 ? (double)r->cycles / r->measured_s : 0;
-	r->rss_end_kb = proc_rss_kb(o->svc->pid);
-	double *cpu_out[3] = { &r->cpu_service_s, &r->cpu_broker_s, &r->cpu_loadgen_s };
-	for (int i = 0; i < 3; i++)
+	r->rss_end_kb = services_rss_kb(o);
+	double *cpu_out[4] = { &r->cpu_service_s, &r->cpu_broker_s, &r->cpu_loadgen_s, &r->cpu_redis_s };
+	for (int i = 0; i < 4; i++)
 		*cpu_out[i] = cpu0[i] >= 0 && cpu1[i] >= 0 && measuring == 2 ? cpu1[i] - cpu0[i] : -1;
 	close(tfd);
 	close(ep);
@@ -464,7 +493,8 @@ int cycles_run(const struct cycle_opts *o, struct cycle_result *r)
 	e.free_stack = xcalloc((size_t)o->pairs, sizeof *e.free_stack);
 	for (int i = 0; i < o->pairs; i++) {
 		e.pairs[i].idx = i;
-		e.pairs[i].http.fd = -1;
+		for (int k = 0; k < CYCLES_MAX_INSTANCES; k++)
+			e.pairs[i].http[k].fd = -1;
 		e.free_stack[e.n_free++] = o->pairs - 1 - i;
 	}
 
@@ -500,15 +530,21 @@ int cycles_run(const struct cycle_opts *o, struct cycle_result *r)
 	uint64_t t_pub = now_ns();
 	if (presence_pub_send(pp, ids, n_users, 1, NULL) != 0)
 		goto out;
-	if (service_wait_counts(o->svc, n_users, -1, t_pub, 60, 5) < 0) {
-		fprintf(stderr, "loadgen: cycles: the service never saw all %d users online\n", n_users);
-		goto out;
+	/* Each instance keeps its own online list from the broker: all must see them. */
+	for (int k = 0; k < o->n_svcs; k++) {
+		if (service_wait_counts(&o->svcs[k], n_users, -1, t_pub, 60, 5) < 0) {
+			fprintf(stderr, "loadgen: cycles: instance %d never saw all %d users online\n", k + 1,
+				n_users);
+			goto out;
+		}
 	}
 	for (int i = 0; i < o->pairs; i++) {
-		if (http_conn_open(&e.pairs[i].http, o->svc->port) != 0) {
-			fprintf(stderr, "loadgen: cycles: cannot connect to the service: %s\n",
-				strerror(errno));
-			goto out;
+		for (int k = 0; k < o->n_svcs; k++) {
+			if (http_conn_open(&e.pairs[i].http[k], o->svcs[k].port) != 0) {
+				fprintf(stderr, "loadgen: cycles: cannot connect to the service: %s\n",
+					strerror(errno));
+				goto out;
+			}
 		}
 	}
 
@@ -523,7 +559,8 @@ out:
 		mqtt_client_free(subs[c]);
 	free(subs);
 	for (int i = 0; i < o->pairs; i++)
-		http_conn_close(&e.pairs[i].http);
+		for (int k = 0; k < CYCLES_MAX_INSTANCES; k++)
+			http_conn_close(&e.pairs[i].http[k]);
 	/* Offline again, so the next phase starts from an empty online list. */
 	presence_pub_send(pp, ids, n_users, 0, NULL);
 	presence_pub_free(pp);

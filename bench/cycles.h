@@ -8,8 +8,13 @@
  * Every event is checked against what the pair expects next, so lost,
  * duplicated and out-of-order events are counted, never absorbed.
  *
+ * With several service instances (one Redis behind them), a pair's steps go
+ * to different instances: step s of pair i (start 0, answer 1, end 2) to
+ * instance (i + s) mod N, so every call is started on one instance and
+ * answered on the next, and the cross-instance path is what is measured.
+ *
  * Threads: the caller's thread runs an epoll loop over one keep-alive HTTP
- * connection per pair; Paho's thread delivers the events. Both advance a
+ * connection per pair and instance; Paho's thread delivers the events. Both advance a
  * pair under one mutex, so the next request leaves from whichever thread
  * completed the step. */
 #ifndef BENCH_CYCLES_H
@@ -20,8 +25,9 @@
 
 struct cycle_opts {
 	const char *broker_url;
-	struct service *svc; /* running; borrowed */
-	const char *prefix;  /* user ids are <prefix>a<i> (caller), <prefix>b<i> */
+	struct service *svcs; /* n_svcs running instances; borrowed */
+	int n_svcs;           /* 1..CYCLES_MAX_INSTANCES */
+	const char *prefix;   /* user ids are <prefix>a<i> (caller), <prefix>b<i> */
 	int pairs;
 	double rate;           /* offered cycles/s; 0 = closed loop */
 	double warmup_s;       /* cycles run but are not counted */
@@ -32,7 +38,10 @@ struct cycle_opts {
 	int qos;               /* subscription QoS */
 	double step_timeout_s; /* a step not complete after this = lost events */
 	pid_t broker_pid;      /* > 0: its CPU time is reported too */
+	pid_t redis_pid;       /* > 0: Redis's CPU time is reported too */
 };
+
+#define CYCLES_MAX_INSTANCES 8
 
 struct cycle_window {
 	double t_s; /* end of the window, from the start of measuring */
@@ -59,9 +68,10 @@ struct cycle_result {
 	long dead_pairs;                /* pairs dropped after an error */
 	struct cycle_window *windows;
 	int n_windows;
-	long rss_start_kb, rss_end_kb;
-	/* CPU seconds used during the measured period (-1 = unknown). */
-	double cpu_service_s, cpu_broker_s, cpu_loadgen_s;
+	long rss_start_kb, rss_end_kb; /* summed over the instances */
+	/* CPU seconds used during the measured period (-1 = unknown); the
+	 * service's summed over its instances. */
+	double cpu_service_s, cpu_broker_s, cpu_loadgen_s, cpu_redis_s;
 };
 
 /* Brings the users online (retained presence), subscribes their event

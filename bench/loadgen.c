@@ -7,8 +7,12 @@
  *   presence    1k / 10k / 100k devices        (presence_load.c)
  *   held        many ONGOING calls             (held_calls.c)
  *   endurance   closed-loop cycles for long, per-window rate and RSS
- * and prints one table plus a JSON file (report.c). Exit status 1 when any
- * phase saw lost or out-of-order events or errors, 2 on bad usage. */
+ * and prints one table plus a JSON file (report.c). With --redis-url the
+ * services run STATE_ENGINE=redis on that (already running) Redis, emptied
+ * before each service start, and --instances N runs the cycle phases on N
+ * instances at once (cycles.h says how the requests are spread). Exit
+ * status 1 when any phase saw lost or out-of-order events or errors, 2 on
+ * bad usage. */
 #include "cycles.h"
 #include "held_calls.h"
 #include "mqtt_clients.h"
@@ -17,12 +21,16 @@
 #include "service_proc.h"
 #include "stats.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #ifndef BENCH_MHD_VERSION
@@ -32,8 +40,10 @@
 struct options {
 	const char *broker_url, *service_bin, *mosquitto_bin, *json_path, *log_dir, *log_level;
 	const char *call_retention; /* for the cycle phases; NULL = service default */
+	const char *redis_url;      /* NULL: the memory engine */
 	int smoke;
-	int broker_pid;
+	int broker_pid, redis_pid;
+	int instances;         /* service instances of the cycle phases */
 	int pairs[8], n_pairs; /* the saturation sweep */
 	int endurance_pairs, latency_pairs, mqtt_conns, qos, real_devices, publishers;
 	double rate, duration, warmup, endurance, window;
@@ -45,30 +55,35 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fputs("usage: callsignal-loadgen --broker-url URL --service-bin PATH [options]\n"
-	      "  --mosquitto-bin PATH   only for its version line\n"
-	      "  --json PATH            write the figures as JSON\n"
-	      "  --log-dir DIR          the service's stderr goes to DIR/service-<phase>.log\n"
-	      "  --phases LIST          saturation,latency,presence,held,endurance (default all)\n"
-	      "  --smoke                tiny sizes, a few seconds: a check, not a measurement\n"
-	      "  --pairs K[,K...]       closed-loop pairs of the saturation sweep (default 32,64,128,256)\n"
-	      "  --endurance-pairs K    closed-loop pairs of the endurance phase (default 32)\n"
-	      "  --rate R               open-loop offered cycles/s (default 1000)\n"
-	      "  --latency-pairs N      pairs the open loop draws from (default 64)\n"
-	      "  --duration S           measured seconds per cycle phase (default 10)\n"
-	      "  --warmup S             unmeasured seconds first (default 1)\n"
-	      "  --endurance S          endurance length (default 30; 600 for the 10-minute run)\n"
-	      "  --window S             endurance window (default 10)\n"
-	      "  --devices N[,N...]     presence sizes (default 1000,10000,100000)\n"
-	      "  --real-devices N       of which real connections with a Last Will (default 2000)\n"
-	      "  --publishers N         connections publishing the other devices (default 4)\n"
-	      "  --held N               calls held ONGOING at once (default 10000)\n"
-	      "  --mqtt-conns N         subscriber connections for the cycle users (default 4)\n"
-	      "  --qos N                their subscription QoS (default 1)\n"
-	      "  --call-retention-s S   CALL_RETENTION_S for the cycle phases (default: service's)\n"
-	      "  --service-log-level L  LOG_LEVEL of the service (default warn)\n"
-	      "  --broker-pid PID       the broker's process, to report its CPU time\n",
-	      f);
+	fputs(
+	    "usage: callsignal-loadgen --broker-url URL --service-bin PATH [options]\n"
+	    "  --mosquitto-bin PATH   only for its version line\n"
+	    "  --json PATH            write the figures as JSON\n"
+	    "  --log-dir DIR          the service's stderr goes to DIR/service-<phase>.log\n"
+	    "  --phases LIST          saturation,latency,presence,held,endurance (default all)\n"
+	    "  --smoke                tiny sizes, a few seconds: a check, not a measurement\n"
+	    "  --pairs K[,K...]       closed-loop pairs of the saturation sweep (default 32,64,128,256)\n"
+	    "  --endurance-pairs K    closed-loop pairs of the endurance phase (default 32)\n"
+	    "  --rate R               open-loop offered cycles/s (default 1000)\n"
+	    "  --latency-pairs N      pairs the open loop draws from (default 64)\n"
+	    "  --duration S           measured seconds per cycle phase (default 10)\n"
+	    "  --warmup S             unmeasured seconds first (default 1)\n"
+	    "  --endurance S          endurance length (default 30; 600 for the 10-minute run)\n"
+	    "  --window S             endurance window (default 10)\n"
+	    "  --devices N[,N...]     presence sizes (default 1000,10000,100000)\n"
+	    "  --real-devices N       of which real connections with a Last Will (default 2000)\n"
+	    "  --publishers N         connections publishing the other devices (default 4)\n"
+	    "  --held N               calls held ONGOING at once (default 10000)\n"
+	    "  --mqtt-conns N         subscriber connections for the cycle users (default 4)\n"
+	    "  --qos N                their subscription QoS (default 1)\n"
+	    "  --call-retention-s S   CALL_RETENTION_S for the cycle phases (default: service's)\n"
+	    "  --service-log-level L  LOG_LEVEL of the service (default warn)\n"
+	    "  --broker-pid PID       the broker's process, to report its CPU time\n"
+	    "  --redis-url URL        STATE_ENGINE=redis on redis://127.0.0.1:PORT (emptied before each "
+	    "start)\n"
+	    "  --redis-pid PID        Redis's process, to report its CPU time\n"
+	    "  --instances N          service instances of the cycle phases (default 1; N > 1 needs Redis)\n",
+	    f);
 }
 
 /* "N[,N...]" of positive numbers into out; returns how many. */
@@ -106,6 +121,7 @@ static void parse(struct options *o, int argc, char **argv)
 			       .held = 10000,
 			       .devices = { 1000, 10000, 100000 },
 			       .n_devices = 3,
+			       .instances = 1,
 			       .log_level = "warn" };
 	snprintf(o->phases, sizeof o->phases, "saturation,latency,presence,held,endurance");
 	enum {
@@ -133,6 +149,9 @@ static void parse(struct options *o, int argc, char **argv)
 		O_RETENTION,
 		O_LEVEL,
 		O_BPID,
+		O_REDIS,
+		O_RPID,
+		O_INSTANCES,
 		O_HELP
 	};
 	static const struct option longopts[] = { { "broker-url", 1, 0, O_BROKER },
@@ -159,6 +178,9 @@ static void parse(struct options *o, int argc, char **argv)
 						  { "call-retention-s", 1, 0, O_RETENTION },
 						  { "service-log-level", 1, 0, O_LEVEL },
 						  { "broker-pid", 1, 0, O_BPID },
+						  { "redis-url", 1, 0, O_REDIS },
+						  { "redis-pid", 1, 0, O_RPID },
+						  { "instances", 1, 0, O_INSTANCES },
 						  { "help", 0, 0, O_HELP },
 						  { 0, 0, 0, 0 } };
 	int c;
@@ -240,6 +262,15 @@ static void parse(struct options *o, int argc, char **argv)
 		case O_BPID:
 			o->broker_pid = atoi(optarg);
 			break;
+		case O_REDIS:
+			o->redis_url = optarg;
+			break;
+		case O_RPID:
+			o->redis_pid = atoi(optarg);
+			break;
+		case O_INSTANCES:
+			o->instances = atoi(optarg);
+			break;
 		case O_HELP:
 			usage(stdout);
 			exit(0);
@@ -254,6 +285,8 @@ static void parse(struct options *o, int argc, char **argv)
 	}
 	if (o->endurance_pairs < 1 || o->latency_pairs < 1 || o->qos < 0 || o->qos > 2 || o->window <= 0)
 		die("bad option value");
+	if (o->instances < 1 || o->instances > CYCLES_MAX_INSTANCES || (o->instances > 1 && !o->redis_url))
+		die("--instances: 1 to %d, more than 1 only with --redis-url", CYCLES_MAX_INSTANCES);
 }
 
 static int wants(const struct options *o, const char *phase)
@@ -289,31 +322,88 @@ static void first_line_of(const char *cmd, char *buf, size_t n)
 	pclose(p);
 }
 
-static void service_for(const struct options *o, struct service *s, const char *phase, char *log_path,
-			size_t n)
+/*
+ * Empties the Redis of --redis-url (FLUSHDB over a plain socket), so that a
+ * phase starts without the calls of the last one. 0, or -1 when it did not answer +OK.
+ */
+static int redis_flush(const char *url)
+{
+	unsigned port;
+	if (sscanf(url, "redis://127.0.0.1:%u", &port) != 1 || port == 0 || port > 65535)
+		die("--redis-url: expected redis://127.0.0.1:PORT");
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = { 5, 0 };
+	char reply[16] = "";
+	int ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+		 connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+		 write(fd, "*1\r\n$7\r\nFLUSHDB\r\n", 17) == 17 && read(fd, reply, sizeof reply - 1) > 0 &&
+		 strncmp(reply, "+OK", 3) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* The service of a phase (instance idx, from 0): its log, and the engine's
+ * environment. Returns the first free slot of s->env. */
+static int service_for(const struct options *o, struct service *s, const char *phase, int idx, char *log_path,
+		       size_t n, char *url_env, size_t url_n)
 {
 	*s = (struct service){ .bin = o->service_bin, .mqtt_url = o->broker_url, .log_level = o->log_level };
 	if (o->log_dir) {
-		snprintf(log_path, n, "%s/service-%s.log", o->log_dir, phase);
+		if (idx > 0)
+			snprintf(log_path, n, "%s/service-%s-%d.log", o->log_dir, phase, idx + 1);
+		else
+			snprintf(log_path, n, "%s/service-%s.log", o->log_dir, phase);
 		s->log_path = log_path;
 	}
+	int k = 0;
+	if (o->redis_url) {
+		snprintf(url_env, url_n, "REDIS_URL=%s", o->redis_url);
+		s->env[k++] = "STATE_ENGINE=redis";
+		s->env[k++] = url_env;
+	}
+	return k;
+}
+
+/* Before a phase's service starts: an empty Redis. 0, or -1 (reported). */
+static int fresh_redis(const struct options *o, struct report *rep, const char *phase)
+{
+	if (!o->redis_url || redis_flush(o->redis_url) == 0)
+		return 0;
+	report_failure(rep, phase, "Redis did not answer FLUSHDB");
+	return -1;
+}
+
+static void stop_all(struct service *svcs, int n, struct report *rep, const char *phase)
+{
+	for (int k = 0; k < n; k++)
+		if (svcs[k].pid && service_stop(&svcs[k], 10) != 0)
+			report_failure(rep, phase, "the service did not exit cleanly on SIGTERM");
 }
 
 static void run_cycles(const struct options *o, struct report *rep, const char *phase, int pairs)
 {
-	struct service svc;
-	char log_path[1024], retention[64];
-	service_for(o, &svc, phase, log_path, sizeof log_path);
-	if (o->call_retention) {
+	struct service svcs[CYCLES_MAX_INSTANCES];
+	char log_path[CYCLES_MAX_INSTANCES][1024], url_env[CYCLES_MAX_INSTANCES][600], retention[64];
+	int ns = strcmp(phase, "endurance") == 0 ? 1 : o->instances;
+	if (o->call_retention)
 		snprintf(retention, sizeof retention, "CALL_RETENTION_S=%s", o->call_retention);
-		svc.env[0] = retention;
+	for (int k = 0; k < ns; k++) {
+		int slot = service_for(o, &svcs[k], phase, k, log_path[k], sizeof log_path[k], url_env[k],
+				       sizeof url_env[k]);
+		if (o->call_retention)
+			svcs[k].env[slot] = retention;
 	}
 	struct cycle_opts co = { .broker_url = o->broker_url,
-				 .svc = &svc,
+				 .svcs = svcs,
+				 .n_svcs = ns,
 				 .mqtt_conns = o->mqtt_conns,
 				 .qos = o->qos,
 				 .step_timeout_s = 5,
 				 .broker_pid = o->broker_pid,
+				 .redis_pid = o->redis_pid,
 				 .warmup_s = o->warmup,
 				 .duration_s = o->duration };
 	int endurance = strcmp(phase, "endurance") == 0;
@@ -342,10 +432,15 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 			co.max_cycles = 20;
 		}
 	}
-	fprintf(stderr, "loadgen: %s: starting the service\n", phase);
-	if (service_start(&svc, 20) != 0) {
-		report_failure(rep, phase, "the service did not start");
+	if (fresh_redis(o, rep, phase) != 0)
 		return;
+	fprintf(stderr, "loadgen: %s: starting the service%s\n", phase, ns > 1 ? " instances" : "");
+	for (int k = 0; k < ns; k++) {
+		if (service_start(&svcs[k], 20) != 0) {
+			report_failure(rep, phase, "the service did not start");
+			stop_all(svcs, k, rep, phase);
+			return;
+		}
 	}
 	fprintf(stderr, "loadgen: %s: %d pairs%s\n", phase, co.pairs,
 		co.rate > 0 ? ", open loop" : ", closed loop");
@@ -360,16 +455,17 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 							       : "call-cycle latency",
 			      &co, &r);
 	cycle_result_release(&r);
-	if (service_stop(&svc, 10) != 0)
-		report_failure(rep, phase, "the service did not exit cleanly on SIGTERM");
+	stop_all(svcs, ns, rep, phase);
 }
 
 static void run_presence(const struct options *o, struct report *rep)
 {
 	for (int i = 0; i < o->n_devices; i++) {
 		struct service svc;
-		char log_path[1024];
-		service_for(o, &svc, "presence", log_path, sizeof log_path);
+		char log_path[1024], url_env[600];
+		service_for(o, &svc, "presence", 0, log_path, sizeof log_path, url_env, sizeof url_env);
+		if (fresh_redis(o, rep, "presence") != 0)
+			return;
 		if (service_start(&svc, 20) != 0) {
 			report_failure(rep, "presence", "the service did not start");
 			return;
@@ -394,13 +490,15 @@ static void run_presence(const struct options *o, struct report *rep)
 static void run_held(const struct options *o, struct report *rep)
 {
 	struct service svc;
-	char log_path[1024];
-	service_for(o, &svc, "held", log_path, sizeof log_path);
+	char log_path[1024], url_env[600];
+	int slot = service_for(o, &svc, "held", 0, log_path, sizeof log_path, url_env, sizeof url_env);
 	double retention = o->smoke ? 0.3 : 2;
 	char ret_env[64];
 	snprintf(ret_env, sizeof ret_env, "CALL_RETENTION_S=%g", retention);
-	svc.env[0] = ret_env;
-	svc.env[1] = "RING_TIMEOUT_S=300";
+	svc.env[slot] = ret_env;
+	svc.env[slot + 1] = "RING_TIMEOUT_S=300";
+	if (fresh_redis(o, rep, "held_calls") != 0)
+		return;
 	if (service_start(&svc, 20) != 0) {
 		report_failure(rep, "held_calls", "the service did not start");
 		return;
@@ -447,6 +545,7 @@ int main(int argc, char **argv)
 	service_version(o.service_bin, svc_version, sizeof svc_version);
 	mqtt_library_version(paho, sizeof paho);
 	report_machine(rep, mosq, svc_version, paho, BENCH_MHD_VERSION);
+	report_engine(rep, o.redis_url ? "redis" : "memory", o.instances);
 	report_command(rep, argc, argv);
 
 	if (wants(&o, "saturation")) {

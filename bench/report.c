@@ -125,6 +125,14 @@ void report_machine(struct report *rep, const char *mosquitto, const char *servi
 	     load[0], load[1], load[2]);
 }
 
+void report_engine(struct report *rep, const char *engine, int instances)
+{
+	json_object_set_new(rep->root, "engine",
+			    json_pack("{s:s, s:i}", "state_engine", engine, "instances", instances));
+	line(rep, "engine    STATE_ENGINE=%s, %d instance%s in the call-cycle phases", engine, instances,
+	     instances == 1 ? "" : "s (requests spread, see cycles.h)");
+}
+
 void report_command(struct report *rep, int argc, char **argv)
 {
 	json_t *a = json_array();
@@ -171,9 +179,10 @@ static void cycles_common(struct report *rep, json_t *o, const struct cycle_opts
 	json_object_set_new(o, "late_starts", json_integer(r->late_starts));
 	json_object_set_new(o, "service_rss_kib_start", json_integer(r->rss_start_kb));
 	json_object_set_new(o, "service_rss_kib_end", json_integer(r->rss_end_kb));
+	json_object_set_new(o, "instances", json_integer(opt->n_svcs));
 	json_object_set_new(o, "cpu_s",
-			    json_pack("{s:f, s:f, s:f}", "service", r->cpu_service_s, "broker",
-				      r->cpu_broker_s, "loadgen", r->cpu_loadgen_s));
+			    json_pack("{s:f, s:f, s:f, s:f}", "service", r->cpu_service_s, "broker",
+				      r->cpu_broker_s, "loadgen", r->cpu_loadgen_s, "redis", r->cpu_redis_s));
 	json_t *legs = json_object(), *http = json_object();
 	for (int i = 0; i < LEG_COUNT; i++) {
 		json_object_set_new(legs, leg_keys[i], latency_json(&r->leg[i]));
@@ -188,17 +197,20 @@ static void cycles_common(struct report *rep, json_t *o, const struct cycle_opts
 	     r->cycles, r->measured_s, r->cps, r->events, r->lost, r->out_of_order, r->http_errors,
 	     cycle_errors(r) ? "  <-- ERRORS" : "");
 	if (r->cycles > 0 && r->measured_s > 0) {
-		char parts[3][64];
-		const char *names[3] = { "service", "broker", "load generator" };
-		double cpu[3] = { r->cpu_service_s, r->cpu_broker_s, r->cpu_loadgen_s };
-		for (int i = 0; i < 3; i++) {
+		char parts[4][64];
+		const char *names[4] = { opt->n_svcs > 1 ? "service (all instances)" : "service", "broker",
+					 "load generator", "Redis" };
+		double cpu[4] = { r->cpu_service_s, r->cpu_broker_s, r->cpu_loadgen_s, r->cpu_redis_s };
+		int n = opt->redis_pid > 0 ? 4 : 3;
+		for (int i = 0; i < n; i++) {
 			if (cpu[i] < 0)
 				snprintf(parts[i], sizeof parts[i], "%s n/a", names[i]);
 			else
 				snprintf(parts[i], sizeof parts[i], "%s %.0f%% (%.0f us/cycle)", names[i],
 					 100 * cpu[i] / r->measured_s, 1e6 * cpu[i] / (double)r->cycles);
 		}
-		line(rep, "  CPU of one core while measuring: %s, %s, %s", parts[0], parts[1], parts[2]);
+		line(rep, "  CPU of one core while measuring: %s, %s, %s%s%s", parts[0], parts[1], parts[2],
+		     n > 3 ? ", " : "", n > 3 ? parts[3] : "");
 	}
 	line(rep, "  %-34s %9s %9s %9s", "latency (request sent -> ...)", "p50 ms", "p99 ms", "max ms");
 	for (int i = 0; i < LEG_COUNT; i++)

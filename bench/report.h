@@ -15,6 +15,8 @@ struct report *report_new(void);
  * version strings (borrowed for the call). */
 void report_machine(struct report *rep, const char *mosquitto, const char *service, const char *paho,
 		    const char *mhd);
+/* The state engine ("memory" or "redis") and the instances of the cycle phases. */
+void report_engine(struct report *rep, const char *engine, int instances);
 /* The generator's command line, for the record. */
 void report_command(struct report *rep, int argc, char **argv);
 void report_cycles(struct report *rep, const char *key, const char *title, const struct cycle_opts *o,
