@@ -142,6 +142,10 @@ static enum err start_rule(struct calls *c, const struct user_info *caller, cons
 {
 	if (strcmp(caller->id, receiver->id) == 0)
 		return ERR_SELF_CALL;
+	if (OPS(c)->prefetch) {
+		const char *const users[2] = { caller->id, receiver->id };
+		OPS(c)->prefetch(S(c), id, users);
+	}
 	struct call *mine = OPS(c)->live_of(S(c), caller->id);
 	if (mine && mine->status == CALL_DIALLING &&
 	    strcmp(mine->party[PARTY_CALLER].id, receiver->id) == 0 &&

@@ -86,6 +86,13 @@ struct store_ops {
 	/* See calls_history: deep copies into out[], newest first; returns how many. */
 	size_t (*history)(const struct store *s, const char *user_id, const char *before_id, size_t limit,
 			  struct call *out);
+	/*
+	 * In a transition, before its rule: reads ahead, together, what the rule is about to
+	 * look up (find of call_id, live_of of users[0] and users[1]; any may be NULL), so that
+	 * a remote engine makes one round trip where the rule would make one per lookup. Only
+	 * a hint: the lookups answer the same with or without it. NULL: nothing to gain.
+	 */
+	void (*prefetch)(struct store *s, const char *call_id, const char *const users[2]);
 };
 
 struct store {

@@ -253,6 +253,7 @@ static const struct store_ops memory_ops = {
 	NULL, /* rate_take: core's own limiter */
 	mem_history_add,
 	mem_history,
+	NULL, /* prefetch: everything is at hand */
 };
 
 struct store *store_memory_new(void)

@@ -46,13 +46,15 @@
 #include "log.h"
 #include "util.h"
 
-#define TIMEOUT_MS  2000
-#define MAX_ARGS    64
-#define KEY_MAX     320
-#define POPS_PER_TX 64  /* deadlines of one kind fired by one transition; the rest next time */
-#define POLL_MS     250 /* how soon a deadline another instance added is looked at */
-#define PREFIX_MAX  64
-#define RETRY_MS    500 /* between connection attempts while Redis is away */
+#define TIMEOUT_MS      2000
+#define MAX_ARGS        64
+#define KEY_MAX         320
+#define POPS_PER_TX     64  /* deadlines of one kind fired by one transition; the rest next time */
+#define POLL_MS         250 /* how soon a deadline another instance added is looked at */
+#define PREFIX_MAX      64
+#define RETRY_MS        500 /* between connection attempts while Redis is away */
+#define PREFETCH_MAX    3
+#define COUNTS_FRESH_US 100000 /* how long the set sizes after a transition stay good */
 
 /* One command's arguments; numbers are printed into the args' own storage. */
 struct args {
@@ -95,11 +97,23 @@ struct store_redis {
 	 * (its status when read, or when last queued), so that save needs no SISMEMBER. */
 	char *loaded_live;
 	size_t nloaned, cap_loaned;
-	/* The two set sizes read together in one round trip (rd_count, rd_live_count); one of
-	 * them is left for the other call of the pair (spare_count) if it comes at once. */
-	size_t spare_count;
-	int spare_which;  /* 0 none, 1 calls, 2 live */
-	int64_t spare_at; /* monotonic µs when read */
+	/*
+	 * The sizes of the sets calls and live (rd_count, rd_live_count), which calls.c asks
+	 * after every transition (the retention cap). In a transition: as Redis had them,
+	 * read along with its first reads (sets_known), the transition's own deltas added on
+	 * use. After a committed one: those plus its deltas (after[], one use each, bits of
+	 * after_mask), for COUNTS_FRESH_US and until any other command; else read anew, both
+	 * in one round trip, the other one kept for its use.
+	 */
+	size_t sets[2];
+	int sets_known;
+	size_t after[2];
+	int after_mask;
+	int64_t after_at; /* monotonic µs */
+	/* Replies read ahead by rd_prefetch, by key, handed to the first read of that key. */
+	char pre_key[PREFETCH_MAX][KEY_MAX];
+	redisReply *pre_rep[PREFETCH_MAX];
+	int npre;
 };
 
 #define RS(s) ((struct store_redis *)(s))
@@ -189,20 +203,25 @@ fail:
 	return -1;
 }
 
+static void lost(struct store_redis *r)
+{
+	log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
+	r->down = 1;
+	disconnect(r);
+	r->failed = 1;
+}
+
 /* Runs one command now; NULL (and the transition failed) when Redis does not answer. Caller frees. */
 static redisReply *run(struct store_redis *r, struct args *a)
 {
-	r->spare_which = 0;
+	r->after_mask = 0;
 	if (!r->ctx && connect_now(r) != 0) {
 		r->failed = 1;
 		return NULL;
 	}
 	redisReply *rep = redisCommandArgv(r->ctx, a->n, a->v, a->len);
 	if (!rep) {
-		log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
-		r->down = 1;
-		disconnect(r);
-		r->failed = 1;
+		lost(r);
 		return NULL;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
@@ -213,39 +232,99 @@ static redisReply *run(struct store_redis *r, struct args *a)
 }
 
 /*
+ * One round trip: WATCH keys (in a transition; nkeys may be 0), the nreads reads, and
+ * with sets the sizes of the sets calls and live into r->sets. The reads' replies go to
+ * out[] (caller frees). -1, out[] all NULL, when Redis does not answer (the transition failed).
+ */
+static int read_batch(struct store_redis *r, int nkeys, const char *const keys[], int nreads,
+		      struct args reads[], redisReply *out[], int sets)
+{
+	r->after_mask = 0;
+	for (int i = 0; i < nreads; i++)
+		out[i] = NULL;
+	if (!r->ctx && connect_now(r) != 0) {
+		r->failed = 1;
+		return -1;
+	}
+	int watch = r->in_tx && nkeys > 0;
+	if (watch) {
+		const char *w[1 + PREFETCH_MAX];
+		size_t wl[1 + PREFETCH_MAX];
+		w[0] = "WATCH";
+		wl[0] = 5;
+		for (int i = 0; i < nkeys; i++) {
+			w[1 + i] = keys[i];
+			wl[1 + i] = strlen(keys[i]);
+		}
+		redisAppendCommandArgv(r->ctx, 1 + nkeys, w, wl);
+	}
+	for (int i = 0; i < nreads; i++)
+		redisAppendCommandArgv(r->ctx, reads[i].n, reads[i].v, reads[i].len);
+	char set_key[2][KEY_MAX];
+	for (int i = 0; sets && i < 2; i++) {
+		key_of(r, set_key[i], i ? "live" : "calls", "");
+		const char *v[] = { "SCARD", set_key[i] };
+		size_t l[] = { 5, strlen(set_key[i]) };
+		redisAppendCommandArgv(r->ctx, 2, v, l);
+	}
+	int n = watch + nreads + (sets ? 2 : 0), bad = 0;
+	for (int i = 0; i < n; i++) {
+		redisReply *rep = NULL;
+		if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
+			lost(r);
+			for (int k = 0; k < nreads; k++) {
+				freeReplyObject(out[k]);
+				out[k] = NULL;
+			}
+			return -1;
+		}
+		int k = i - watch;
+		if (i < watch) {
+			bad |= rep->type != REDIS_REPLY_STATUS;
+			freeReplyObject(rep);
+		} else if (k < nreads) {
+			bad |= rep->type == REDIS_REPLY_ERROR;
+			out[k] = rep;
+		} else {
+			bad |= rep->type != REDIS_REPLY_INTEGER;
+			r->sets[k - nreads] = rep->type == REDIS_REPLY_INTEGER ? (size_t)rep->integer : 0;
+			r->sets_known = rep->type == REDIS_REPLY_INTEGER;
+			freeReplyObject(rep);
+		}
+	}
+	if (bad) {
+		log_error("Redis refused a read of '%s'", nreads ? reads[0].v[0] : "SCARD");
+		r->failed = 1;
+	}
+	return 0;
+}
+
+/*
  * Runs a read of key; in a transition WATCHes key first, in the same round
- * trip (WATCH and the read pipelined). Like run: NULL when Redis does not answer.
+ * trip (WATCH and the read pipelined), or hands over what rd_prefetch read of
+ * it. Like run: NULL when Redis does not answer.
  */
 static redisReply *run_watched(struct store_redis *r, const char *key, struct args *a)
 {
-	r->spare_which = 0;
 	if (!r->in_tx)
 		return run(r, a);
-	if (!r->ctx && connect_now(r) != 0) {
-		r->failed = 1;
-		return NULL;
-	}
-	const char *w[] = { "WATCH", key };
-	size_t wl[] = { 5, strlen(key) };
-	redisAppendCommandArgv(r->ctx, 2, w, wl);
-	redisAppendCommandArgv(r->ctx, a->n, a->v, a->len);
-	redisReply *replies[2] = { NULL, NULL };
-	for (int i = 0; i < 2; i++) {
-		if (redisGetReply(r->ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) {
-			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
-			r->down = 1;
-			disconnect(r);
-			r->failed = 1;
-			freeReplyObject(replies[0]);
-			return NULL;
+	for (int i = 0; i < r->npre; i++) {
+		if (r->pre_rep[i] && strcmp(r->pre_key[i], key) == 0) {
+			redisReply *rep = r->pre_rep[i];
+			r->pre_rep[i] = NULL;
+			return rep;
 		}
 	}
-	if (replies[0]->type != REDIS_REPLY_STATUS || replies[1]->type == REDIS_REPLY_ERROR) {
-		log_error("Redis refused a watched '%s'", a->v[0]);
-		r->failed = 1;
-	}
-	freeReplyObject(replies[0]);
-	return replies[1];
+	redisReply *rep;
+	read_batch(r, 1, &key, 1, a, &rep, !r->sets_known);
+	return rep;
+}
+
+static void drop_prefetched(struct store_redis *r)
+{
+	for (int i = 0; i < r->npre; i++)
+		freeReplyObject(r->pre_rep[i]);
+	r->npre = 0;
 }
 
 static enum store_commit flush(struct store_redis *r);
@@ -277,7 +356,6 @@ static void drop_pending(struct store_redis *r)
 static enum store_commit flush(struct store_redis *r)
 {
 	enum store_commit result = STORE_FAILED;
-	r->spare_which = 0;
 	if (r->failed || (!r->ctx && connect_now(r) != 0))
 		goto out;
 	redisAppendCommand(r->ctx, "MULTI");
@@ -617,52 +695,23 @@ static int is_member(struct store_redis *r, const char *set, const char *id)
 static void busy_lines_of(struct store_redis *r, const struct call *call, int found[2],
 			  char id[2][CALL_ID_LEN + 1])
 {
-	found[0] = found[1] = 0;
-	r->spare_which = 0;
-	if (!r->ctx && connect_now(r) != 0) {
-		r->failed = 1;
-		return;
-	}
 	char key[2][KEY_MAX];
-	for (int p = 0; p < 2; p++)
+	const char *keys[2] = { key[0], key[1] };
+	struct args a[2];
+	memset(a, 0, sizeof(a));
+	for (int p = 0; p < 2; p++) {
 		key_of(r, key[p], "busy:", call->party[p].id);
-	int n = 0;
-	if (r->in_tx) {
-		const char *w[] = { "WATCH", key[0], key[1] };
-		size_t wl[] = { 5, strlen(key[0]), strlen(key[1]) };
-		redisAppendCommandArgv(r->ctx, 3, w, wl);
-		n++;
+		args_s(&a[p], "GET");
+		args_s(&a[p], key[p]);
 	}
+	redisReply *rep[2];
+	read_batch(r, 2, keys, 2, a, rep, r->in_tx && !r->sets_known);
 	for (int p = 0; p < 2; p++) {
-		const char *g[] = { "GET", key[p] };
-		size_t gl[] = { 3, strlen(key[p]) };
-		redisAppendCommandArgv(r->ctx, 2, g, gl);
-	}
-	redisReply *rep[3] = { NULL, NULL, NULL };
-	for (int i = 0; i < n + 2; i++) {
-		if (redisGetReply(r->ctx, (void **)&rep[i]) != REDIS_OK || !rep[i]) {
-			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
-			r->down = 1;
-			disconnect(r);
-			r->failed = 1;
-			goto out;
-		}
-	}
-	if (n && rep[0]->type != REDIS_REPLY_STATUS) {
-		log_error("Redis refused a WATCH of busy lines");
-		r->failed = 1;
-	}
-	for (int p = 0; p < 2; p++) {
-		const redisReply *g = rep[n + p];
-		found[p] = g->type == REDIS_REPLY_STRING && g->len <= CALL_ID_LEN;
+		found[p] = rep[p] && rep[p]->type == REDIS_REPLY_STRING && rep[p]->len <= CALL_ID_LEN;
 		if (found[p])
-			snprintf(id[p], CALL_ID_LEN + 1, "%s", g->str);
-		else if (g->type == REDIS_REPLY_ERROR)
-			r->failed = 1;
+			snprintf(id[p], CALL_ID_LEN + 1, "%s", rep[p]->str);
+		freeReplyObject(rep[p]);
 	}
-out:
-	for (int i = 0; i < 3; i++)
-		freeReplyObject(rep[i]);
 }
 
 /* Writes a call; was_live: whether the live set holds it before this write. */
@@ -833,66 +882,78 @@ static int64_t mono_us(void)
 	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-/*
- * The size of set `which` (1: calls, 2: live). Callers want both at once (the retention cap
- * after every transition, the gauges), so both are read in one round trip and the other one
- * is kept for the very next call, if it comes within a millisecond and no other command
- * ran in between.
- */
-static size_t card(const struct store *cs, int which)
-{
-	struct store_redis *r = RS((struct store *)cs);
-	int64_t now = mono_us();
-	if (r->spare_which == which && now - r->spare_at < 1000) {
-		r->spare_which = 0;
-		return r->spare_count;
-	}
-	r->spare_which = 0;
-	if (!r->ctx && connect_now(r) != 0)
-		return 0;
-	size_t n[2] = { 0, 0 };
-	const char *set[2] = { "calls", "live" };
-	for (int i = 0; i < 2; i++) {
-		char key[KEY_MAX];
-		key_of(r, key, set[i], "");
-		const char *v[] = { "SCARD", key };
-		size_t l[] = { 5, strlen(key) };
-		redisAppendCommandArgv(r->ctx, 2, v, l);
-	}
-	int ok = 1;
-	for (int i = 0; i < 2; i++) {
-		redisReply *rep = NULL;
-		if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
-			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
-			r->down = 1;
-			disconnect(r);
-			return 0;
-		}
-		ok &= rep->type == REDIS_REPLY_INTEGER;
-		n[i] = rep->type == REDIS_REPLY_INTEGER ? (size_t)rep->integer : 0;
-		freeReplyObject(rep);
-	}
-	if (ok) {
-		r->spare_which = 3 - which;
-		r->spare_count = n[2 - which];
-		r->spare_at = now;
-	}
-	return n[which - 1];
-}
-
 static size_t with_delta(size_t n, long delta)
 {
 	return delta < 0 && (size_t)-delta > n ? 0 : (size_t)((long)n + delta);
 }
 
+/* The size of set which (0: calls, 1: live), this transition's own writes included; see sets. */
+static size_t card(const struct store *cs, int which)
+{
+	struct store_redis *r = RS((struct store *)cs);
+	if (r->in_tx) {
+		if (!r->sets_known)
+			read_batch(r, 0, NULL, 0, NULL, NULL, 1);
+		return with_delta(r->sets[which], which ? r->delta_live : r->delta_count);
+	}
+	int64_t now = mono_us();
+	if ((r->after_mask & (1 << which)) && now - r->after_at < COUNTS_FRESH_US) {
+		r->after_mask &= ~(1 << which);
+		return r->after[which];
+	}
+	read_batch(r, 0, NULL, 0, NULL, NULL, 1);
+	r->failed = 0;
+	if (!r->sets_known)
+		return 0;
+	r->sets_known = 0; /* outside a transition: good for this pair of uses only */
+	memcpy(r->after, r->sets, sizeof(r->after));
+	r->after_mask = 1 << (1 - which);
+	r->after_at = now;
+	return r->sets[which];
+}
+
 static size_t rd_count(const struct store *s)
 {
-	return with_delta(card(s, 1), RS((struct store *)s)->delta_count);
+	return card(s, 0);
 }
 
 static size_t rd_live_count(const struct store *s)
 {
-	return with_delta(card(s, 2), RS((struct store *)s)->delta_live);
+	return card(s, 1);
+}
+
+/*
+ * Reads ahead, in one round trip, what a transition is about to ask: the call id's hash
+ * and the busy lines of users (entries may be NULL), all WATCHed, with the set sizes.
+ */
+static void rd_prefetch(struct store *s, const char *call_id, const char *const users[2])
+{
+	struct store_redis *r = RS(s);
+	if (!r->in_tx)
+		return;
+	drop_prefetched(r);
+	struct args a[PREFETCH_MAX];
+	memset(a, 0, sizeof(a));
+	const char *keys[PREFETCH_MAX];
+	int n = 0;
+	if (call_id) {
+		key_of(r, r->pre_key[n], "call:", call_id);
+		args_s(&a[n], "HGETALL");
+		args_s(&a[n], r->pre_key[n]);
+		keys[n] = r->pre_key[n];
+		n++;
+	}
+	for (int p = 0; p < 2; p++) {
+		if (!users[p])
+			continue;
+		key_of(r, r->pre_key[n], "busy:", users[p]);
+		args_s(&a[n], "GET");
+		args_s(&a[n], r->pre_key[n]);
+		keys[n] = r->pre_key[n];
+		n++;
+	}
+	if (read_batch(r, n, keys, n, a, r->pre_rep, !r->sets_known) == 0)
+		r->npre = n;
 }
 
 /* The calls handed to fn are loaned: they stay valid until the next begin. */
@@ -1034,7 +1095,9 @@ static void rd_begin(struct store *s)
 	struct store_redis *r = RS(s);
 	free_loans(r);
 	drop_pending(r);
-	r->spare_which = 0;
+	drop_prefetched(r);
+	r->after_mask = 0;
+	r->sets_known = 0;
 	r->in_tx = 1;
 	r->failed = 0;
 	r->delta_count = r->delta_live = 0;
@@ -1051,6 +1114,14 @@ static enum store_commit rd_commit(struct store *s)
 		args_s(&a, "UNWATCH");
 		freeReplyObject(run(r, &a));
 	}
+	drop_prefetched(r);
+	if (result == STORE_COMMITTED && r->sets_known) { /* the set sizes now, for the cap asked next */
+		r->after[0] = with_delta(r->sets[0], r->delta_count);
+		r->after[1] = with_delta(r->sets[1], r->delta_live);
+		r->after_mask = 3;
+		r->after_at = mono_us();
+	}
+	r->sets_known = 0;
 	r->in_tx = 0;
 	r->failed = 0;
 	r->delta_count = r->delta_live = 0;
@@ -1062,6 +1133,7 @@ static void rd_free(struct store *s)
 	struct store_redis *r = RS(s);
 	free_loans(r);
 	drop_pending(r);
+	drop_prefetched(r);
 	free(r->loaned);
 	free(r->loaded_live);
 	free(r->pending);
@@ -1090,6 +1162,7 @@ static const struct store_ops redis_ops = {
 	rd_rate_take,
 	rd_history_add,
 	rd_history,
+	rd_prefetch,
 };
 
 /* redis://[:password@]host[:port][/db] into r; -1 when it is not that. */

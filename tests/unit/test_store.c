@@ -174,6 +174,7 @@ static const struct store_ops copy_ops = {
 	NULL,
 	cp_history_add,
 	cp_history,
+	NULL,
 };
 
 static struct store *copy_store_new(void)
