@@ -5,6 +5,7 @@ SIGKILL go on through the others. Printed counts: races won and refused, events 
 dropping duplicates by event id, calls stranded. Real redis-server, Mosquitto and binaries."""
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -78,6 +79,43 @@ def test_a_call_started_on_one_instance_is_answered_and_ended_on_the_other(env):
         c.expect_no_event(0.5)
     for s in env.instances:
         expect_error(h.http_request(s.port, "GET", "/users/%s/call" % a.user_id), 404, "NO_LIVE_CALL")
+
+
+def redis_reads(env):
+    """Requests Redis has read from its clients so far (INFO stats total_reads_processed): one
+    per round trip, however many commands a client pipelined into it."""
+    info = env.redis.command("INFO", "stats")
+    return int(re.search(r"^total_reads_processed:(\d+)", info, re.M).group(1))
+
+
+@h.options(redis=True, instances=2, service_env=NO_LIMIT)
+def test_a_call_cycle_takes_few_round_trips_to_redis(env):
+    """Start, answer and end (each on the other instance) make 2, 2 and 3 round trips: the
+    reads of a transition pipelined with their WATCH, the writes in one MULTI/EXEC."""
+    one, two = env.instances
+    a, b = env.user("a"), env.user("b")
+    # The instances' timers look at the deadlines a few times a second: that rate, while idle.
+    r0, t0 = redis_reads(env), time.monotonic()
+    time.sleep(2.0)
+    idle_rate = (redis_reads(env) - r0 - 1) / (time.monotonic() - t0)
+    cycles = 30
+    r0, t0 = redis_reads(env), time.monotonic()
+    for i in range(cycles):
+        r = post((one, two)[i % 2], "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
+        eq(r.status, 200, "start")
+        eq(post((two, one)[i % 2], "/calls/answer", {"callId": r.json["id"], "answer": "ACCEPT"}).status,
+           200, "answer")
+        eq(post((one, two)[i % 2], "/calls/end", {"callId": r.json["id"], "userId": a.user_id}).status,
+           200, "end")
+    elapsed = time.monotonic() - t0
+    reads = redis_reads(env) - r0 - 1
+    per_cycle = (reads - idle_rate * elapsed) / cycles
+    rung = [e for e in events_of(b, timeout=1.0)[0] if e.get("type") == "INCOMING_CALL"]
+    eq(len(rung), cycles, "INCOMING_CALL events at the receiver")
+    print("    %d call cycles: %d Redis round trips in %.2f s, %.1f a second while idle: %.1f per cycle"
+          % (cycles, reads, elapsed, idle_rate, per_cycle))
+    check(reads >= 7 * cycles * 0.9, "the cycles went to Redis (%d round trips)" % reads)
+    check(per_cycle <= 8, "%.1f round trips per call cycle, more than 2 + 2 + 3 (and one spare)" % per_cycle)
 
 
 @h.options(redis=True, instances=2, service_env=NO_LIMIT)
