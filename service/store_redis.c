@@ -91,6 +91,7 @@ struct store_redis {
 	 * POLL_MS look at the deadlines at the latest. */
 	int64_t known_next[DEADLINE__COUNT];
 	int stale[DEADLINE__COUNT];
+	int64_t tx_added[DEADLINE__COUNT]; /* the earliest deadline this transition added, per kind */
 
 	struct call **loaned; /* copies handed out; freed at the next begin */
 	/* loaded_live[i]: whether the live set holds loaned[i] once the writes queued so far apply
@@ -110,6 +111,9 @@ struct store_redis {
 	size_t after[2];
 	int after_mask;
 	int64_t after_at; /* monotonic µs */
+	/* The deadline queues' heads as the transition's first pop read them (load_heads). */
+	redisReply *heads[DEADLINE__COUNT];
+	int heads_loaded;
 	/* Replies read ahead by rd_prefetch, by key, handed to the first read of that key. */
 	char pre_key[PREFETCH_MAX][KEY_MAX];
 	redisReply *pre_rep[PREFETCH_MAX];
@@ -318,6 +322,15 @@ static redisReply *run_watched(struct store_redis *r, const char *key, struct ar
 	redisReply *rep;
 	read_batch(r, 1, &key, 1, a, &rep, !r->sets_known);
 	return rep;
+}
+
+static void drop_heads(struct store_redis *r)
+{
+	for (int k = 0; k < DEADLINE__COUNT; k++) {
+		freeReplyObject(r->heads[k]);
+		r->heads[k] = NULL;
+	}
+	r->heads_loaded = 0;
 }
 
 static void drop_prefetched(struct store_redis *r)
@@ -797,51 +810,128 @@ static void rd_deadline_add(struct store *s, enum deadline_kind kind, const stru
 	queue(r, &a);
 	if (d->at < r->known_next[kind])
 		r->known_next[kind] = d->at;
+	if (d->at < r->tx_added[kind])
+		r->tx_added[kind] = d->at;
+}
+
+/*
+ * The first POPS_PER_TX + 1 entries of every deadline queue, earliest first, read in one
+ * round trip by the first pop of a transition (with the set sizes, which the tick asks
+ * first): the pops of the tick then need no round trip of their own. 0, or -1 when Redis
+ * did not answer.
+ */
+static int load_heads(struct store_redis *r)
+{
+	struct args a[DEADLINE__COUNT];
+	char key[DEADLINE__COUNT][KEY_MAX];
+	memset(a, 0, sizeof(a));
+	for (int k = 0; k < DEADLINE__COUNT; k++) {
+		key_of(r, key[k], "dl:", kind_name[k]);
+		args_s(&a[k], "ZRANGE");
+		args_s(&a[k], key[k]);
+		args_s(&a[k], "0");
+		args_num(&a[k], POPS_PER_TX);
+		args_s(&a[k], "WITHSCORES");
+	}
+	drop_heads(r);
+	if (read_batch(r, 0, NULL, DEADLINE__COUNT, a, r->heads, r->in_tx && !r->sets_known) != 0)
+		return -1;
+	r->heads_loaded = 1;
+	for (int k = 0; k < DEADLINE__COUNT; k++)
+		if (!r->heads[k] || r->heads[k]->type != REDIS_REPLY_ARRAY)
+			return -1;
+	return 0;
+}
+
+/* The earliest deadline of kind in Redis is head: the next one, or one this transition adds. */
+static void knew_next(struct store_redis *r, enum deadline_kind kind, int64_t head)
+{
+	r->known_next[kind] = head < r->tx_added[kind] ? head : r->tx_added[kind];
+	r->stale[kind] = 0;
 }
 
 static int rd_deadline_pop_due(struct store *s, enum deadline_kind kind, int64_t now, struct deadline *out)
 {
 	struct store_redis *r = RS(s);
+	if (!r->in_tx) { /* each pop applies at once: read afresh */
+		drop_heads(r);
+		r->popped[kind] = 0;
+	}
 	if (r->popped[kind] >= POPS_PER_TX)
+		return 0;
+	if (!r->heads_loaded && load_heads(r) != 0)
+		return 0;
+	const redisReply *h = r->heads[kind];
+	if (!h || h->type != REDIS_REPLY_ARRAY)
 		return 0;
 	char key[KEY_MAX];
 	key_of(r, key, "dl:", kind_name[kind]);
-	struct args a = { 0 };
-	args_s(&a, "ZRANGEBYSCORE");
-	args_s(&a, key);
-	args_s(&a, "-inf");
-	args_num(&a, now);
-	args_s(&a, "WITHSCORES");
-	args_s(&a, "LIMIT");
-	args_num(&a, (int64_t)r->popped[kind]);
-	args_s(&a, "1");
-	redisReply *rep = run(r, &a);
-	int found = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->str &&
-		    rep->element[1]->str;
-	r->stale[kind] = 1; /* what this transition takes out, the next look at Redis will tell */
-	if (found) {
-		const char *member = rep->element[0]->str;
+	for (;;) {
+		size_t i = 2 * r->popped[kind];
+		if (i + 1 >= h->elements || !h->element[i]->str || !h->element[i + 1]->str) {
+			if (!r->popped[kind] && h->elements == 0) /* empty when read */
+				knew_next(r, kind, INT64_MAX);
+			return 0;
+		}
+		int64_t at = (int64_t)strtod(h->element[i + 1]->str, NULL);
+		if (at > now) {
+			if (!r->popped[kind]) /* nothing taken: the head is the next one */
+				knew_next(r, kind, at);
+			return 0;
+		}
+		const char *member = h->element[i]->str;
 		const char *colon = strchr(member, ':');
-		found = colon && strlen(colon + 1) <= CALL_ID_LEN;
+		int found = colon && strlen(colon + 1) <= CALL_ID_LEN;
 		if (found) {
-			out->at = (int64_t)strtod(rep->element[1]->str, NULL);
+			out->at = at;
 			out->party = member[0] == '1' ? PARTY_RECEIVER : PARTY_CALLER;
 			snprintf(out->id, sizeof(out->id), "%s", colon + 1);
 		}
-		/* Removed with the transition it fires (or skipped, if malformed). */
+		/* Removed with the transition it fires (or skipped, if malformed); what this
+		 * transition takes out, the next look at Redis will tell. */
 		r->popped[kind]++;
+		r->stale[kind] = 1;
 		struct args z = { 0 };
 		args_s(&z, "ZREM");
 		args_s(&z, key);
 		args_s(&z, member);
 		queue(r, &z);
-		if (!found) {
-			freeReplyObject(rep);
-			return rd_deadline_pop_due(s, kind, now, out);
-		}
+		if (found || r->popped[kind] >= POPS_PER_TX)
+			return found;
 	}
-	freeReplyObject(rep);
-	return found;
+}
+
+/* The earliest deadline of every kind this engine is unsure of, in one round trip. */
+static void refresh_stale(struct store_redis *r)
+{
+	struct args a[DEADLINE__COUNT];
+	char key[DEADLINE__COUNT][KEY_MAX];
+	int kinds[DEADLINE__COUNT], n = 0;
+	memset(a, 0, sizeof(a));
+	for (int k = 0; k < DEADLINE__COUNT; k++) {
+		if (!r->stale[k])
+			continue;
+		key_of(r, key[n], "dl:", kind_name[k]);
+		args_s(&a[n], "ZRANGE");
+		args_s(&a[n], key[n]);
+		args_s(&a[n], "0");
+		args_s(&a[n], "0");
+		args_s(&a[n], "WITHSCORES");
+		kinds[n++] = k;
+	}
+	redisReply *rep[DEADLINE__COUNT];
+	if (!n || read_batch(r, 0, NULL, n, a, rep, 0) != 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		if (rep[i] && rep[i]->type == REDIS_REPLY_ARRAY) {
+			r->known_next[kinds[i]] = rep[i]->elements == 2 && rep[i]->element[1]->str
+						      ? (int64_t)strtod(rep[i]->element[1]->str, NULL)
+						      : INT64_MAX;
+			r->stale[kinds[i]] = 0;
+		}
+		freeReplyObject(rep[i]);
+	}
+	r->failed = 0;
 }
 
 /* The engine's connection and what it knows are mutable state behind the const of the read-only operations.
@@ -849,24 +939,8 @@ static int rd_deadline_pop_due(struct store *s, enum deadline_kind kind, int64_t
 static int64_t rd_deadline_next(const struct store *cs, enum deadline_kind kind)
 {
 	struct store_redis *r = RS((struct store *)cs);
-	if (r->stale[kind] && !r->in_tx) {
-		char key[KEY_MAX];
-		key_of(r, key, "dl:", kind_name[kind]);
-		struct args a = { 0 };
-		args_s(&a, "ZRANGE");
-		args_s(&a, key);
-		args_s(&a, "0");
-		args_s(&a, "0");
-		args_s(&a, "WITHSCORES");
-		redisReply *rep = run(r, &a);
-		if (rep && rep->type == REDIS_REPLY_ARRAY) {
-			r->known_next[kind] = rep->elements == 2 && rep->element[1]->str
-						  ? (int64_t)strtod(rep->element[1]->str, NULL)
-						  : INT64_MAX;
-			r->stale[kind] = 0;
-		}
-		freeReplyObject(rep);
-	}
+	if (r->stale[kind] && !r->in_tx)
+		refresh_stale(r);
 	/* Other instances add deadlines too: look again soon whatever this one knows. */
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
@@ -892,6 +966,8 @@ static size_t card(const struct store *cs, int which)
 {
 	struct store_redis *r = RS((struct store *)cs);
 	if (r->in_tx) {
+		if (!r->sets_known && !r->heads_loaded)
+			load_heads(r); /* the tick asks the sizes, then pops: both in one round trip */
 		if (!r->sets_known)
 			read_batch(r, 0, NULL, 0, NULL, NULL, 1);
 		return with_delta(r->sets[which], which ? r->delta_live : r->delta_count);
@@ -1096,12 +1172,15 @@ static void rd_begin(struct store *s)
 	free_loans(r);
 	drop_pending(r);
 	drop_prefetched(r);
+	drop_heads(r);
 	r->after_mask = 0;
 	r->sets_known = 0;
 	r->in_tx = 1;
 	r->failed = 0;
 	r->delta_count = r->delta_live = 0;
 	memset(r->popped, 0, sizeof(r->popped));
+	for (int k = 0; k < DEADLINE__COUNT; k++)
+		r->tx_added[k] = INT64_MAX;
 }
 
 static enum store_commit rd_commit(struct store *s)
@@ -1115,6 +1194,7 @@ static enum store_commit rd_commit(struct store *s)
 		freeReplyObject(run(r, &a));
 	}
 	drop_prefetched(r);
+	drop_heads(r);
 	if (result == STORE_COMMITTED && r->sets_known) { /* the set sizes now, for the cap asked next */
 		r->after[0] = with_delta(r->sets[0], r->delta_count);
 		r->after[1] = with_delta(r->sets[1], r->delta_live);
@@ -1134,6 +1214,7 @@ static void rd_free(struct store *s)
 	free_loans(r);
 	drop_pending(r);
 	drop_prefetched(r);
+	drop_heads(r);
 	free(r->loaned);
 	free(r->loaded_live);
 	free(r->pending);
@@ -1213,6 +1294,7 @@ struct store *store_redis_new(const char *url, const char *prefix)
 	r->base.shared = 1;
 	for (int k = 0; k < DEADLINE__COUNT; k++) {
 		r->known_next[k] = INT64_MAX;
+		r->tx_added[k] = INT64_MAX;
 		r->stale[k] = 1;
 	}
 	r->prefix = xstrndup(prefix, strlen(prefix) > PREFIX_MAX ? PREFIX_MAX : strlen(prefix));
