@@ -27,6 +27,14 @@
  * its EXEC the entry is still there for the others. Reads outside a
  * transition (GET /calls/{id}) are plain reads.
  *
+ * Round trips, since core's lock is held while Redis answers: the reads of
+ * a transition go pipelined with their WATCH (a start's three through
+ * prefetch, a tick's deadline queues all at once, the set sizes the
+ * retention cap asks along with the first read), the writes in the one
+ * MULTI/EXEC. A busy line a finished call frees is deleted in the EXEC only
+ * if it still names that call (a compare-and-delete script), so it is not
+ * read first. A start, an answer and an end are two round trips each.
+ *
  * The start rate limit lives here too (rate:{user}, the GCRA of
  * ratelimit.c as a Lua script on Redis's clock), so it is one limit
  * whichever instance a start reaches.
@@ -701,31 +709,10 @@ static int is_member(struct store_redis *r, const char *set, const char *id)
 	return yes;
 }
 
-/*
- * The ids of the live calls both parties of call are busy with, in one round trip (in a
- * transition WATCHed first, in the same round trip): found[p] and id[p] per party.
- */
-static void busy_lines_of(struct store_redis *r, const struct call *call, int found[2],
-			  char id[2][CALL_ID_LEN + 1])
-{
-	char key[2][KEY_MAX];
-	const char *keys[2] = { key[0], key[1] };
-	struct args a[2];
-	memset(a, 0, sizeof(a));
-	for (int p = 0; p < 2; p++) {
-		key_of(r, key[p], "busy:", call->party[p].id);
-		args_s(&a[p], "GET");
-		args_s(&a[p], key[p]);
-	}
-	redisReply *rep[2];
-	read_batch(r, 2, keys, 2, a, rep, r->in_tx && !r->sets_known);
-	for (int p = 0; p < 2; p++) {
-		found[p] = rep[p] && rep[p]->type == REDIS_REPLY_STRING && rep[p]->len <= CALL_ID_LEN;
-		if (found[p])
-			snprintf(id[p], CALL_ID_LEN + 1, "%s", rep[p]->str);
-		freeReplyObject(rep[p]);
-	}
-}
+/* Deletes KEYS[1] if it still holds ARGV[1]: a busy line freed only if it names the call. */
+static const char del_if_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n";
 
 /* Writes a call; was_live: whether the live set holds it before this write. */
 static void save_call(struct store_redis *r, struct call *call, int was_live)
@@ -734,24 +721,19 @@ static void save_call(struct store_redis *r, struct call *call, int was_live)
 	r->delta_live += live - was_live;
 	queue_call(r, call);
 	queue_set_member(r, live ? "SADD" : "SREM", "live", call->id);
-	int found[2] = { 1, 1 };
-	char id[2][CALL_ID_LEN + 1];
-	if (!live) /* free the lines that still name this call: both read in one round trip */
-		busy_lines_of(r, call, found, id);
 	for (int p = 0; p < 2; p++) {
 		char key[KEY_MAX];
 		key_of(r, key, "busy:", call->party[p].id);
 		struct args a = { 0 };
 		if (live) {
 			args_s(&a, "SET");
-			args_s(&a, key);
-			args_s(&a, call->id);
-		} else if (found[p] && strcmp(id[p], call->id) == 0) {
-			args_s(&a, "DEL");
-			args_s(&a, key);
-		} else {
-			continue;
+		} else { /* free the line if it still names this call, in the EXEC: no read first */
+			args_s(&a, "EVAL");
+			args_s(&a, del_if_script);
+			args_s(&a, "1");
 		}
+		args_s(&a, key);
+		args_s(&a, call->id);
 		queue(r, &a);
 	}
 }
