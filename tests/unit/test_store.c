@@ -174,6 +174,11 @@ static const struct store_ops copy_ops = {
 	NULL,
 	cp_history_add,
 	cp_history,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
 };
 
 static struct store *copy_store_new(void)
