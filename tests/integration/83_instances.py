@@ -346,11 +346,17 @@ def test_calls_outlive_a_redis_killed_and_restarted_from_its_append_only_file(en
         r = post(two, "/calls/end", {"callId": call_id, "userId": b.user_id})
         eq((r.status, r.json.get("status"), r.json.get("revision")), (200, "ENDED", 3), "end after the restart")
         ended += 1
+    ends = 0
+    for (a, b), call_id in zip(talking, live):
+        evs, _ = collect(a, 2, timeout=10)  # ACCEPT_CALL, END_CALL
+        ends += ("END_CALL", call_id) in [(e["type"], e["call"]["id"]) for e in evs]
+    eq(ends, len(live), "END_CALL events after the restart")
     left = env.redis.command("SCARD", "callsignal:live")
+    pending = outbox_left(env)
     print("    Redis kill -9 and restart: %d of %d ringing parties got MISSED, %d calls in progress ended "
-          "afterwards, %d live calls left" % (missed, 2 * len(rung), ended, left))
-    eq((missed, left), (2 * len(rung), 0), "MISSED events, live calls left")
-
+          "afterwards, %d live calls and %d outbox entries left" % (missed, 2 * len(rung), ended, left,
+                                                                   pending))
+    eq((missed, left, pending), (2 * len(rung), 0, 0), "MISSED events, live calls, outbox entries left")
 
 
 @h.options(redis=True, instances=2, service_env=dict(NO_LIMIT, CALL_HISTORY_MAX="3"))
