@@ -44,13 +44,15 @@ static void emit(struct call_events *ev, enum event_type type, const struct call
 		ev->cap = ev->cap ? ev->cap * 2 : 4;
 		ev->items = xrealloc(ev->items, ev->cap * sizeof(*ev->items));
 	}
-	ev->items[ev->n++] = (struct call_event){ type, call, to_caller, 1, 0 };
+	ev->items[ev->n++] = (struct call_event){ type, call, to_caller, 1, 0, 0 };
 }
 
 void calls_init(struct calls *c, const struct calls_config *cfg, struct store *store)
 {
 	c->cfg = *cfg;
 	c->store = store;
+	c->on_events = NULL;
+	c->on_events_ctx = NULL;
 }
 
 void calls_release(struct calls *c)
@@ -72,6 +74,8 @@ static void tx_begin(struct calls *c)
  */
 static int tx_done(struct calls *c, struct call_events *ev, size_t n0, int *tries, enum err *e)
 {
+	if (ev && c->on_events && ev->n > n0)
+		c->on_events(c->on_events_ctx, ev, n0);
 	enum store_commit r = OPS(c)->commit ? OPS(c)->commit(S(c)) : STORE_COMMITTED;
 	if (r == STORE_COMMITTED)
 		return 1;
@@ -625,6 +629,25 @@ size_t calls_history(const struct calls *c, const char *user_id, const char *bef
 		     struct call *out)
 {
 	return OPS(c)->history(S(c), user_id, before_id, limit, out);
+}
+
+enum err calls_show(struct calls *c, const char *id, struct call_events *ev)
+{
+	size_t n0 = ev->n;
+	int tries = 0;
+	enum err e;
+	do {
+		tx_begin(c);
+		struct call *call = OPS(c)->find(S(c), id);
+		e = ERR_CALL_NOT_FOUND;
+		if (call && call_status_is_live(call->status)) {
+			emit(ev, EVENT_INCOMING_CALL, call, 0);
+			ev->items[ev->n - 1].to_receiver = 0;
+			ev->items[ev->n - 1].topics_only = 1;
+			e = ERR_OK;
+		}
+	} while (!tx_done(c, ev, n0, &tries, &e));
+	return e;
 }
 
 const struct call *calls_find(const struct calls *c, const char *id)

@@ -69,6 +69,7 @@ struct call_event {
 	const struct call *call;
 	int to_caller, to_receiver;
 	int keep_topics; /* the call never was live: the parties' call topics stay as they are */
+	int topics_only; /* no event: the live call's topics are written again (calls_show) */
 };
 
 struct call_events {
@@ -82,6 +83,14 @@ void call_events_release(struct call_events *ev);
 struct calls {
 	struct calls_config cfg;
 	struct store *store; /* owned */
+	/*
+	 * Set by the owner (core) when the store is shared: called inside every
+	 * transition after its rule and before the store commits, with the
+	 * events the rule appended (ev->items[from..]), so that what they
+	 * publish is written in the same atomic unit (store.h's outbox_put).
+	 */
+	void (*on_events)(void *ctx, const struct call_events *ev, size_t from);
+	void *on_events_ctx;
 };
 
 /* Steals store. */
@@ -212,6 +221,14 @@ void calls_restore(struct calls *c, const struct calls_seen *seen, size_t n, str
  */
 size_t calls_history(const struct calls *c, const char *user_id, const char *before_id, size_t limit,
 		     struct call *out);
+
+/*
+ * Appends a topics_only event for the call id when it is live (ERR_OK),
+ * in a transition of its own: a shared store's outbox then orders the
+ * rewrite of its topics with the call's other messages (after a broker
+ * restart lost the retained topics). ERR_CALL_NOT_FOUND when it is not live.
+ */
+enum err calls_show(struct calls *c, const char *id, struct call_events *ev);
 
 const struct call *calls_find(const struct calls *c, const char *id);
 const struct call *calls_live_of(const struct calls *c, const char *user_id);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mqtt_bus.h"
+#include "outbox.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -37,6 +38,7 @@ struct core {
 	const struct config *cfg;
 	struct mqtt_bus *bus;
 	struct webhooks *hooks; /* NULL: no webhooks; borrowed */
+	struct outbox *outbox;  /* the shared store's drain (owned), or NULL: events go straight out */
 
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
@@ -210,39 +212,96 @@ static void post_event_webhooks(struct core *core, const struct call_event *e, c
 		post_call_webhook(core, "call.ended", e->call, call_json, call_len);
 }
 
+/* Where the messages of events go: straight to the broker, or into a shared store's outbox. */
+typedef void put_fn(void *ctx, const char *topic, const char *payload, size_t len, int retained);
+
+static void put_bus(void *ctx, const char *topic, const char *payload, size_t len, int retained)
+{
+	struct core *core = ctx;
+	if (retained)
+		mqtt_bus_publish_retained(core->bus, topic, payload, len);
+	else
+		mqtt_bus_publish(core->bus, topic, payload, len);
+}
+
+static void put_outbox(void *ctx, const char *topic, const char *payload, size_t len, int retained)
+{
+	struct store *s = ctx;
+	s->ops->outbox_put(s, topic, payload, len, retained);
+}
+
 /*
- * Renders each event once and queues it for its recipients, with the call
- * topics in the order calls_restore relies on (core.h). Called with
- * core->mu held; the calls the events point at are valid until unlock.
+ * The messages of one event, with the call topics in the order
+ * calls_restore relies on (core.h): a live call's topics before the event,
+ * a finished call's cleared after it.
+ */
+static void route_event(const struct call_event *e, put_fn *put, void *ctx)
+{
+	size_t call_len, len = 0;
+	char *call_json = json_io_call(e->call, &call_len);
+	char *payload =
+	    e->topics_only ? NULL : json_io_event_around(e->type, e->call, call_json, call_len, &len);
+	int live = call_status_is_live(e->call->status);
+	const char *party[2] = { e->call->party[PARTY_RECEIVER].id, e->call->party[PARTY_CALLER].id };
+	char topic[TOPIC_MAX_LEN];
+	if (live && !e->keep_topics) {
+		for (int i = 0; i < 2; i++) {
+			topic_call(party[i], topic);
+			put(ctx, topic, call_json, call_len, 1);
+		}
+	}
+	if (e->to_caller) {
+		topic_events(e->call->party[PARTY_CALLER].id, topic);
+		put(ctx, topic, payload, len, 0);
+	}
+	if (e->to_receiver) {
+		topic_events(e->call->party[PARTY_RECEIVER].id, topic);
+		put(ctx, topic, payload, len, 0);
+	}
+	if (!live && !e->keep_topics) {
+		for (int i = 0; i < 2; i++) {
+			topic_call(party[i], topic);
+			put(ctx, topic, "", 0, 1);
+		}
+	}
+	free(payload);
+	free(call_json);
+}
+
+/*
+ * calls.on_events of a shared store: the messages of a transition's events
+ * go into the store's outbox in the transition's own atomic unit; outbox.c
+ * publishes them. Called by calls.c with core->mu held.
+ */
+static void events_to_outbox(void *ctx, const struct call_events *ev, size_t from)
+{
+	struct core *core = ctx;
+	for (size_t i = from; i < ev->n; i++)
+		route_event(&ev->items[i], put_outbox, core->calls.store);
+}
+
+/*
+ * What follows a transition's events: their messages go to the broker
+ * (unless the shared outbox took them), the finished calls are counted,
+ * the webhooks queued. Called with core->mu held; the calls the events
+ * point at are valid until unlock.
  */
 static void publish_events(struct core *core, struct call_events *ev)
 {
 	for (size_t i = 0; i < ev->n; i++) {
 		const struct call_event *e = &ev->items[i];
-		size_t call_len, len;
-		char *call_json = json_io_call(e->call, &call_len);
-		char *payload = json_io_event_around(e->type, e->call, call_json, call_len, &len);
-		int live = call_status_is_live(e->call->status);
-		char topic[TOPIC_MAX_LEN];
-		if (live && !e->keep_topics)
-			put_call_topics(core, e->call, call_json, call_len);
-		if (e->to_caller) {
-			topic_events(e->call->party[PARTY_CALLER].id, topic);
-			mqtt_bus_publish(core->bus, topic, payload, len);
-		}
-		if (e->to_receiver) {
-			topic_events(e->call->party[PARTY_RECEIVER].id, topic);
-			mqtt_bus_publish(core->bus, topic, payload, len);
-		}
-		if (!live) {
-			if (!e->keep_topics)
-				put_call_topics(core, e->call, NULL, 0);
+		if (!core->calls.on_events)
+			route_event(e, put_bus, core);
+		if (e->topics_only)
+			continue;
+		if (!call_status_is_live(e->call->status))
 			metrics_call_finished(e->call);
-		}
-		if (core->hooks)
+		if (core->hooks) {
+			size_t call_len;
+			char *call_json = json_io_call(e->call, &call_len);
 			post_event_webhooks(core, e, call_json, call_len);
-		free(payload);
-		free(call_json);
+			free(call_json);
+		}
 	}
 	ev->n = 0;
 }
@@ -391,6 +450,16 @@ static void *timer_thread(void *arg)
 int core_start(struct core *core, struct mqtt_bus *bus)
 {
 	core->bus = bus;
+	if (bus && core->calls.store->ops->outbox_put) {
+		char me[CALL_ID_LEN + 1], name[CALL_ID_LEN + 16];
+		new_call_id(me);
+		snprintf(name, sizeof(name), "instance-%s", me);
+		core->outbox = outbox_start(core->calls.store, bus, name);
+		if (!core->outbox)
+			return -1;
+		core->calls.on_events = events_to_outbox;
+		core->calls.on_events_ctx = core;
+	}
 	core->running = 1;
 	core->next_prune = mono_now() + PRUNE_EVERY_MS;
 	if (pthread_create(&core->timer, NULL, timer_thread, core) != 0) {
@@ -407,6 +476,18 @@ void core_stop(struct core *core)
 	pthread_cond_signal(&core->wake);
 	pthread_mutex_unlock(&core->mu);
 	pthread_join(core->timer, NULL);
+	outbox_stop(core->outbox);
+	core->outbox = NULL;
+}
+
+/* With the shared outbox: the live call's topics written again through it. Called with core->mu held. */
+static void show_call(struct core *core, const char *id)
+{
+	struct call_events ev;
+	call_events_init(&ev);
+	calls_show(&core->calls, id, &ev);
+	publish_events(core, &ev);
+	call_events_release(&ev);
 }
 
 static void on_presence(struct core *core, const struct presence_topic *pt, const char *payload, size_t len)
@@ -434,7 +515,11 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 		presence_device_seen(&core->presence, pt->user_id, pt->client_id, now.wall_ms);
 		calls_party_online(&core->calls, pt->user_id);
 		const struct call *woke = calls_receiver_online(&core->calls, &u);
-		if (woke && core->bus) {
+		if (woke && core->calls.on_events) {
+			char id[CALL_ID_LEN + 1];
+			memcpy(id, woke->id, sizeof(id));
+			show_call(core, id);
+		} else if (woke && core->bus) {
 			size_t call_len;
 			char *call_json = json_io_call(woke, &call_len);
 			put_call_topics(core, woke, call_json, call_len);
@@ -557,6 +642,24 @@ static void republish_live(void *arg, const struct call *call)
 	free(json);
 }
 
+/* Collects the ids of the live calls (owned). */
+struct live_ids {
+	char **ids;
+	size_t n, cap;
+};
+
+static void collect_live(void *arg, const struct call *call)
+{
+	struct live_ids *l = arg;
+	if (!call_status_is_live(call->status))
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
+	}
+	l->ids[l->n++] = xstrdup(call->id);
+}
+
 /* Collects the parties of live calls who are not online (ids owned: a shared
  * store's calls do not outlive the next transition). */
 struct absent {
@@ -621,8 +724,19 @@ void core_on_bus_synced(void *arg)
 	 * persistence off) what the service holds is written again. After the
 	 * rebuild the topics already show the restored calls, except the torn
 	 * ones, which their re-sent events write. */
-	if (!first)
+	if (core->calls.on_events) {
+		/* A shared store: each live call's topics through the outbox, in
+		 * order with its transitions (this instance's memory holds none). */
+		struct live_ids ids = { NULL, 0, 0 };
+		calls_each(&core->calls, collect_live, &ids);
+		for (size_t i = 0; i < ids.n; i++) {
+			show_call(core, ids.ids[i]);
+			free(ids.ids[i]);
+		}
+		free(ids.ids);
+	} else if (!first) {
 		calls_each(&core->calls, republish_live, &rp);
+	}
 	core->presence_settled = 1;
 	publish_events(core, &ev);
 	if (first)
@@ -957,6 +1071,7 @@ void core_gauges(struct core *core, struct metrics_gauges *g)
 	g->outbox_age_ms = stats.oldest_age_ms;
 	g->published = stats.published;
 	g->dropped = stats.dropped;
+	g->publisher = core->outbox ? outbox_leading(core->outbox) : 1;
 	pthread_mutex_lock(&core->mu);
 	g->ready = core->ready;
 	g->users = presence_count(&core->presence);

@@ -238,6 +238,9 @@ char *metrics_render(const struct metrics_gauges *g, size_t *len)
 	      g->broker_up ? 1 : 0);
 	gauge(&sb, "callsignal_ready", "1 once the live calls are rebuilt and call control is open",
 	      g->ready ? 1 : 0);
+	gauge(&sb, "callsignal_events_publisher",
+	      "1 while this instance publishes the calls' events (with Redis: holds the outbox lease)",
+	      g->publisher ? 1 : 0);
 
 	const char *last = NULL;
 	for (int m = 0; m < M__COUNT; m++) {

@@ -77,6 +77,8 @@ void metrics_http_request(size_t route, int64_t us);
 struct metrics_gauges {
 	int broker_up;         /* connected and subscribed */
 	int ready;             /* the live calls are rebuilt: call control is open */
+	int publisher;         /* this instance publishes the calls' events (always, unless a shared
+				* store's outbox is led by another instance) */
 	size_t users;          /* online users */
 	size_t devices;        /* online devices (MQTT clients with presence) */
 	size_t calls;          /* calls held, live and finished */

@@ -71,6 +71,8 @@ struct msg {
 	size_t topic_len, payload_len;
 	int token;         /* Paho's delivery token while in flight */
 	int retained;      /* publish with the retain flag */
+	int tracked;       /* queued by mqtt_bus_publish_tracked */
+	uint64_t seq;      /* order of queueing, from 1 */
 	int64_t queued_ms; /* monotonic: when it was queued */
 	char data[];       /* topic, NUL, payload */
 };
@@ -99,6 +101,8 @@ struct mqtt_bus {
 	int connected_once;       /* a connection succeeded before (bus thread only) */
 	char tls_error[256];      /* what OpenSSL reported during the last connect (bus thread only) */
 	uint64_t published, dropped;
+	uint64_t next_seq;      /* the seq of the next message queued */
+	uint64_t settled_below; /* every message with a lower seq is acknowledged or dropped */
 
 	/* The bus thread's own, no lock: sent, awaiting their PUBACK. */
 	struct msg_list inflight;
@@ -172,6 +176,15 @@ static void enforce_cap(struct mqtt_bus *bus, size_t room)
 	}
 }
 
+/* Called with bus->mu held, on the bus thread (which owns inflight): the
+ * messages in flight precede the waiting ones, each list in seq order. */
+static void update_settled(struct mqtt_bus *bus)
+{
+	bus->settled_below = bus->inflight.head ? bus->inflight.head->seq
+			     : bus->outbox.head ? bus->outbox.head->seq
+						: bus->next_seq;
+}
+
 /* Called with bus->mu held. */
 static void schedule_retry(struct mqtt_bus *bus)
 {
@@ -202,6 +215,7 @@ static void connection_lost(struct mqtt_bus *bus, const char *what, int rc)
 	pthread_mutex_lock(&bus->mu);
 	list_prepend(&bus->outbox, &bus->inflight);
 	enforce_cap(bus, 0);
+	update_settled(bus);
 	bus->unacked = 0;
 	bus->unacked_since_ms = 0;
 	bus->backoff_ms = BACKOFF_MIN_MS;
@@ -718,6 +732,7 @@ static void *bus_thread(void *arg)
 			bus->unacked = bus->inflight.n;
 			bus->unacked_since_ms = bus->inflight.head ? bus->inflight.head->queued_ms : 0;
 		}
+		update_settled(bus);
 		if (handled != 0 || (bus->outbox.head && sent == 0))
 			continue; /* more to read or to send; a full window waits below */
 		if (!bus->running)
@@ -740,6 +755,7 @@ struct mqtt_bus *mqtt_bus_start(const struct mqtt_bus_config *cfg, const struct 
 	bus->cb = *cb;
 	bus->backoff_ms = BACKOFF_MIN_MS;
 	bus->running = 1;
+	bus->next_seq = bus->settled_below = 1;
 
 	unsigned char rnd[4];
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -811,8 +827,9 @@ void mqtt_bus_stop(struct mqtt_bus *bus)
 	free(bus);
 }
 
-/* Queues one event; the bus thread sends it after those queued before. */
-static void enqueue(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len, int retained)
+/* Queues one event; the bus thread sends it after those queued before. Returns its seq. */
+static uint64_t enqueue(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len,
+			int retained, int tracked)
 {
 	size_t tlen = strlen(topic);
 	struct msg *m = xmalloc(sizeof(*m) + tlen + 1 + len);
@@ -820,28 +837,67 @@ static void enqueue(struct mqtt_bus *bus, const char *topic, const char *payload
 	m->payload_len = len;
 	m->token = 0;
 	m->retained = retained;
+	m->tracked = tracked;
 	m->queued_ms = mono_ms();
 	memcpy(m->data, topic, tlen + 1);
 	memcpy(m->data + tlen + 1, payload, len);
 
 	pthread_mutex_lock(&bus->mu);
 	enforce_cap(bus, 1);
+	uint64_t seq = m->seq = bus->next_seq++;
 	list_append(&bus->outbox, m);
 	/* The bus thread drains the whole outbox before it sleeps again, so
 	 * only the first message of a burst needs to wake it. */
 	if (bus->outbox.n == 1)
 		pthread_cond_signal(&bus->wake);
 	pthread_mutex_unlock(&bus->mu);
+	return seq; /* m may be sent and freed by now */
 }
 
 void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
 {
-	enqueue(bus, topic, payload, len, 0);
+	enqueue(bus, topic, payload, len, 0, 0);
 }
 
 void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len)
 {
-	enqueue(bus, topic, payload, len, 1);
+	enqueue(bus, topic, payload, len, 1, 0);
+}
+
+uint64_t mqtt_bus_publish_tracked(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len,
+				  int retained)
+{
+	return enqueue(bus, topic, payload, len, retained, 1);
+}
+
+uint64_t mqtt_bus_settled_below(struct mqtt_bus *bus)
+{
+	pthread_mutex_lock(&bus->mu);
+	uint64_t v = bus->settled_below;
+	pthread_mutex_unlock(&bus->mu);
+	return v;
+}
+
+size_t mqtt_bus_discard_tracked(struct mqtt_bus *bus)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&bus->mu);
+	if (bus->state == BUS_DOWN) {
+		struct msg_list keep = { 0 };
+		while (bus->outbox.head) {
+			struct msg *m = list_pop(&bus->outbox);
+			if (m->tracked) {
+				free(m);
+				n++;
+			} else {
+				list_append(&keep, m);
+			}
+		}
+		bus->outbox = keep;
+		update_settled(bus);
+	}
+	pthread_mutex_unlock(&bus->mu);
+	return n;
 }
 
 int mqtt_bus_is_up(struct mqtt_bus *bus)

@@ -64,6 +64,19 @@ void mqtt_bus_stop(struct mqtt_bus *bus);
 void mqtt_bus_publish(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
 /* Queues a QoS 1 retained message in the same order as mqtt_bus_publish; len 0 clears the topic. */
 void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len);
+/*
+ * For the shared outbox (outbox.c): queues like the two above and returns
+ * the message's sequence number (increasing in queueing order, from 1).
+ * mqtt_bus_settled_below: every message with a lower number is
+ * acknowledged by the broker (or dropped). mqtt_bus_discard_tracked: while
+ * the connection is down, drops the tracked messages still waiting (sent or
+ * not), for an instance that no longer leads the outbox; returns how many.
+ */
+uint64_t mqtt_bus_publish_tracked(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len,
+				  int retained);
+uint64_t mqtt_bus_settled_below(struct mqtt_bus *bus);
+size_t mqtt_bus_discard_tracked(struct mqtt_bus *bus);
+
 /* 1 while connected and subscribed. */
 int mqtt_bus_is_up(struct mqtt_bus *bus);
 

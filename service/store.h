@@ -43,6 +43,9 @@ struct deadline {
 
 struct store;
 
+/* Room for an outbox message id ("{ms}-{seq}") and its NUL. */
+#define STORE_OUTBOX_ID_MAX 48
+
 enum store_commit {
 	STORE_COMMITTED, /* the writes since begin are applied */
 	STORE_CONFLICT,  /* another instance changed what was read: none applied, run again */
@@ -86,6 +89,30 @@ struct store_ops {
 	/* See calls_history: deep copies into out[], newest first; returns how many. */
 	size_t (*history)(const struct store *s, const char *user_id, const char *before_id, size_t limit,
 			  struct call *out);
+
+	/*
+	 * The shared outbox (all NULL for an engine that shares nothing: core
+	 * then publishes straight to the broker). outbox_put, inside a
+	 * transition, adds a message for the broker to the same atomic unit as
+	 * the transition's writes, so that it exists if and only if the
+	 * transition happened; messages keep the order of the transitions.
+	 * The rest is for outbox.c's drain thread only, on a connection of its
+	 * own, without core's lock: one instance at a time leads (outbox_lead
+	 * takes or renews a lease of ttl_ms for `me`: 1 leading, 0 another
+	 * leads, -1 unreachable; outbox_resign gives it up), reads the
+	 * messages after *cursor in order (outbox_read: fn for each, at most
+	 * max, waiting up to block_ms for one; *cursor advances; the count, or
+	 * -1) and removes those the broker acknowledged (outbox_trim: every
+	 * message up to and including the id).
+	 */
+	void (*outbox_put)(struct store *s, const char *topic, const char *payload, size_t len, int retained);
+	int (*outbox_lead)(struct store *s, const char *me, int ttl_ms);
+	void (*outbox_resign)(struct store *s, const char *me);
+	int (*outbox_read)(struct store *s, char cursor[STORE_OUTBOX_ID_MAX], size_t max, int block_ms,
+			   void (*fn)(void *ctx, const char *id, const char *topic, const char *payload,
+				      size_t len, int retained),
+			   void *ctx);
+	int (*outbox_trim)(struct store *s, const char *through_id);
 	/*
 	 * In a transition, before its rule: reads ahead, together, what the rule is about to
 	 * look up (find of call_id, live_of of users[0] and users[1]; any may be NULL), so that

@@ -253,6 +253,11 @@ static const struct store_ops memory_ops = {
 	NULL, /* rate_take: core's own limiter */
 	mem_history_add,
 	mem_history,
+	NULL, /* outbox_put: nothing shared, core publishes straight to the broker */
+	NULL, /* outbox_lead */
+	NULL, /* outbox_resign */
+	NULL, /* outbox_read */
+	NULL, /* outbox_trim */
 	NULL, /* prefetch: everything is at hand */
 };
 

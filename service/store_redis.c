@@ -11,6 +11,10 @@
  *   busy:{user}    string: the id of the user's live call
  *   calls, live    sets of call ids: every call kept, the live ones
  *   dl:{kind}      sorted set of deadlines: member "{party}:{id}", score wall ms
+ *   outbox         stream: the MQTT messages of the transitions (fields t topic, p payload,
+ *                  r retained "1"/"0"), XADDed in the transition's EXEC; outbox.c's leader
+ *                  reads them in order and trims what the broker acknowledged
+ *   outbox:leader  string: the name of the instance publishing the outbox, with a TTL (its lease)
  *   hist:{user}    list: the user's finished calls, newest first, each the fields of
  *                  call:{id} as netstrings ("5:field,3:val,..."), trimmed to the cap
  *                  (LPUSH and LTRIM in the EXEC of the transition that finished the call)
@@ -77,13 +81,19 @@ struct pending {
 	int len;
 };
 
+/* One connection to Redis. */
+struct link {
+	redisContext *ctx; /* NULL while disconnected */
+	int down;          /* an outage was logged; the next success logs the way back */
+	int64_t next_try;  /* monotonic ms: no new connection attempt before (one per RETRY_MS) */
+};
+
 struct store_redis {
 	struct store base;
 	char *host, *password, *prefix;
 	int port, db;
-	redisContext *ctx; /* NULL while disconnected */
-	int down;          /* an outage was logged; the next success logs the way back */
-	int64_t next_try;  /* monotonic ms: no new connection attempt before (one per RETRY_MS) */
+	struct link main;  /* the transitions' and reads' connection (under core's lock) */
+	struct link drain; /* outbox.c's drain thread's own connection */
 
 	int in_tx;  /* between begin and commit */
 	int failed; /* a command of this transition got no answer */
@@ -154,11 +164,11 @@ static void key_of(const struct store_redis *r, char out[KEY_MAX], const char *k
 	snprintf(out, KEY_MAX, "%s%s%s", r->prefix, kind, name);
 }
 
-static void disconnect(struct store_redis *r)
+static void link_close(struct link *l)
 {
-	if (r->ctx)
-		redisFree(r->ctx);
-	r->ctx = NULL;
+	if (l->ctx)
+		redisFree(l->ctx);
+	l->ctx = NULL;
 }
 
 static int64_t mono_ms(void)
@@ -168,27 +178,27 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static int connect_now(struct store_redis *r)
+static int link_open(const struct store_redis *r, struct link *l)
 {
-	if (r->down && mono_ms() < r->next_try)
+	if (l->down && mono_ms() < l->next_try)
 		return -1;
-	r->next_try = mono_ms() + RETRY_MS;
+	l->next_try = mono_ms() + RETRY_MS;
 	struct timeval tv = { TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000 };
 	redisContext *ctx = redisConnectWithTimeout(r->host, r->port, tv);
 	if (!ctx || ctx->err) {
-		if (!r->down)
+		if (!l->down)
 			log_error("cannot reach Redis at '%s:%d': %s", r->host, r->port,
 				  ctx ? ctx->errstr : "out of memory");
-		r->down = 1;
+		l->down = 1;
 		if (ctx)
 			redisFree(ctx);
 		return -1;
 	}
-	if (r->down)
+	if (l->down)
 		log_info("Redis at '%s:%d' answers again", r->host, r->port);
-	r->down = 0;
+	l->down = 0;
 	redisSetTimeout(ctx, tv);
-	r->ctx = ctx;
+	l->ctx = ctx;
 	redisReply *rep;
 	if (r->password) {
 		rep = redisCommand(ctx, "AUTH %s", r->password);
@@ -211,15 +221,15 @@ static int connect_now(struct store_redis *r)
 	}
 	return 0;
 fail:
-	disconnect(r);
+	link_close(l);
 	return -1;
 }
 
 static void lost(struct store_redis *r)
 {
-	log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
-	r->down = 1;
-	disconnect(r);
+	log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->main.ctx->errstr);
+	r->main.down = 1;
+	link_close(&r->main);
 	r->failed = 1;
 }
 
@@ -227,11 +237,11 @@ static void lost(struct store_redis *r)
 static redisReply *run(struct store_redis *r, struct args *a)
 {
 	r->after_mask = 0;
-	if (!r->ctx && connect_now(r) != 0) {
+	if (!r->main.ctx && link_open(r, &r->main) != 0) {
 		r->failed = 1;
 		return NULL;
 	}
-	redisReply *rep = redisCommandArgv(r->ctx, a->n, a->v, a->len);
+	redisReply *rep = redisCommandArgv(r->main.ctx, a->n, a->v, a->len);
 	if (!rep) {
 		lost(r);
 		return NULL;
@@ -254,7 +264,7 @@ static int read_batch(struct store_redis *r, int nkeys, const char *const keys[]
 	r->after_mask = 0;
 	for (int i = 0; i < nreads; i++)
 		out[i] = NULL;
-	if (!r->ctx && connect_now(r) != 0) {
+	if (!r->main.ctx && link_open(r, &r->main) != 0) {
 		r->failed = 1;
 		return -1;
 	}
@@ -268,21 +278,21 @@ static int read_batch(struct store_redis *r, int nkeys, const char *const keys[]
 			w[1 + i] = keys[i];
 			wl[1 + i] = strlen(keys[i]);
 		}
-		redisAppendCommandArgv(r->ctx, 1 + nkeys, w, wl);
+		redisAppendCommandArgv(r->main.ctx, 1 + nkeys, w, wl);
 	}
 	for (int i = 0; i < nreads; i++)
-		redisAppendCommandArgv(r->ctx, reads[i].n, reads[i].v, reads[i].len);
+		redisAppendCommandArgv(r->main.ctx, reads[i].n, reads[i].v, reads[i].len);
 	char set_key[2][KEY_MAX];
 	for (int i = 0; sets && i < 2; i++) {
 		key_of(r, set_key[i], i ? "live" : "calls", "");
 		const char *v[] = { "SCARD", set_key[i] };
 		size_t l[] = { 5, strlen(set_key[i]) };
-		redisAppendCommandArgv(r->ctx, 2, v, l);
+		redisAppendCommandArgv(r->main.ctx, 2, v, l);
 	}
 	int n = watch + nreads + (sets ? 2 : 0), bad = 0;
 	for (int i = 0; i < n; i++) {
 		redisReply *rep = NULL;
-		if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
+		if (redisGetReply(r->main.ctx, (void **)&rep) != REDIS_OK || !rep) {
 			lost(r);
 			for (int k = 0; k < nreads; k++) {
 				freeReplyObject(out[k]);
@@ -377,18 +387,18 @@ static void drop_pending(struct store_redis *r)
 static enum store_commit flush(struct store_redis *r)
 {
 	enum store_commit result = STORE_FAILED;
-	if (r->failed || (!r->ctx && connect_now(r) != 0))
+	if (r->failed || (!r->main.ctx && link_open(r, &r->main) != 0))
 		goto out;
-	redisAppendCommand(r->ctx, "MULTI");
+	redisAppendCommand(r->main.ctx, "MULTI");
 	for (size_t i = 0; i < r->npending; i++)
-		redisAppendFormattedCommand(r->ctx, r->pending[i].cmd, (size_t)r->pending[i].len);
-	redisAppendCommand(r->ctx, "EXEC");
+		redisAppendFormattedCommand(r->main.ctx, r->pending[i].cmd, (size_t)r->pending[i].len);
+	redisAppendCommand(r->main.ctx, "EXEC");
 	for (size_t i = 0; i < r->npending + 2; i++) {
 		redisReply *rep = NULL;
-		if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
-			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->ctx->errstr);
-			r->down = 1;
-			disconnect(r);
+		if (redisGetReply(r->main.ctx, (void **)&rep) != REDIS_OK || !rep) {
+			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->main.ctx->errstr);
+			r->main.down = 1;
+			link_close(&r->main);
 			goto out;
 		}
 		if (i == r->npending + 1) {
@@ -1170,7 +1180,7 @@ static enum store_commit rd_commit(struct store *s)
 	struct store_redis *r = RS(s);
 	/* Even a transition that wrote nothing commits: EXEC fails if what it read changed. */
 	enum store_commit result = flush(r);
-	if (result == STORE_FAILED && r->ctx) {
+	if (result == STORE_FAILED && r->main.ctx) {
 		struct args a = { 0 };
 		args_s(&a, "UNWATCH");
 		freeReplyObject(run(r, &a));
@@ -1200,11 +1210,169 @@ static void rd_free(struct store *s)
 	free(r->loaned);
 	free(r->loaded_live);
 	free(r->pending);
-	disconnect(r);
+	link_close(&r->main);
+	link_close(&r->drain);
 	free(r->host);
 	free(r->password);
 	free(r->prefix);
 	free(r);
+}
+
+/* --- the outbox: a stream, drained by the instance holding the lease ------------------------------ */
+
+static void rd_outbox_put(struct store *s, const char *topic, const char *payload, size_t len, int retained)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX];
+	key_of(r, key, "outbox", "");
+	struct args a = { 0 };
+	args_s(&a, "XADD");
+	args_s(&a, key);
+	args_s(&a, "*");
+	args_s(&a, "t");
+	args_s(&a, topic);
+	args_s(&a, "p");
+	args_str(&a, payload, len);
+	args_s(&a, "r");
+	args_s(&a, retained ? "1" : "0");
+	queue(r, &a);
+}
+
+/* Runs one command on the drain thread's connection; NULL when Redis does not answer. Caller frees. */
+static redisReply *drain_run(struct store_redis *r, struct args *a)
+{
+	if (!r->drain.ctx && link_open(r, &r->drain) != 0)
+		return NULL;
+	redisReply *rep = redisCommandArgv(r->drain.ctx, a->n, a->v, a->len);
+	if (!rep) {
+		log_error("lost Redis at '%s:%d' (outbox): %s", r->host, r->port, r->drain.ctx->errstr);
+		r->drain.down = 1;
+		link_close(&r->drain);
+		return NULL;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		log_error("Redis refused '%s' (outbox): %s", a->v[0], rep->str);
+		freeReplyObject(rep);
+		return NULL;
+	}
+	return rep;
+}
+
+/* Takes the lease when it is free, renews it when it is ours: 1 ours, 0 another's. */
+static const char lead_script[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "return 0";
+
+static const char resign_script[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+				    "return redis.call('DEL', KEYS[1]) end return 0";
+
+static int lease_call(struct store_redis *r, const char *script, const char *me, int ttl_ms)
+{
+	char key[KEY_MAX];
+	key_of(r, key, "outbox:leader", "");
+	struct args a = { 0 };
+	args_s(&a, "EVAL");
+	args_s(&a, script);
+	args_s(&a, "1");
+	args_s(&a, key);
+	args_s(&a, me);
+	args_num(&a, ttl_ms);
+	redisReply *rep = drain_run(r, &a);
+	int result = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+	freeReplyObject(rep);
+	return result;
+}
+
+static int rd_outbox_lead(struct store *s, const char *me, int ttl_ms)
+{
+	int v = lease_call(RS(s), lead_script, me, ttl_ms);
+	return v < 0 ? -1 : v > 0;
+}
+
+static void rd_outbox_resign(struct store *s, const char *me)
+{
+	lease_call(RS(s), resign_script, me, 0);
+}
+
+/* The value of field name in a stream entry's field list, or NULL. */
+static const redisReply *entry_field(const redisReply *fields, const char *name)
+{
+	for (size_t i = 0; i + 1 < fields->elements; i += 2)
+		if (fields->element[i]->type == REDIS_REPLY_STRING && !strcmp(fields->element[i]->str, name))
+			return fields->element[i + 1];
+	return NULL;
+}
+
+static int rd_outbox_read(struct store *s, char cursor[STORE_OUTBOX_ID_MAX], size_t max, int block_ms,
+			  void (*fn)(void *ctx, const char *id, const char *topic, const char *payload,
+				     size_t len, int retained),
+			  void *ctx)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX];
+	key_of(r, key, "outbox", "");
+	struct args a = { 0 };
+	args_s(&a, "XREAD");
+	args_s(&a, "COUNT");
+	args_num(&a, (int64_t)max);
+	args_s(&a, "BLOCK");
+	args_num(&a, block_ms);
+	args_s(&a, "STREAMS");
+	args_s(&a, key);
+	args_s(&a, cursor);
+	redisReply *rep = drain_run(r, &a);
+	if (!rep)
+		return -1;
+	int n = 0;
+	/* [[key, [[id, [field, value, ...]], ...]]], or nil when nothing came within block_ms. */
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
+	    rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+		const redisReply *entries = rep->element[0]->element[1];
+		for (size_t i = 0; i < entries->elements; i++) {
+			const redisReply *e = entries->element[i];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+			    e->element[0]->type != REDIS_REPLY_STRING ||
+			    e->element[1]->type != REDIS_REPLY_ARRAY)
+				continue;
+			snprintf(cursor, STORE_OUTBOX_ID_MAX, "%s", e->element[0]->str);
+			const redisReply *t = entry_field(e->element[1], "t"),
+					 *p = entry_field(e->element[1], "p"),
+					 *ret = entry_field(e->element[1], "r");
+			if (!t || !p || t->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING) {
+				log_error("skipped a malformed outbox entry '%s'", cursor);
+				continue;
+			}
+			fn(ctx, cursor, t->str, p->str, p->len,
+			   ret && ret->type == REDIS_REPLY_STRING && !strcmp(ret->str, "1"));
+			n++;
+		}
+	}
+	freeReplyObject(rep);
+	return n;
+}
+
+static int rd_outbox_trim(struct store *s, const char *through_id)
+{
+	struct store_redis *r = RS(s);
+	/* XTRIM MINID keeps the ids from its argument on: the next id after through_id. */
+	unsigned long long ms = 0, seq = 0;
+	if (sscanf(through_id, "%llu-%llu", &ms, &seq) != 2)
+		return -1;
+	char key[KEY_MAX], minid[STORE_OUTBOX_ID_MAX];
+	key_of(r, key, "outbox", "");
+	snprintf(minid, sizeof(minid), "%llu-%llu", ms, seq + 1);
+	struct args a = { 0 };
+	args_s(&a, "XTRIM");
+	args_s(&a, key);
+	args_s(&a, "MINID");
+	args_s(&a, minid);
+	redisReply *rep = drain_run(r, &a);
+	int ok = rep != NULL;
+	freeReplyObject(rep);
+	return ok ? 0 : -1;
 }
 
 static const struct store_ops redis_ops = {
@@ -1225,6 +1393,11 @@ static const struct store_ops redis_ops = {
 	rd_rate_take,
 	rd_history_add,
 	rd_history,
+	rd_outbox_put,
+	rd_outbox_lead,
+	rd_outbox_resign,
+	rd_outbox_read,
+	rd_outbox_trim,
 	rd_prefetch,
 };
 
@@ -1284,7 +1457,7 @@ struct store *store_redis_new(const char *url, const char *prefix)
 		log_error("bad REDIS_URL: expected redis://[:password@]host[:port][/db]");
 		goto fail;
 	}
-	if (connect_now(r) != 0)
+	if (link_open(r, &r->main) != 0)
 		goto fail;
 	return &r->base;
 fail:

@@ -35,13 +35,19 @@ def user_token(sub, exp_in=600):
     return "%s.%s.%s" % (head, body, b64url(sig))
 
 
-def log_line(service, pattern, timeout=5.0, what=None):
-    """The first stderr line of the service matching the regex pattern (waits for it)."""
+def all_stderr(where):
+    """The stderr of a service, or of every instance of an Env (each logs what it did)."""
+    return "\n".join(s.stderr() for s in getattr(where, "instances", [where]))
+
+
+def log_line(where, pattern, timeout=5.0, what=None):
+    """The first stderr line matching the regex pattern (waits for it), of a service or of any
+    instance of an Env."""
     rx = re.compile(pattern)
     found = []
 
     def seen():
-        found[:] = [line for line in service.stderr().splitlines() if rx.search(line)]
+        found[:] = [line for line in all_stderr(where).splitlines() if rx.search(line)]
         return found
     h.wait_until(seen, timeout, interval=0.05, what=what or "a log line matching %r" % pattern)
     return found[0]
@@ -51,7 +57,7 @@ def test_missed_call_is_logged_with_both_parties(env):
     a, b = env.user("a"), env.user("b")
     call = env.start_call(a, b)
     a.expect_event("END_CALL", timeout=5, call_id=call["id"])
-    line = log_line(env.service, r"call '%s' missed" % call["id"])
+    line = log_line(env, r"call '%s' missed" % call["id"])
     check(" INFO " in line and "'%s' rang '%s' for 1." % (a.user_id, b.user_id) in line, "missed-call line: %s" % line)
 
 
@@ -63,7 +69,7 @@ def test_error_call_names_who_went_offline(env):
     b.drop()
     ev = a.expect_event("END_CALL", timeout=5, call_id=call["id"])
     eq(ev["call"]["status"], "ERROR", "status")
-    line = log_line(env.service, r"call '%s' .*ended in ERROR" % call["id"])
+    line = log_line(env, r"call '%s' .*ended in ERROR" % call["id"])
     expected = ("call '%s' between '%s' and '%s' ended in ERROR: '%s' went offline and did not come back "
                 "within 1 s" % (call["id"], a.user_id, b.user_id, b.user_id))
     check(expected in line, "ERROR-call line %r lacks %r" % (line, expected))
@@ -73,7 +79,7 @@ def test_rate_limit_refusal_names_user_route_and_retry(env):
     a, b, c = env.user("a"), env.user("b"), env.user("c")
     h.expect_ok(env.end(env.start_call(a, b)["id"], a))
     expect_error(env.post("/calls/start", {"callerId": a.user_id, "receiverId": c.user_id}), 429, "RATE_LIMITED")
-    line = log_line(env.service, r"refused POST /calls/start .*429")
+    line = log_line(env, r"refused POST /calls/start .*429")
     check(" WARN " in line and "429 RATE_LIMITED" in line and "127.0.0.1" in line and "retry after" in line,
           "429 line: %s" % line)
 
@@ -84,18 +90,18 @@ def test_401_and_403_refusals_say_who_route_and_why_never_the_token(env):
     alice, expired = user_token(a.user_id), user_token(a.user_id, exp_in=-3600)
     eq(env.get("/users", headers={"Authorization": "Bearer " + alice}).status, 200, "a valid token is accepted")
     expect_error(env.get("/users"), 401, "UNAUTHORIZED")
-    line = log_line(env.service, r"refused GET /users .*401 UNAUTHORIZED \(missing")
+    line = log_line(env, r"refused GET /users .*401 UNAUTHORIZED \(missing")
     check("from 127.0.0.1" in line, "401 line without the client address: %s" % line)
     expect_error(env.get("/users", headers={"Authorization": "Bearer " + expired}), 401, "UNAUTHORIZED")
-    log_line(env.service, r"refused GET /users for a client from 127\.0\.0\.1: 401 UNAUTHORIZED \(token expired\)")
+    log_line(env, r"refused GET /users for a client from 127\.0\.0\.1: 401 UNAUTHORIZED \(token expired\)")
     expect_error(env.post("/calls/start", {"callerId": b.user_id, "receiverId": a.user_id},
                           headers={"Authorization": "Bearer " + alice}), 403, "FORBIDDEN")
-    log_line(env.service, r"refused POST /calls/start for user '%s' from 127\.0\.0\.1: 403 FORBIDDEN "
+    log_line(env, r"refused POST /calls/start for user '%s' from 127\.0\.0\.1: 403 FORBIDDEN "
              r"\(the token's user may not act as '%s'\)" % (a.user_id, b.user_id))
     expect_error(env.get("/users/%s/call" % b.user_id, headers={"Authorization": "Bearer " + alice}), 403,
                  "FORBIDDEN")
-    log_line(env.service, r"refused GET /users/\{id\}/call for user '%s'" % a.user_id)
-    text = env.service.stderr()
+    log_line(env, r"refused GET /users/\{id\}/call for user '%s'" % a.user_id)
+    text = all_stderr(env)
     for secret in (alice, expired, alice.split(".")[2], JWT_SECRET):
         check(secret not in text, "a token or the secret is in the log")
 
@@ -114,7 +120,7 @@ def test_a_flood_of_refusals_is_logged_at_most_10_lines_a_second_and_counted(env
     elapsed = time.monotonic() - t0
     conn.close()
     time.sleep(1.1)  # the next second: the next refusal is logged with the count of the skipped ones
-    expect_error(env.get("/users"), 401, "UNAUTHORIZED")
+    expect_error(h.http_request(env.service.port, "GET", "/users"), 401, "UNAUTHORIZED")
     note = log_line(env.service, r"more 401/403/429 refusals were not logged")
     lines = [line for line in env.service.stderr().splitlines() if "refused GET /users" in line]
     skipped = int(re.search(r"WARN  (\d+) more", note).group(1))
@@ -190,7 +196,7 @@ def test_log_format_json_gives_one_object_per_line(env):
     a, b = env.user("a"), env.user("b")
     call = env.start_call(a, b)
     a.expect_event("END_CALL", timeout=5, call_id=call["id"])
-    log_line(env.service, r'"msg":"call \'%s\' missed' % call["id"])
+    log_line(env, r'"msg":"call \'%s\' missed' % call["id"])
     eq(env.get("/x%ff%22%0a%7b%22forged%22:1%7d").status, 404, "a path with a quote, a newline and a non-UTF-8 byte")
     env.service.stop()
     with open(env.service.stderr_path, "rb") as f:

@@ -96,7 +96,7 @@ def test_bad_presence_is_logged_at_warn(env):
           "no WARN line for a non-JSON presence payload")
 
 
-@h.options()
+@h.options(instances=1)  # counts the broker connections of one service
 def test_service_uses_random_callsignal_client_id_and_qos1_subscription(env):
     second = env.spawn_service()
     log = h.read_text(env.broker.log_path)

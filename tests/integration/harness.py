@@ -392,6 +392,81 @@ class Redis:
         return tail(self.log_path, lines)
 
 
+class Relay:
+    """A loopback TCP relay in front of a port (a real socket pair per connection, bytes copied
+    both ways), for faults the network makes: hold() stops passing bytes towards the target, so
+    what a client sends after it is never delivered though its connection stays open; cut()
+    closes every connection without passing on what was held. .url is a tcp:// URL."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.held = threading.Event()
+        self.socks = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return "tcp://127.0.0.1:%d" % self.port
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                t = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks += [c, t]
+            threading.Thread(target=self._pipe, args=(c, t, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(t, c, False), daemon=True).start()
+
+    def _pipe(self, src, dst, towards_target):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if towards_target and self.held.is_set():
+                    continue  # swallowed: never delivered
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def hold(self):
+        self.held.set()
+
+    def cut(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # the service
 
@@ -539,6 +614,8 @@ class Client:
         self.tls_ca = tls_ca
         self.timeout = timeout
         self.events = queue.Queue()
+        self.seen_event_ids = set()
+        self.duplicates = 0
         self.messages = queue.Queue()  # (topic, payload bytes, retain) of every message received
         self.mqtt = None
         self.connect_rc = None
@@ -666,10 +743,25 @@ class Client:
 
     # events -----------------------------------------------------------------------------------
 
+    def _next_event(self, timeout):
+        """The next event whose id was not seen before, as a client drops a repeated event id
+        (delivery is at least once: a broker or service restart may send one again); repeats
+        are counted in .duplicates. Raises queue.Empty after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ev = self.events.get(timeout=max(deadline - time.monotonic(), 0.001))
+            eid = ev.get("id") if isinstance(ev, dict) else None
+            if eid is None or eid not in self.seen_event_ids:
+                if eid is not None:
+                    self.seen_event_ids.add(eid)
+                return ev
+            self.duplicates += 1
+
     def expect_event(self, type_, timeout=5.0, call_id=None):
-        """The next event received (within timeout) must be of this type (and this call id)."""
+        """The next event received (within timeout) must be of this type (and this call id);
+        a repeat of an event already seen (same id) is skipped, as clients do."""
         try:
-            ev = self.events.get(timeout=timeout)
+            ev = self._next_event(timeout)
         except queue.Empty:
             raise AssertionError("%s (%s): no %s event within %.1fs" % (
                 self.user_id, self.client_id, type_, timeout))
@@ -681,8 +773,9 @@ class Client:
         return ev
 
     def expect_no_event(self, timeout=0.5):
+        """No new event (a repeat of one already seen does not count) within timeout."""
         try:
-            ev = self.events.get(timeout=timeout)
+            ev = self._next_event(timeout)
         except queue.Empty:
             return
         raise AssertionError("%s (%s): unexpected event %r" % (self.user_id, self.client_id, ev))

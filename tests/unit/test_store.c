@@ -175,6 +175,11 @@ static const struct store_ops copy_ops = {
 	cp_history_add,
 	cp_history,
 	NULL,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
 };
 
 static struct store *copy_store_new(void)
@@ -564,6 +569,102 @@ static void a_deadline_taken_by_an_instance_that_dies_fires_on_another(void)
 	calls_release(&c2);
 }
 
+/* --- the outbox (outbox.c drives these; here the engine's side) -------------------------------- */
+
+struct read_log {
+	size_t n;
+	char topics[8][32];
+	int retained[8];
+	char last_id[STORE_OUTBOX_ID_MAX];
+};
+
+static void log_entry(void *ctx, const char *id, const char *topic, const char *payload, size_t len,
+		      int retained)
+{
+	struct read_log *l = ctx;
+	(void)payload;
+	(void)len;
+	if (l->n < 8) {
+		snprintf(l->topics[l->n], sizeof(l->topics[0]), "%s", topic);
+		l->retained[l->n] = retained;
+	}
+	snprintf(l->last_id, sizeof(l->last_id), "%s", id);
+	l->n++;
+}
+
+static void outbox_messages_exist_only_with_their_transition_in_order(void)
+{
+	redis_new_keys();
+	struct store *s = redis_engine(), *reader = redis_engine(), *racer = redis_engine();
+	/* A transition that commits: its messages are there, in order. */
+	s->ops->begin(s);
+	s->ops->outbox_put(s, "users/a/call", "{}", 2, 1);
+	s->ops->outbox_put(s, "users/a/events", "{\"x\":1}", 7, 0);
+	CHECK(s->ops->commit(s) == STORE_COMMITTED);
+	/* A transition that loses a race (its watched call changed): none of its messages. */
+	s->ops->begin(s);
+	CHECK(s->ops->find(s, "call-9") == NULL); /* watches call-9 */
+	struct call *other = xcalloc(1, sizeof(*other));
+	snprintf(other->id, sizeof(other->id), "call-9");
+	user_info_copy(&other->party[PARTY_CALLER], &carol);
+	user_info_copy(&other->party[PARTY_RECEIVER], &bob);
+	other->status = CALL_DIALLING;
+	other->revision = 1;
+	racer->ops->begin(racer);
+	racer->ops->add(racer, other);
+	CHECK(racer->ops->commit(racer) == STORE_COMMITTED);
+	s->ops->outbox_put(s, "users/lost/events", "{}", 2, 0);
+	CHECK(s->ops->commit(s) == STORE_CONFLICT);
+	/* The next one's follows the first. */
+	s->ops->begin(s);
+	s->ops->outbox_put(s, "users/b/events", "{}", 2, 0);
+	CHECK(s->ops->commit(s) == STORE_COMMITTED);
+
+	char cursor[STORE_OUTBOX_ID_MAX] = "0-0";
+	struct read_log l = { 0 };
+	CHECK(reader->ops->outbox_read(reader, cursor, 100, 10, log_entry, &l) == 3);
+	CHECK(l.n == 3);
+	CHECK_STR(l.topics[0], "users/a/call");
+	CHECK_STR(l.topics[1], "users/a/events");
+	CHECK_STR(l.topics[2], "users/b/events");
+	CHECK(l.retained[0] == 1 && l.retained[1] == 0);
+	CHECK_STR(cursor, l.last_id);
+	/* Nothing more after the cursor: the read waits block_ms and returns 0. */
+	CHECK(reader->ops->outbox_read(reader, cursor, 100, 10, log_entry, &l) == 0);
+	/* Trimmed through the second: a reader from the start gets only the third. */
+	char second[STORE_OUTBOX_ID_MAX];
+	char from[STORE_OUTBOX_ID_MAX] = "0-0";
+	struct read_log l2 = { 0 };
+	CHECK(reader->ops->outbox_read(reader, from, 2, 10, log_entry, &l2) == 2);
+	snprintf(second, sizeof(second), "%s", l2.last_id);
+	CHECK(reader->ops->outbox_trim(reader, second) == 0);
+	snprintf(from, sizeof(from), "0-0");
+	struct read_log l3 = { 0 };
+	CHECK(reader->ops->outbox_read(reader, from, 100, 10, log_entry, &l3) == 1);
+	CHECK_STR(l3.topics[0], "users/b/events");
+	s->ops->free(s);
+	reader->ops->free(reader);
+	racer->ops->free(racer);
+}
+
+static void one_instance_at_a_time_leads_the_outbox(void)
+{
+	redis_new_keys();
+	struct store *one = redis_engine(), *two = redis_engine();
+	CHECK(one->ops->outbox_lead(one, "one", 5000) == 1);
+	CHECK(two->ops->outbox_lead(two, "two", 5000) == 0); /* taken */
+	CHECK(one->ops->outbox_lead(one, "one", 5000) == 1); /* renewed */
+	two->ops->outbox_resign(two, "two");                 /* not two's to give up */
+	CHECK(two->ops->outbox_lead(two, "two", 5000) == 0);
+	one->ops->outbox_resign(one, "one");
+	CHECK(two->ops->outbox_lead(two, "two", 200) == 1); /* free again */
+	CHECK(one->ops->outbox_lead(one, "one", 5000) == 0);
+	usleep(300 * 1000); /* two's lease runs out, as when its instance died */
+	CHECK(one->ops->outbox_lead(one, "one", 5000) == 1);
+	one->ops->free(one);
+	two->ops->free(two);
+}
+
 static void a_bad_url_or_an_unreachable_redis_makes_no_engine(void)
 {
 	struct store *s = redis_engine();
@@ -588,6 +689,8 @@ int main(void)
 		RUN(two_instances_starting_calls_to_one_receiver_ring_it_once);
 		RUN(a_ring_timeout_fires_once_when_two_instances_race_for_it);
 		RUN(a_deadline_taken_by_an_instance_that_dies_fires_on_another);
+		RUN(outbox_messages_exist_only_with_their_transition_in_order);
+		RUN(one_instance_at_a_time_leads_the_outbox);
 		RUN(a_bad_url_or_an_unreachable_redis_makes_no_engine);
 	}
 	return check_done();
