@@ -33,14 +33,18 @@ NODE_TIMEOUT_S = 150
 REFRESH_S = "1"
 
 
+def nats_binary():
+    return os.environ.get("NATS_BIN") or shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
 class Nats:
     """One nats-server node: JetStream, MQTT over TCP and WebSocket, all on loopback."""
 
     def __init__(self, tmpdir, binary):
         self.bin = binary
         self.dir = tmpdir
-        self.mqtt_port = harness.free_port()
-        self.ws_port = harness.free_port()
+        self.mqtt_port = self.port = harness.free_port()
+        self.ws_port = self.wsport = harness.free_port()
         self.conf = os.path.join(tmpdir, "nats.conf")
         self.log_path = os.path.join(tmpdir, "nats.log")
         with open(self.conf, "w") as f:
@@ -49,6 +53,16 @@ class Nats:
                     "mqtt { listen: 127.0.0.1:%d }\n" % self.mqtt_port +
                     "websocket { listen: 127.0.0.1:%d\n no_tls: true }\n" % self.ws_port)
         self.proc = None
+
+    @property
+    def url(self):
+        """The service's MQTT URL (TCP)."""
+        return "tcp://127.0.0.1:%d" % self.mqtt_port
+
+    @property
+    def ws_url(self):
+        """The page's MQTT URL (WebSocket, path /mqtt)."""
+        return "ws://127.0.0.1:%d/mqtt" % self.ws_port
 
     def start(self):
         with open(self.log_path, "ab") as log:
@@ -67,7 +81,7 @@ class Nats:
                 self.proc.wait()
             self.proc = None
 
-    def log(self, lines=30):
+    def log(self, lines=40):
         try:
             with open(self.log_path, errors="replace") as f:
                 return "".join(f.readlines()[-lines:])
@@ -76,7 +90,7 @@ class Nats:
 
 
 def main():
-    nats_bin = os.environ.get("NATS_BIN") or shutil.which("nats-server") or "/usr/sbin/nats-server"
+    nats_bin = nats_binary()
     if not os.path.exists(nats_bin):
         print("SKIP: no nats-server (Debian package nats-server)")
         return 77
@@ -100,7 +114,7 @@ def main():
         service.start(wait="health")
         brokers = [
             {"name": "nats-server 2.9 (MQTT 3.1.1 only, no '.' in topics)",
-             "url": "ws://127.0.0.1:%d/mqtt" % nats.ws_port, "protocol": 4, "idForm": "plain"},
+             "url": nats.ws_url, "protocol": 4, "idForm": "plain"},
             {"name": "Mosquitto (broker-config/mosquitto.conf)",
              "url": "ws://127.0.0.1:%d" % broker.wsport, "protocol": 5, "idForm": "dotted"},
         ]
