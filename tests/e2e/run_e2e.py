@@ -160,12 +160,14 @@ def main():
             "E2E_ALICE_ID": "alice-" + tag,
             "E2E_BOB_ID": "bob-" + tag,
             "E2E_CAROL_ID": "carol-" + tag,
+            "E2E_DAVE_ID": "dave-" + tag,
             "CHROMIUM_BIN": CHROMIUM,
         })
         if stack.mint:
             node_env["E2E_ALICE_TOKEN"] = stack.mint(node_env["E2E_ALICE_ID"])
             node_env["E2E_BOB_TOKEN"] = stack.mint(node_env["E2E_BOB_ID"])
             node_env["E2E_CAROL_TOKEN"] = stack.mint(node_env["E2E_CAROL_ID"])
+            node_env["E2E_DAVE_TOKEN"] = stack.mint(node_env["E2E_DAVE_ID"])
         print("e2e (%s mode): broker ws :%d, service http://127.0.0.1:%d (%.1fs to start)" % (
             auth, stack.broker.wsport, stack.service.port, time.monotonic() - t0), flush=True)
         try:
