@@ -574,7 +574,9 @@ function showTokenProblem(problem) {
 function disconnectMqtt() {
   const link = app.link;
   app.link = null;
-  return link ? link.end('clean') : Promise.resolve();
+  if (!link) return Promise.resolve();
+  app.mqttPlan = link.plan;
+  return link.end('clean');
 }
 
 /* The `contact` URL parameters (?contact=bob&contact=carol): only their presence is shown.
@@ -603,6 +605,7 @@ async function goOffline(clean) {
   else if (app.link) {
     const link = app.link;
     app.link = null;
+    app.mqttPlan = link.plan;
     link.end('force');
   }
   app.presence.clear();
@@ -628,6 +631,7 @@ function onPageHide() {
   if (!link) return;
   app.link = null;
   app.suspended = true;
+  app.mqttPlan = link.plan;
   link.end('hide');
 }
 

@@ -25,7 +25,8 @@ import { refreshDelayMs } from './presence_refresh.js';
  * refresh).
  */
 export function createLink(mqttLib, cfg, on = {}) {
-  let plan = cfg.plan || initialPlan();
+  // A plan of this page's earlier link keeps its version and id form, not the refusal just seen.
+  let plan = cfg.plan ? { ...cfg.plan, v5Refused: false } : initialPlan();
   let client = null;
   let clientId = null;
   let payload = null; // my presence as last set; null: none yet
