@@ -74,6 +74,7 @@ async function runOn(b, refreshS) {
 
   const got = [];
   const events = { connect: 0, fallback: [], refused: null, subscribed: null };
+  const started = Date.now();
   const link = createLink(mqtt, { url: b.url, userId: me, device, authMode: 'open', contacts: [bob], refreshS }, {
     message: (topic, p) => got.push({ topic, text: p.toString() }),
     connect: () => events.connect++,
@@ -83,6 +84,7 @@ async function runOn(b, refreshS) {
   });
   try {
     await until(() => events.connect > 0 || events.refused, T, 'the link to connect');
+    console.log(`     connected after ${Date.now() - started} ms`);
     check(!events.refused, `connected, not refused (${events.refused || ''})`);
     console.log(`     attempts: ${link.attempts.map((a) => `MQTT ${a.protocol === 5 ? '5' : '3.1.1'} as ${a.clientId} -> ${a.outcome}`).join('; ')}`);
     check(link.plan.protocol === b.protocol, `MQTT ${b.protocol === 5 ? '5' : '3.1.1'} in use (got ${link.plan.protocol})`);
