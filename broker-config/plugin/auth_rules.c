@@ -89,14 +89,16 @@ static bool service_allows(const char *client_id, enum auth_access access, const
 	case AUTH_ACCESS_READ:
 		return auth_filter_within(topic, presence_pattern) ||
 		       auth_filter_within(topic, call_pattern) || is_own_sync_topic(client_id, topic);
+	case AUTH_ACCESS_CLEAR:
+		/* The presence lease: any device's retained presence, emptied (a
+		 * concrete topic: the broker refuses wildcards in a publish anyway);
+		 * and what the service may write, it may also clear. */
+		if (strpbrk(topic, "+#") == NULL && auth_filter_within(topic, presence_pattern))
+			return true;
+		/* fall through */
 	case AUTH_ACCESS_WRITE:
 		return auth_filter_within(topic, "users/+/events") ||
 		       auth_filter_within(topic, call_pattern) || is_own_sync_topic(client_id, topic);
-	case AUTH_ACCESS_CLEAR:
-		/* The presence lease: any device's retained presence, emptied (a
-		 * concrete topic: the broker refuses wildcards in a publish anyway). */
-		return (strpbrk(topic, "+#") == NULL && auth_filter_within(topic, presence_pattern)) ||
-		       service_allows(client_id, AUTH_ACCESS_WRITE, topic);
 	case AUTH_ACCESS_UNSUBSCRIBE:
 		return true;
 	}
