@@ -513,8 +513,14 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 	if (len > 0) {
 		change = presence_device_up(&core->presence, &u, pt->client_id);
 		presence_device_seen(&core->presence, pt->user_id, pt->client_id, now.wall_ms);
-		calls_party_online(&core->calls, pt->user_id);
-		const struct call *woke = calls_receiver_online(&core->calls, &u);
+		/* Only a user's first device can end a grace period or wake a call that rings
+		 * them asleep: a refresh or another device costs no transition (with Redis, no
+		 * round trip). */
+		const struct call *woke = NULL;
+		if (change == PRESENCE_CAME_ONLINE) {
+			calls_party_online(&core->calls, pt->user_id);
+			woke = calls_receiver_online(&core->calls, &u);
+		}
 		if (woke && core->calls.on_events) {
 			char id[CALL_ID_LEN + 1];
 			memcpy(id, woke->id, sizeof(id));

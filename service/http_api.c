@@ -413,8 +413,15 @@ static void get_config(struct ctx *c)
 {
 	const struct config *cfg = c->api->cfg;
 	size_t len;
-	char *body = json_io_object(&len, "mqttWsUrl", cfg->mqtt_ws_url, "livekitUrl", cfg->livekit_url,
-				    "authMode", cfg->auth_mode == AUTH_JWT ? "jwt" : "open", NULL);
+	char *obj = json_io_object(&len, "mqttWsUrl", cfg->mqtt_ws_url, "livekitUrl", cfg->livekit_url,
+				   "authMode", cfg->auth_mode == AUTH_JWT ? "jwt" : "open", NULL);
+	/* The one number, presenceRefreshS: how often devices refresh their presence (0: never). */
+	struct sbuf sb;
+	sbuf_init(&sb, len + 40);
+	sbuf_add(&sb, obj, len - 1);
+	sbuf_addf(&sb, ",\"presenceRefreshS\":%g}", cfg->presence_refresh_s);
+	free(obj);
+	char *body = sbuf_detach(&sb, &len);
 	reply_json(c->res, 200, body, len);
 }
 

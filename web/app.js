@@ -12,16 +12,19 @@
  *   lib/media.js       camera and microphone pickers, preview, the LiveKit room
  *   lib/token_check.js what is wrong with a pasted user token (jwt mode)
  *   lib/presence.js    who is online, per device (pure)
+ *   lib/mqtt_link.js   this page's MQTT session: MQTT 5 or 3.1.1 (lib/connect_plan.js), my presence
+ *                      with its Last Will, refreshed for the lease (lib/presence_refresh.js)
  *   lib/api.js         the REST helper
  *   lib/notices.js     notices that clear themselves
  *   lib/recents_view.js          the recent calls list
  *   lib/ring_notification.js     the desktop notification of a ring in a background tab
  *
  * Channels: MQTT over WebSocket (my retained presence on users/{id}/presence/{clientId} with an
- * empty retained Last Will, the online list from users/+/presence/+, call events on
- * users/{id}/events, my live call retained on users/{id}/call); REST on the same origin
- * (/config, /calls/start|answer|end, /calls/{id}, /token; the user token as `Authorization:
- * Bearer` in jwt mode, and as the MQTT password); LiveKit for the media.
+ * empty retained Last Will, published again every presenceRefreshS of GET /config; the online
+ * list from users/+/presence/+, or from users/{contact}/presence/+ for each `contact` URL
+ * parameter; call events on users/{id}/events, my live call retained on users/{id}/call); REST
+ * on the same origin (/config, /calls/start|answer|end, /calls/{id}, /token; the user token as
+ * `Authorization: Bearer` in jwt mode, and as the MQTT password); LiveKit for the media.
  *
  * A reloaded or reconnected page picks its call up from the retained call topic; a reload does
  * not end a call, the service's offline grace period does. window.callsignal exposes the state
@@ -39,25 +42,25 @@ import { api, setUserToken } from './lib/api.js';
 import { createRingNotification } from './lib/ring_notification.js';
 import { renderRecents } from './lib/recents_view.js';
 import { createPresence, parsePresence } from './lib/presence.js';
+import { createLink } from './lib/mqtt_link.js';
+import { refreshPeriodS } from './lib/presence_refresh.js';
 
 const $ = (id) => document.getElementById(id);
-const SESSION_EXPIRY_S = 120;
-const END_SESSION = { properties: { sessionExpiryInterval: 0 } }; // DISCONNECT: forget the session
-
 const app = {
-  config: { mqttWsUrl: null, livekitUrl: null, authMode: 'open' },
+  config: { mqttWsUrl: null, livekitUrl: null, authMode: 'open', presenceRefreshS: 0 },
   me: null, // { id, name, location }
   userToken: null, // jwt mode only
   device: 'web-' + randomHex(4), // this tab
-  clientId: null, // topics.clientIdFor(me.id, device): jwt mode requires that form (docs/mqtt.md)
-  mqtt: null,
+  clientId: null, // the link's: topics.clientIdFor(me.id, device), which jwt mode requires (docs/mqtt.md)
+  contacts: null, // the `contact` URL parameters: only their presence is shown; null: everyone's
+  link: null, // lib/mqtt_link.js: the MQTT session
+  mqttPlan: undefined, // how the link last connected (MQTT version, client id form): kept for the page
   mqttUrl: null,
   connState: 'offline',
   presence: createPresence(), // who is online, per device
   state: initialState(null), // the reducer's state; state.call is this tab's call
   history: null,
   tokens: {}, // callId -> LiveKit token obtained for that call
-  published: null, // the presence payload last published
   timer: null,
   suspended: false,
 };
@@ -108,6 +111,7 @@ async function loadConfig() {
       mqttWsUrl: typeof r.data.mqttWsUrl === 'string' && r.data.mqttWsUrl ? r.data.mqttWsUrl : null,
       livekitUrl: typeof r.data.livekitUrl === 'string' && r.data.livekitUrl ? r.data.livekitUrl : null,
       authMode: r.data.authMode === 'jwt' ? 'jwt' : 'open',
+      presenceRefreshS: refreshPeriodS(r.data.presenceRefreshS),
     };
   } else {
     notify(`Could not load the service configuration: ${r.message}`);
@@ -361,12 +365,7 @@ function presencePayload() {
 }
 
 function publishPresence() {
-  const client = app.mqtt;
-  if (!client || !client.connected || !app.me) return;
-  const payload = presencePayload();
-  if (payload === app.published) return;
-  app.published = payload;
-  client.publish(topics.presenceTopic(app.me.id, app.clientId), payload, { qos: 1, retain: true });
+  if (app.link && app.me) app.link.setPresence(presencePayload());
 }
 
 function connectMqtt() {
@@ -377,78 +376,72 @@ function connectMqtt() {
   // Default: the broker's WebSocket listener on this page's host (wss:// for an https page,
   // which may not open a plain ws:// socket).
   app.mqttUrl = app.config.mqttWsUrl || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hostname}:9001`;
-  // MQTT 5 with a short-lived session: across a network blip the broker keeps the
-  // subscriptions and queues the QoS 1 call events, so no ACCEPT_CALL or END_CALL is lost;
-  // a DISCONNECT of ours sets the expiry to 0, and a vanished tab's session ends after it.
-  const opts = {
-    clientId: app.clientId,
-    protocolVersion: 5,
-    clean: false,
-    properties: { sessionExpiryInterval: SESSION_EXPIRY_S },
-    keepalive: 15,
-    reconnectPeriod: 2000,
-    connectTimeout: 8000,
-    resubscribe: false, // onMqttConnect subscribes again on every connect
-    will: { topic: topics.presenceTopic(app.me.id, app.clientId), payload: '', qos: 1, retain: true },
-  };
-  if (app.config.authMode === 'jwt') {
-    opts.username = app.me.id;
-    opts.password = app.userToken;
-  }
+  // MQTT 5 with a short-lived session (the broker keeps the subscriptions and queues the QoS 1
+  // call events across a network blip), or 3.1.1 with a clean session where 5 is refused; the
+  // link subscribes and publishes my presence on every connect (lib/mqtt_link.js).
   setConnState('connecting', 'connecting\u2026');
-  const client = window.mqtt.connect(app.mqttUrl, opts);
-  app.mqtt = client;
   let reported = false;
-  client.on('connect', () => {
-    reported = false;
-    dismiss('mqtt');
-    onMqttConnect(client);
-  });
-  client.on('reconnect', () => setConnState('connecting', 'reconnecting\u2026'));
-  client.on('close', () => {
-    if (app.mqtt !== client) return;
-    setConnState('offline', 'offline');
-    if (!reported) {
-      reported = true;
-      notify(`Lost the connection to the MQTT broker at ${app.mqttUrl}; retrying\u2026`, 'warn', 'mqtt');
-    }
-  });
-  client.on('error', (err) => {
-    if (app.mqtt !== client) return;
-    const refused = err && (err.code === 4 || err.code === 5 || err.code === 134 || err.code === 135);
-    if (refused) {
-      notify(`The broker refused the connection: ${err.message}` +
-             (app.config.authMode === 'jwt' ? ' (check the user token and the user id)' : ''));
-      goOffline(false);
-      return;
-    }
-    if (!reported) {
+  const link = createLink(window.mqtt, {
+    url: app.mqttUrl, userId: app.me.id, device: app.device, authMode: app.config.authMode,
+    password: app.userToken, contacts: app.contacts, refreshS: app.config.presenceRefreshS, plan: app.mqttPlan,
+  }, {
+    connect: () => {
+      if (app.link !== link) return;
+      reported = false;
+      dismiss('mqtt');
+      onMqttConnect();
+    },
+    reconnect: () => setConnState('connecting', 'reconnecting\u2026'),
+    close: () => {
+      if (app.link !== link) return;
+      setConnState('offline', 'offline');
+      if (!reported) {
+        reported = true;
+        notify(`Lost the connection to the MQTT broker at ${app.mqttUrl}; retrying\u2026`, 'warn', 'mqtt');
+      }
+    },
+    error: (err) => {
+      if (app.link !== link || reported) return;
       reported = true;
       notify(`MQTT broker ${app.mqttUrl}: ${err && err.message ? err.message : err}`, 'warn', 'mqtt');
-    }
+    },
+    plan: (plan, clientId) => {
+      app.mqttPlan = plan;
+      app.clientId = clientId;
+    },
+    fallback: (reason) => console.info(reason),
+    refused: (reason, err) => {
+      if (app.link !== link) return;
+      if (reason === 'topic') {
+        notify(`The broker at ${app.mqttUrl} refuses "." and spaces in topic names (nats-server before 2.10): ` +
+               `the user id "${app.me.id}" cannot be used with it.`);
+      } else {
+        notify(`The broker refused the connection: ${err && err.message}` +
+               (app.config.authMode === 'jwt' ? ' (check the user token and the user id)' : ''));
+      }
+      goOffline(false);
+    },
+    subscribed: (err, granted) => {
+      if (err) {
+        notify(`Could not subscribe: ${err.message}`);
+        return;
+      }
+      for (const g of granted || []) {
+        if (g.qos === 128) notify(`The broker did not allow subscribing to ${g.topic}.`);
+      }
+    },
+    message: onMqttMessage,
   });
-  client.on('message', onMqttMessage);
+  app.link = link;
+  app.clientId = link.clientId;
+  publishPresence(); // the payload the link publishes on every connect
 }
 
-function onMqttConnect(client) {
-  // The replay of the retained presence on SUBSCRIBE rebuilds the whole list.
+function onMqttConnect() {
+  // The replay of the retained presence on SUBSCRIBE (the link's) rebuilds the whole list.
   app.presence.clear();
   users.clear();
   setConnState('online', 'online');
-  // The retained call topic tells a (re)connected page where its call stands.
-  client.subscribe([topics.eventsTopic(app.me.id), topics.callTopic(app.me.id), topics.PRESENCE_ALL], { qos: 1 },
-                   (err, granted) => {
-                     if (err) {
-                       notify(`Could not subscribe: ${err.message}`);
-                       return;
-                     }
-                     for (const g of granted || []) {
-                       if (g.qos === 128) notify(`The broker did not allow subscribing to ${g.topic}.`);
-                     }
-                   });
-  // After the SUBSCRIBE, so that whoever sees me online can reach me.
-  app.published = null;
-  publishPresence();
 }
 
 function parseJson(payload, what) {
@@ -476,6 +469,7 @@ function onMqttMessage(topic, payload) {
 
 /* One device's presence changed: update that user's line only. */
 function onPresence(userId, clientId, payload) {
+  if (!topics.showsPresenceOf(app.contacts, userId)) return;
   const device = parsePresence(userId, new TextDecoder().decode(payload));
   if (device === undefined) return; // not a valid User of this user id: ignored
   const user = app.presence.apply(userId, clientId, device);
@@ -532,6 +526,7 @@ async function signIn(event) {
   }
   app.me = { id: f.id, name: f.name, location: f.location };
   app.clientId = topics.clientIdFor(f.id, app.device);
+  app.contacts = readContacts(f.id);
   app.userToken = app.config.authMode === 'jwt' ? f.token : null;
   setUserToken(app.userToken);
   if (app.userToken) {
@@ -577,21 +572,21 @@ function showTokenProblem(problem) {
 
 /* Publish the empty retained presence (QoS 1, acknowledged), then DISCONNECT. */
 function disconnectMqtt() {
-  const client = app.mqtt;
-  app.mqtt = null;
-  if (!client) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => client.end(true, {}, resolve), 3000);
-    const finish = () => client.end(false, END_SESSION, () => {
-      clearTimeout(force);
-      resolve();
-    });
-    if (client.connected) client.publish(topics.presenceTopic(app.me.id, app.clientId), '', { qos: 1, retain: true }, finish);
-    else {
-      clearTimeout(force);
-      client.end(true, {}, resolve);
-    }
-  });
+  const link = app.link;
+  app.link = null;
+  if (!link) return Promise.resolve();
+  app.mqttPlan = link.plan;
+  return link.end('clean');
+}
+
+/* The `contact` URL parameters (?contact=bob&contact=carol): only their presence is shown.
+ * None: everyone's (users/+/presence/+). */
+function readContacts(me) {
+  const params = new URLSearchParams(location.search);
+  if (!params.has('contact')) return null;
+  const { contacts, invalid } = topics.parseContacts(params.getAll('contact'), me);
+  if (invalid.length) notify(`Not a user id, left out of the contacts: ${invalid.map((c) => JSON.stringify(c)).join(', ')}`);
+  return contacts;
 }
 
 /* Back to the sign-in form. clean: end the current call and clear presence first. */
@@ -607,10 +602,11 @@ async function goOffline(clean) {
   dispatch({ type: 'reset', label: clean ? 'Signed out' : 'Disconnected' });
   await media.preview(false);
   if (clean) await disconnectMqtt();
-  else if (app.mqtt) {
-    const c = app.mqtt;
-    app.mqtt = null;
-    c.end(true);
+  else if (app.link) {
+    const link = app.link;
+    app.link = null;
+    app.mqttPlan = link.plan;
+    link.end('force');
   }
   app.presence.clear();
   users.clear();
@@ -631,16 +627,12 @@ async function goOffline(clean) {
 function onPageHide() {
   const r = media.room();
   if (r) r.disconnect().catch(() => {});
-  const client = app.mqtt;
-  if (!client) return;
-  app.mqtt = null;
+  const link = app.link;
+  if (!link) return;
+  app.link = null;
   app.suspended = true;
-  try {
-    if (client.connected) client.publish(topics.presenceTopic(app.me.id, app.clientId), '', { qos: 0, retain: true });
-    client.end(false, END_SESSION);
-  } catch (e) {
-    client.end(true);
-  }
+  app.mqttPlan = link.plan;
+  link.end('hide');
 }
 
 function onPageShow(event) {

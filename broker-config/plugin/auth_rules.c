@@ -64,6 +64,7 @@ static bool user_allows(const char *user_id, const char *client_id, enum auth_ac
 		snprintf(own, sizeof(own), "users/%s/call", user_id);
 		return auth_filter_within(topic, own);
 	case AUTH_ACCESS_WRITE:
+	case AUTH_ACCESS_CLEAR:
 		snprintf(own, sizeof(own), "users/%s/presence/%s", user_id, client_id);
 		return strcmp(topic, own) == 0;
 	case AUTH_ACCESS_UNSUBSCRIBE:
@@ -88,6 +89,13 @@ static bool service_allows(const char *client_id, enum auth_access access, const
 	case AUTH_ACCESS_READ:
 		return auth_filter_within(topic, presence_pattern) ||
 		       auth_filter_within(topic, call_pattern) || is_own_sync_topic(client_id, topic);
+	case AUTH_ACCESS_CLEAR:
+		/* The presence lease: any device's retained presence, emptied (a
+		 * concrete topic: the broker refuses wildcards in a publish anyway);
+		 * and what the service may write, it may also clear. */
+		if (strpbrk(topic, "+#") == NULL && auth_filter_within(topic, presence_pattern))
+			return true;
+		/* fall through */
 	case AUTH_ACCESS_WRITE:
 		return auth_filter_within(topic, "users/+/events") ||
 		       auth_filter_within(topic, call_pattern) || is_own_sync_topic(client_id, topic);

@@ -19,6 +19,11 @@
  *                                        callsignal/sync/S
  *                        write           users/+/events, users/+/call,
  *                                        callsignal/sync/S
+ *                        clear           users/+/presence/+   (an empty
+ *                                        retained message only: the presence
+ *                                        lease ends a device whose Last Will
+ *                                        was lost; the service never writes
+ *                                        a presence of its own)
  *   anyone:              unsubscribe from anything (it only removes access)
  * Everything else ($SYS/#, '#', other users' events, ...) is denied.
  */
@@ -39,6 +44,9 @@ enum auth_access {
 	AUTH_ACCESS_UNSUBSCRIBE, /* topic is a subscription filter */
 	AUTH_ACCESS_READ,        /* topic is the concrete topic of a message to deliver */
 	AUTH_ACCESS_WRITE,       /* topic is the concrete topic of a message received */
+	AUTH_ACCESS_CLEAR,       /* as WRITE, for a message with an empty payload and the retain
+				  * flag: it deletes the topic's retained message. Whoever may
+				  * WRITE a topic may also CLEAR it, not the other way round. */
 };
 
 /*

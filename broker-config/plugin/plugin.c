@@ -543,7 +543,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		access = AUTH_ACCESS_READ;
 		break;
 	case MOSQ_ACL_WRITE:
-		access = AUTH_ACCESS_WRITE;
+		access = ed->payloadlen == 0 && ed->retain ? AUTH_ACCESS_CLEAR : AUTH_ACCESS_WRITE;
 		break;
 	default:
 		return MOSQ_ERR_ACL_DENIED;
@@ -554,7 +554,9 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	if (access != AUTH_ACCESS_READ)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
 				     PLUGIN_NAME ": denied %s to \"%s\" by \"%s\" (client \"%s\")",
-				     access == AUTH_ACCESS_WRITE ? "publish" : "subscribe",
+				     access == AUTH_ACCESS_WRITE   ? "publish"
+				     : access == AUTH_ACCESS_CLEAR ? "an empty retained publish"
+								   : "subscribe",
 				     loggable_topic(ed->topic), loggable(username), loggable(client_id));
 	return MOSQ_ERR_ACL_DENIED;
 }

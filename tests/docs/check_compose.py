@@ -4,8 +4,11 @@
 Runs `docker compose config -q` (or `docker-compose config -q`) for each
 profile (open, jwt, redis), then checks in the resolved configuration that the
 service's HTTP port is published on loopback only (the open-mode service
-runs with --insecure-public inside compose) and that the jwt profile runs
-the service in jwt mode against the plugin broker image. Also reads the
+runs with --insecure-public inside compose), that the jwt profile runs
+the service in jwt mode against the plugin broker image, and that the redis
+profile runs two instances on Redis (both on loopback ports) with Redis's
+append-only file synced on every write. No container engine runs where the
+suite runs: the profiles are only read, never started. Also reads the
 Dockerfiles: multi-stage builds that need nothing from the host but the
 sources (the web client's libraries fetched by npm in a stage of their
 own), and a HEALTHCHECK. No image is pulled or built: there is no image
@@ -90,6 +93,23 @@ def check_profile(base, profile, root, env):
         failures.append(f"profile {profile}: a port is published on all interfaces\n" + out)
     if profile == "jwt" and not (re.search(r"AUTH_MODE[=:] ?'?jwt", out) and "broker-jwt.Dockerfile" in out):
         failures.append("profile jwt: the service is not in jwt mode with the plugin broker image\n" + out)
+    if profile == "redis":
+        failures += check_redis_profile(out)
+    return failures
+
+
+def check_redis_profile(out):
+    """The redis profile, as resolved: two instances on Redis, the second one's port on loopback
+    too, Redis writing every change to its append-only file before acknowledging it. Only read
+    here: no container engine runs where the suite runs, so the profile is never started."""
+    failures = []
+    if len(re.findall(r"STATE_ENGINE[=:] ?'?redis", out)) != 2 or len(re.findall(r"REDIS_URL[=:] ?'?redis://", out)) != 2:
+        failures.append("profile redis: not two instances with STATE_ENGINE=redis and a REDIS_URL\n" + out)
+    if not (re.search(r"127\.0\.0\.1:4003:4002", out) or re.search(r"host_ip: 127\.0\.0\.1\s*\n(?:\s+\w+:.*\n)*?\s+published: \"?4003", out)):
+        failures.append("profile redis: the second instance is not published on 127.0.0.1:4003\n" + out)
+    flat = re.sub(r"\s+-\s+", " ", out).replace('"', "")
+    if not re.search(r"--appendonly yes --appendfsync always", flat):
+        failures.append("profile redis: Redis runs without appendonly yes and appendfsync always\n" + out)
     return failures
 
 

@@ -5,7 +5,9 @@ scripts/user-token: --help prints its usage and exits 0; no argument prints the 
 with no jwt-mode runtime directory it says that jwt mode was never started and how to start it
 (exit 1, no Python traceback or bare `cat` error); with a runtime directory it prints a token that
 verifies with that directory's secret. scripts/bootstrap: --help prints its usage and exits 0
-without installing anything; an unknown argument exits 2. Called by CTest (docs.scripts).
+without installing anything; an unknown argument exits 2. scripts/start-cluster: --help names
+every environment variable it reads and exits 0, a bad instance count exits 2 (neither starts
+anything; integration.start_cluster runs the script). Called by CTest (docs.scripts).
 
 Usage: check_scripts.py REPO_ROOT
 """
@@ -77,6 +79,14 @@ def main():
     code, out, err = run([bootstrap, "--bogus"], timeout=10)
     expect(code == 2 and "usage: scripts/bootstrap" in err,
            f"bootstrap with an unknown argument: usage on stderr, exit 2 (got {code}, {err!r})")
+
+    cluster = os.path.join(root, "scripts", "start-cluster")
+    code, out, err = run([cluster, "--help"], timeout=10)
+    names = ("REDIS_PORT", "MQTT_PORT", "MQTT_WS_PORT", "HTTP_PORT", "CLUSTER_DIR", "CALLSIGNAL_BIN")
+    expect(code == 0 and out.startswith("usage: scripts/start-cluster") and all(n in out for n in names),
+           f"start-cluster --help: usage with {', '.join(names)}, exit 0 (got {code}, {out!r}{err!r})")
+    code, out, err = run([cluster, "x"], timeout=10)
+    expect(code == 2 and "see --help" in err, f"start-cluster x: exit 2 (got {code}, {err!r})")
 
     print("scripts ok" if not failures else f"{len(failures)} failures")
     return 1 if failures else 0

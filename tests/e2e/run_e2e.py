@@ -7,7 +7,10 @@ Chromium shares a loaded machine, as the accept must land while it rings), a Liv
 (so GET /token answers 200) and a LIVEKIT_URL pointing at a free, closed loopback port, so that
 joining the media room fails fast and the page must say that no LiveKit server is reachable.
 
-Usage: run_e2e.py [--auth open|jwt] [--script two_tabs.mjs|render_bench.mjs]. The broker runs the shipped broker-config/mosquitto.conf
+Usage: run_e2e.py [--auth open|jwt] [--broker mosquitto|nats] [--script two_tabs.mjs|render_bench.mjs].
+With --broker nats (open mode only) the broker is Debian's nats-server 2.9 as one node with
+JetStream, MQTT over TCP for the service and over WebSocket for the pages (run_mqtt_link.py's
+Nats): MQTT 3.1.1 only, no '.' in topics, so the pages must fall back (docs/web-client.md). The broker runs the shipped broker-config/mosquitto.conf
 (tests/integration's Broker: ports, persistence and logging swapped); with --auth jwt it runs the
 shipped broker-config/mosquitto-jwt.conf with the callsignal_auth plugin (tests/security's JwtBroker),
 the service runs with AUTH_MODE=jwt, and each person signs in with a user token minted here.
@@ -54,7 +57,7 @@ def missing_prerequisite():
 class Stack:
     """Broker + service in one temporary directory, open or jwt mode."""
 
-    def __init__(self, auth):
+    def __init__(self, auth, broker="mosquitto"):
         self.tmp = tempfile.mkdtemp(prefix="callsignal-e2e-%s-" % auth)
         self.auth = auth
         self.closed_port = harness.free_port()  # bound once and released: nothing listens there
@@ -74,10 +77,18 @@ class Stack:
             env.update({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": self.jwt_secret,
                         "MQTT_USERNAME": ss.SERVICE_USERNAME, "MQTT_PASSWORD": self.broker.service_password})
             self.mint = lambda sub: ss.jwt_hs256(ss.claims(sub, 900), self.jwt_secret)
+        elif broker == "nats":
+            from run_mqtt_link import Nats, nats_binary  # this directory
+
+            self.broker = Nats(self.tmp, nats_binary())
+            self.mint = None
         else:
             self.broker = harness.Broker(self.tmp)
             self.mint = None
-        env["MQTT_WS_URL"] = "ws://127.0.0.1:%d" % self.broker.wsport
+        if broker == "nats":
+            env["MQTT_WS_URL"] = self.broker.ws_url
+        else:
+            env["MQTT_WS_URL"] = "ws://127.0.0.1:%d" % self.broker.wsport
         self.service = harness.Service(self.tmp, self.broker.url, env=env)
 
     def start(self):
@@ -109,8 +120,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--auth", choices=("open", "jwt"), default="open")
     ap.add_argument("--script", choices=("two_tabs.mjs", "render_bench.mjs"), default="two_tabs.mjs")
+    ap.add_argument("--broker", choices=("mosquitto", "nats"), default="mosquitto")
     args = ap.parse_args()
     auth = args.auth
+    if args.broker == "nats" and auth != "open":
+        ap.error("--broker nats runs in open mode only (jwt mode needs Mosquitto's plugin)")
 
     if not os.path.exists(CHROMIUM):
         print("SKIP: no Chromium at %s (scripts/bootstrap installs it)" % CHROMIUM)
@@ -127,7 +141,13 @@ def main():
     stack = None
     ok = False
     try:
-        stack = Stack(auth)
+        if args.broker == "nats":
+            from run_mqtt_link import nats_binary  # this directory
+
+            if not os.path.exists(nats_binary()):
+                print("SKIP: no nats-server (Debian package nats-server)")
+                return 77
+        stack = Stack(auth, args.broker)
         stack.start()
         tag = secrets.token_hex(3)
         node_env = dict(os.environ)
@@ -140,12 +160,14 @@ def main():
             "E2E_ALICE_ID": "alice-" + tag,
             "E2E_BOB_ID": "bob-" + tag,
             "E2E_CAROL_ID": "carol-" + tag,
+            "E2E_DAVE_ID": "dave-" + tag,
             "CHROMIUM_BIN": CHROMIUM,
         })
         if stack.mint:
             node_env["E2E_ALICE_TOKEN"] = stack.mint(node_env["E2E_ALICE_ID"])
             node_env["E2E_BOB_TOKEN"] = stack.mint(node_env["E2E_BOB_ID"])
             node_env["E2E_CAROL_TOKEN"] = stack.mint(node_env["E2E_CAROL_ID"])
+            node_env["E2E_DAVE_TOKEN"] = stack.mint(node_env["E2E_DAVE_ID"])
         print("e2e (%s mode): broker ws :%d, service http://127.0.0.1:%d (%.1fs to start)" % (
             auth, stack.broker.wsport, stack.service.port, time.monotonic() - t0), flush=True)
         try:

@@ -4,7 +4,9 @@
 // E2E_AUTH_MODE, the user ids and, in jwt mode, their tokens). Driven by playwright-core from
 // web/node_modules and the system Chromium.
 //
-// Story: Alice, Bob and Carol go online and see each other. Alice calls, Bob's page rings, Bob
+// Story: Dave opens the page with one contact, Carol (?contact=), and an invalid one; then Alice,
+// Bob and Carol go online and see each other, while Dave's list shows Carol only (Alice and Bob
+// went online before her, so their presence would have reached him first); Dave leaves. Alice calls, Bob's page rings, Bob
 // accepts; both pages are in the call, each fetched a LiveKit token for the call's room
 // (GET /token 200) and says that no LiveKit server is reachable; Alice hangs up and Bob's page
 // shows the call ended. A second call Bob declines (Alice sees "declined"); while it rings,
@@ -47,6 +49,7 @@ const rand = Math.random().toString(16).slice(2, 8);
 const ALICE_ID = process.env.E2E_ALICE_ID || `alice-${rand}`;
 const BOB_ID = process.env.E2E_BOB_ID || `bob-${rand}`;
 const CAROL_ID = process.env.E2E_CAROL_ID || `carol-${rand}`;
+const DAVE_ID = process.env.E2E_DAVE_ID || `dave-${rand}`;
 
 class Failure extends Error {}
 function check(cond, msg) {
@@ -83,9 +86,9 @@ async function person(browser, name, id, location, token) {
   return p;
 }
 
-async function goOnline(p) {
+async function goOnline(p, query = '') {
   const { page } = p;
-  await page.goto(BASE + '/');
+  await page.goto(BASE + '/' + query);
   await page.locator('body[data-ready="true"]').waitFor({ timeout: T });
   await page.getByLabel('Name').fill(p.name);
   await page.getByLabel('User id').fill(p.id);
@@ -232,12 +235,21 @@ const browser = await chromium.launch({
 const alice = await person(browser, 'Alice Martin', ALICE_ID, 'Lyon', process.env.E2E_ALICE_TOKEN);
 const bob = await person(browser, 'Bob Tanaka', BOB_ID, 'Osaka', process.env.E2E_BOB_TOKEN);
 const carol = await person(browser, 'Carol Diaz', CAROL_ID, 'Porto', process.env.E2E_CAROL_TOKEN);
-if (JWT) check(alice.token && bob.token && carol.token, 'jwt mode needs E2E_{ALICE,BOB,CAROL}_TOKEN');
+const dave = await person(browser, 'Dave Okafor', DAVE_ID, 'Lagos', process.env.E2E_DAVE_TOKEN);
+if (JWT) check(alice.token && bob.token && carol.token && dave.token, 'jwt mode needs E2E_{ALICE,BOB,CAROL,DAVE}_TOKEN');
 let failed = false;
 let reloadCallId = null;
 let carolBusyError = null; // Carol's "Receiver busy" notice, which must clear itself
 
 try {
+  await step('Dave goes online with Carol as his only contact (?contact=), an invalid one is left out', async () => {
+    const q = `?contact=${encodeURIComponent(carol.id)}&contact=${encodeURIComponent('not/valid')}`;
+    await goOnline(dave, q);
+    await dave.page.locator('[data-testid="error"]', { hasText: 'left out of the contacts' }).waitFor({ timeout: T });
+    const contacts = await dave.page.evaluate(() => window.callsignal.contacts);
+    check(JSON.stringify(contacts) === JSON.stringify([carol.id]), `Dave's contacts: ${JSON.stringify(contacts)}`);
+  });
+
   await step('three go online; Alice sees Bob and Carol, Bob sees Alice', async () => {
     await goOnline(alice);
     await goOnline(bob);
@@ -249,6 +261,18 @@ try {
     check(shown === bob.name, `Alice's list shows ${JSON.stringify(shown)} for Bob`);
     check(await alice.page.locator(`[data-testid="user"][data-user-id="${alice.id}"]`).count() === 0,
           'Alice is listed as callable by herself');
+  });
+
+  await step('Dave sees his contact Carol, never Alice or Bob (online before her); he leaves', async () => {
+    await userItem(dave, carol).waitFor({ timeout: T });
+    await userItem(alice, dave).waitFor({ timeout: T }); // Dave's own presence reached the others
+    const others = await dave.page.locator('[data-testid="user"]').evaluateAll((els) => els.map((e) => e.dataset.userId));
+    console.log(`     Dave's list: ${JSON.stringify(others)} (contact: ${carol.id})`);
+    check(JSON.stringify(others) === JSON.stringify([carol.id]), `Dave's list shows ${JSON.stringify(others)}`);
+    await dave.page.close();
+    await dave.context.close();
+    await userItem(alice, dave).waitFor({ state: 'detached', timeout: T });
+    await userItem(carol, dave).waitFor({ state: 'detached', timeout: T });
   });
 
   await shot(alice, 'online-list');

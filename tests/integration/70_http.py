@@ -36,15 +36,16 @@ def test_health_reports_ok_and_counts(env):
 def test_config_defaults(env):
     r = env.get("/config")
     eq(r.status, 200, "status")
-    eq(r.json, {"mqttWsUrl": None, "livekitUrl": None, "authMode": "open"}, "config")
+    eq(r.json, {"mqttWsUrl": None, "livekitUrl": None, "authMode": "open", "presenceRefreshS": 60}, "config")
 
 
-@h.options(service_env={"MQTT_WS_URL": "ws://127.0.0.1:19001", "LIVEKIT_URL": "wss://lk.example.test"})
-def test_config_reports_urls(env):
+@h.options(service_env={"MQTT_WS_URL": "ws://127.0.0.1:19001", "LIVEKIT_URL": "wss://lk.example.test",
+                        "PRESENCE_REFRESH_S": "2.5"})
+def test_config_reports_urls_and_the_presence_refresh(env):
     r = env.get("/config")
     eq(r.status, 200, "status")
     eq(r.json, {"mqttWsUrl": "ws://127.0.0.1:19001", "livekitUrl": "wss://lk.example.test",
-                "authMode": "open"}, "config")
+                "authMode": "open", "presenceRefreshS": 2.5}, "config")
 
 
 # ---- CORS -------------------------------------------------------------------------------------

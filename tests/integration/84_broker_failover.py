@@ -8,9 +8,6 @@ dead node (whose Last Will dies with it) is cleared by the presence lease."""
 
 import os
 import queue
-import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -53,64 +50,9 @@ def test_the_service_fails_over_to_the_next_broker_and_rebuilds_presence(env):
         second.stop()
 
 
-class NatsCluster:
-    """Three nats-server nodes on free loopback ports: cluster routes, JetStream, MQTT listeners."""
-
-    def __init__(self, tmpdir, nodes=3):
-        self.bin = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        self.dir = tmpdir
-        self.cluster_ports = [h.free_port() for _ in range(nodes)]
-        self.mqtt_ports = [h.free_port() for _ in range(nodes)]
-        self.procs = [None] * nodes
-        routes = ", ".join("nats-route://127.0.0.1:%d" % p for p in self.cluster_ports)
-        self.confs = []
-        for i in range(nodes):
-            conf = os.path.join(tmpdir, "nats%d.conf" % i)
-            with open(conf, "w") as f:
-                f.write("server_name: n%d\nlisten: 127.0.0.1:%d\n" % (i, h.free_port()) +
-                        "jetstream { store_dir: %s }\n" % os.path.join(tmpdir, "js%d" % i) +
-                        "cluster { name: c1\n listen: 127.0.0.1:%d\n routes: [%s] }\n" % (
-                            self.cluster_ports[i], routes) +
-                        "mqtt { listen: 127.0.0.1:%d\n stream_replicas: 3 }\n" % self.mqtt_ports[i])
-            self.confs.append(conf)
-
-    def url(self, i):
-        return "tcp://127.0.0.1:%d" % self.mqtt_ports[i]
-
-    def start(self):
-        for i, conf in enumerate(self.confs):
-            log = open(os.path.join(self.dir, "nats%d.log" % i), "ab")
-            self.procs[i] = subprocess.Popen([self.bin, "-c", conf], stdout=log, stderr=log,
-                                             stdin=subprocess.DEVNULL)
-            log.close()
-        for p in self.mqtt_ports:
-            h.wait_until(lambda p=p: h.port_accepts(p), 15, what="nats MQTT port %d" % p)
-
-    def kill(self, i):
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait(10)
-        self.procs[i] = None
-
-    def stop(self):
-        for i, p in enumerate(self.procs):
-            if p is not None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-                self.procs[i] = None
-
-
-class _Port:
-    """What h.Client needs of a broker when given port=."""
-    port = wsport = 0
-
-
 @h.options(start_service=False)
 def test_on_a_nats_cluster_calls_go_on_when_a_node_dies_and_its_clients_are_cleared(env):
-    nats = NatsCluster(env.tmp)
+    nats = h.NatsCluster(env.tmp)
     nats.start()
     try:
         # A start-up retry: the JetStream cluster elects its leaders after the ports open.
@@ -118,7 +60,6 @@ def test_on_a_nats_cluster_calls_go_on_when_a_node_dies_and_its_clients_are_clea
                                 "PRESENCE_REFRESH_S": "0.4", "RING_TIMEOUT_S": "90",
                                 "OFFLINE_GRACE_S": "90"})
         env.service.start(timeout=30)
-        node = _Port()
 
         def connected_node():
             lines = [ln for ln in env.service.stderr().splitlines() if "connected to the broker at" in ln]
@@ -129,7 +70,7 @@ def test_on_a_nats_cluster_calls_go_on_when_a_node_dies_and_its_clients_are_clea
         live = [i for i in range(3) if i != dead]
 
         def client(prefix, i):
-            c = h.Client(node, env.uid(prefix), port=nats.mqtt_ports[i], timeout=15)
+            c = h.Client(nats.node(i), env.uid(prefix), timeout=15)
             env.clients.append(c)
             env.wait_online(c.user_id, timeout=15)
             return c

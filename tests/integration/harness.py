@@ -345,6 +345,10 @@ class Redis:
             return self.command("PING") == "PONG"
         except OSError:
             return False
+        except HarnessError as e:
+            if "LOADING" in str(e):  # restarted, still reading its append-only file
+                return False
+            raise
 
     def command(self, *words):
         """One command over RESP; returns an int, a str, a list, or None."""
@@ -465,6 +469,100 @@ class Relay:
         self.closed = True
         self.cut()
         self.listener.close()
+
+
+class NatsCluster:
+    """Debian's nats-server as a cluster of `nodes` on free loopback ports: cluster routes,
+    JetStream (store in tmpdir), an MQTT listener per node with stream_replicas 3. .url(i) for
+    MQTT_URL; .node(i) for Client(broker=..., port=...). NATS speaks MQTT 3.1.1 only and refuses
+    topics holding '.' or ' ' (docs/scaling.md): pick client ids without them."""
+
+    def __init__(self, tmpdir, nodes=3):
+        self.bin = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.dir = tmpdir
+        self.cluster_ports = [free_port() for _ in range(nodes)]
+        self.mqtt_ports = [free_port() for _ in range(nodes)]
+        self.procs = [None] * nodes
+        routes = ", ".join("nats-route://127.0.0.1:%d" % p for p in self.cluster_ports)
+        self.confs = []
+        for i in range(nodes):
+            conf = os.path.join(tmpdir, "nats%d.conf" % i)
+            with open(conf, "w") as f:
+                f.write("server_name: n%d\nlisten: 127.0.0.1:%d\n" % (i, free_port()) +
+                        "jetstream { store_dir: %s }\n" % os.path.join(tmpdir, "js%d" % i) +
+                        "cluster { name: c1\n listen: 127.0.0.1:%d\n routes: [%s] }\n" % (
+                            self.cluster_ports[i], routes) +
+                        "mqtt { listen: 127.0.0.1:%d\n stream_replicas: 3 }\n" % self.mqtt_ports[i])
+            self.confs.append(conf)
+
+    def url(self, i):
+        return "tcp://127.0.0.1:%d" % self.mqtt_ports[i]
+
+    def node(self, i):
+        """What Client needs of a broker: .port (MQTT/TCP of node i; no WebSocket listener)."""
+        return type("NatsNode", (), {"port": self.mqtt_ports[i], "wsport": 0, "url": self.url(i)})()
+
+    def start(self):
+        for i, conf in enumerate(self.confs):
+            log = open(os.path.join(self.dir, "nats%d.log" % i), "ab")
+            self.procs[i] = subprocess.Popen([self.bin, "-c", conf], stdout=log, stderr=log,
+                                             stdin=subprocess.DEVNULL)
+            log.close()
+        for p in self.mqtt_ports:
+            wait_until(lambda p=p: port_accepts(p), 15, what="nats MQTT port %d" % p)
+
+    def wait_ready(self, timeout=60.0):
+        """Until every node takes a QoS 1 subscription and a retained QoS 1 message and delivers
+        it (JetStream has elected the leaders of the MQTT streams): a client started earlier may be
+        refused by a node and move on to another."""
+        deadline = time.monotonic() + timeout
+        for i in range(len(self.procs)):
+            while not self._round_trip(i):
+                if time.monotonic() > deadline:
+                    raise HarnessError("nats node %d not ready after %.0fs:\n%s" % (i, timeout, self.log(i)))
+                time.sleep(0.5)
+
+    def _round_trip(self, i):
+        got = queue.Queue()
+        topic = "harness/ready/%d" % i
+        c = mqtt.Client(client_id="ready-%d-%s" % (i, secrets.token_hex(4)), clean_session=True)
+        c.on_message = lambda _c, _u, m: got.put(m.payload)
+        try:
+            c.connect("127.0.0.1", self.mqtt_ports[i], keepalive=10)
+            c.loop_start()
+            _, mid = c.subscribe(topic, qos=1)
+            info = c.publish(topic, b"1", qos=1, retain=True)
+            info.wait_for_publish(5)
+            ok = got.get(timeout=5) == b"1"
+            c.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+            return ok
+        except (OSError, RuntimeError, ValueError, queue.Empty):
+            return False
+        finally:
+            try:
+                c.disconnect()
+            except Exception:
+                pass
+            c.loop_stop()
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait(10)
+        self.procs[i] = None
+
+    def stop(self):
+        for i, p in enumerate(self.procs):
+            if p is not None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                self.procs[i] = None
+
+    def log(self, i, lines=20):
+        return tail(os.path.join(self.dir, "nats%d.log" % i), lines)
 
 
 # ---------------------------------------------------------------------------------------------

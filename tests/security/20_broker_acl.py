@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Broker access control in jwt mode: a user reads only its own events, its own call topic and
 everyone's presence, writes only its own device's presence (and its Last Will there); the service
-reads presence, writes events, reads and writes the call topics; nothing else, $SYS included.
+reads presence, writes events, reads and writes the call topics, and empties (never writes) a
+device's retained presence when its presence lease runs out; nothing else, $SYS included.
 
 Each "yields nothing" check runs next to a permitted subscriber of the same message receiving it,
 so a broker that delivers nothing at all fails the suite too.
@@ -162,10 +163,25 @@ def test_service_publishes_events_and_reads_presence_only(sc):
     alice.expect_message("users/alice/presence/alice.dev", presence("alice"))
     service.publish("users/alice/events", EVENT)
     alice.expect_message("users/alice/events", EVENT)
-    # The service cannot fake presence either.
+    # The service cannot fake presence either: no payload, retained or not, and no empty message
+    # that is not retained. It may only clear a retained presence (the presence lease), and that
+    # clear, published last, must be the first presence alice gets.
     service.publish("users/alice/presence/svc", presence("alice"), retain=True)
+    service.publish("users/alice/presence/alice.dev", presence("alice"), retain=True)
+    service.publish("users/alice/presence/alice.dev", presence("alice"))
+    service.publish("users/alice/presence/alice.dev", b"")
     service.publish("users/alice/presence/alice.dev", b"", retain=True)
+    topic, payload, _ = alice.messages.get(timeout=3)
+    h.eq((topic, payload), ("users/alice/presence/alice.dev", b""), "the service's clear, and only it")
     alice.expect_nothing(timeout=0.5, what="presence published by the service")
+    bob = user(sc, b, "bob")
+    bob.publish("users/bob/presence/bob.dev", presence("bob"), retain=True)
+    service.expect_message("users/bob/presence/bob.dev", presence("bob"))
+    late = user(sc, b, "late")
+    late.subscribe("users/+/presence/+")
+    first = late.messages.get(timeout=3)  # retained messages come in any order: one, then none
+    h.eq(first, ("users/bob/presence/bob.dev", presence("bob"), True), "the one retained presence left")
+    late.expect_nothing(timeout=0.5, what="a retained presence after the service's clear")
 
 
 def test_oversized_presence_is_refused(sc):

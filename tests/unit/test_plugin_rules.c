@@ -81,6 +81,27 @@ static const struct rule_case rule_cases[] = {
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/call", true },
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_WRITE, "users/bob/call/x", false },
 	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_SUBSCRIBE, "users/+/+", false },
+	/* Clearing (an empty retained message): the service any presence, for the lease; a user only
+	 * what it may write. */
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/presence/tv", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/presence/bob.phone", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/alice/presence/alice.phone", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/presence/tv/x", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/presence", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/presence/+", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/+/presence/+", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/presence/#", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/x", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "$SYS/x", false },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/call", true },
+	{ AUTH_ROLE_SERVICE, AUTH_ACCESS_CLEAR, "users/bob/events", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_CLEAR, "users/alice/presence/alice.phone", true },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_CLEAR, "users/alice/presence/alice.laptop", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_CLEAR, "users/bob/presence/bob.phone", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_CLEAR, "users/bob/presence/alice.phone", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_CLEAR, "users/alice/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_CLEAR, "users/bob/call", false },
+	{ AUTH_ROLE_USER, AUTH_ACCESS_CLEAR, "callsignal/sync/alice.phone", false },
 };
 
 static void rules_follow_the_table(void)
@@ -97,6 +118,27 @@ static void rules_follow_the_table(void)
 			check_test_failed = 1;
 		}
 	}
+}
+
+/*
+ * The presence lease: the service may empty any device's retained presence, but
+ * writing one stays denied (a payload, retained or not), so it never makes a user
+ * look online; a user may not clear another user's devices.
+ */
+static void the_service_may_clear_any_presence_and_write_none(void)
+{
+	CHECK(auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", AUTH_ACCESS_CLEAR,
+			  "users/bob/presence/bob.tv"));
+	CHECK(!auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", AUTH_ACCESS_WRITE,
+			   "users/bob/presence/bob.tv"));
+	CHECK(!auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", AUTH_ACCESS_CLEAR,
+			   "users/bob/presence/bob.tv/x"));
+	CHECK(!auth_allows(AUTH_ROLE_SERVICE, NULL, "callsignal-0a1b2c3d", AUTH_ACCESS_CLEAR, NULL));
+	CHECK(auth_allows(AUTH_ROLE_USER, "bob", "bob.tv", AUTH_ACCESS_CLEAR, "users/bob/presence/bob.tv"));
+	CHECK(!auth_allows(AUTH_ROLE_USER, "alice", "alice.phone", AUTH_ACCESS_CLEAR,
+			   "users/bob/presence/bob.tv"));
+	CHECK(
+	    !auth_allows(AUTH_ROLE_USER, "alice", "bob.tv", AUTH_ACCESS_CLEAR, "users/bob/presence/bob.tv"));
 }
 
 static void invalid_ids_get_nothing(void)
@@ -259,6 +301,7 @@ static void sessions_put_out_of_memory_fails_and_changes_nothing(void)
 int main(void)
 {
 	RUN(rules_follow_the_table);
+	RUN(the_service_may_clear_any_presence_and_write_none);
 	RUN(invalid_ids_get_nothing);
 	RUN(a_client_id_of_another_form_gets_nothing);
 	RUN(the_service_reads_and_writes_only_its_own_sync_topic);

@@ -7,6 +7,9 @@
  * Ids: 1..ID_MAX_LEN bytes of UTF-8 without '/', '+', '#' or control characters (< 0x20, 0x7f).
  * A user's client id is "{userId}.{device}": device at least one byte without '.', the whole
  * client id a valid id itself. The user part is everything before the last '.'.
+ * On a broker that refuses '.' in topic names (nats-server before 2.10) the open-mode page uses
+ * "{userId}_{device}" instead (plainClientIdFor; it names no user, docs/web-client.md).
+ * Presence filters: every user's (users/+/presence/+), or one per contact (presenceFilters).
  */
 
 export const ID_MAX_LEN = 128;
@@ -45,6 +48,17 @@ export function clientIdFor(userId, device) {
   return `${userId}.${device}`;
 }
 
+/** The client id of a device of userId without the '.': "{userId}_{device}" (open mode only:
+ *  it names no user, which jwt mode refuses). Same length as clientIdFor's. */
+export function plainClientIdFor(userId, device) {
+  return `${userId}_${device}`;
+}
+
+/** True when s has a character nats-server 2.9 refuses in a topic level ('.' or a space). */
+export function hasNatsRefusedChar(s) {
+  return /[. ]/.test(s);
+}
+
 /** True when clientId is "{userId}.{device}" with a valid device (common/ids.c). */
 export function clientIdNamesUser(clientId, userId) {
   if (typeof clientId !== 'string' || !isValidId(userId) || !isValidId(clientId)) return false;
@@ -60,6 +74,34 @@ export function clientIdNamesAUser(clientId) {
 }
 
 export const PRESENCE_ALL = 'users/+/presence/+';
+
+/**
+ * The contact list of a page: the valid ids of `list` (an array of strings, e.g. the `contact`
+ * URL parameters), each once, in order, without `me`. Returns { contacts, invalid }: invalid
+ * lists what was dropped for not being a valid id.
+ */
+export function parseContacts(list, me) {
+  const contacts = [];
+  const invalid = [];
+  for (const raw of list || []) {
+    const id = typeof raw === 'string' ? raw.trim() : raw;
+    if (!isValidId(id)) invalid.push(String(raw));
+    else if (id !== me && !contacts.includes(id)) contacts.push(id);
+  }
+  return { contacts, invalid };
+}
+
+/** The presence filters to subscribe to: every user's when contacts is null (no contact list),
+ *  else one per contact (users/{contact}/presence/+), none for an empty list. */
+export function presenceFilters(contacts) {
+  if (contacts === null || contacts === undefined) return [PRESENCE_ALL];
+  return contacts.map((c) => `users/${c}/presence/+`);
+}
+
+/** True when the page shows userId's presence: always without a contact list, else contacts only. */
+export function showsPresenceOf(contacts, userId) {
+  return contacts === null || contacts === undefined || contacts.includes(userId);
+}
 
 export function presenceTopic(userId, clientId) {
   return `users/${userId}/presence/${clientId}`;

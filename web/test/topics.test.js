@@ -67,6 +67,34 @@ test('idProblem says what is wrong in words', () => {
   assert.match(topics.idProblem(long(125), 'web-00'), /too long for a client id/);
 });
 
+test('contacts: valid ids once each, without me; the presence filters they give', () => {
+  assert.deepEqual(topics.parseContacts(['bob', ' carol ', 'bob', 'alice', 'a/b', '', 'x+y', 'jo.doe'], 'alice'),
+                   { contacts: ['bob', 'carol', 'jo.doe'], invalid: ['a/b', '', 'x+y'] });
+  assert.deepEqual(topics.parseContacts(undefined, 'alice'), { contacts: [], invalid: [] });
+  assert.deepEqual(topics.presenceFilters(null), ['users/+/presence/+']);
+  assert.deepEqual(topics.presenceFilters(undefined), ['users/+/presence/+']);
+  assert.deepEqual(topics.presenceFilters([]), [], 'an empty contact list: nobody');
+  assert.deepEqual(topics.presenceFilters(['bob', 'Zoë']), ['users/bob/presence/+', 'users/Zoë/presence/+']);
+  assert.equal(topics.showsPresenceOf(null, 'eve'), true);
+  assert.equal(topics.showsPresenceOf(['bob'], 'bob'), true);
+  assert.equal(topics.showsPresenceOf(['bob'], 'eve'), false);
+  // every filter of a valid contact is a presence filter of that user only
+  for (const c of topics.parseContacts(CASES.map(([u]) => u)).contacts) {
+    const [f] = topics.presenceFilters([c]);
+    assert.deepEqual(topics.parseTopic(f.replace(/\+$/, 'x.y')), { kind: 'presence', userId: c, clientId: 'x.y' });
+  }
+});
+
+test('the client id without a dot (brokers that refuse dots in topics)', () => {
+  assert.equal(topics.plainClientIdFor('alice', 'web-0a1b2c3d'), 'alice_web-0a1b2c3d');
+  assert.equal(topics.plainClientIdFor('alice', 'web-0a1b2c3d').length, topics.clientIdFor('alice', 'web-0a1b2c3d').length);
+  assert.equal(topics.clientIdNamesAUser(topics.plainClientIdFor('alice', 'web-01')), false, 'it names no user');
+  assert.equal(topics.isValidId(topics.plainClientIdFor('alice', 'web-01')), true);
+  assert.equal(topics.hasNatsRefusedChar('alice_web-01'), false);
+  assert.equal(topics.hasNatsRefusedChar('alice.web-01'), true);
+  assert.equal(topics.hasNatsRefusedChar('space ok'), true);
+});
+
 const hex = (s) => (s === '' ? '-' : Buffer.from(s, 'utf8').toString('hex'));
 
 test('the same verdicts as the service (tests/unit/ids_oracle.c)', (t) => {
