@@ -387,7 +387,7 @@ static void run_cycles(const struct options *o, struct report *rep, const char *
 {
 	struct service svcs[CYCLES_MAX_INSTANCES];
 	char log_path[CYCLES_MAX_INSTANCES][1024], url_env[CYCLES_MAX_INSTANCES][600], retention[64];
-	int ns = strcmp(phase, "endurance") == 0 ? 1 : o->instances;
+	int ns = o->instances;
 	if (o->call_retention)
 		snprintf(retention, sizeof retention, "CALL_RETENTION_S=%s", o->call_retention);
 	for (int k = 0; k < ns; k++) {
