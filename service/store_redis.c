@@ -35,8 +35,12 @@
  * ratelimit.c as a Lua script on Redis's clock), so it is one limit
  * whichever instance a start reaches.
  *
- * What it does not do: TLS (hiredis 0.14 has none), Sentinel or Redis
- * Cluster (one master at a fixed address), Unix sockets.
+ * The master is at a fixed address, or (REDIS_URL=redis-sentinel://, see
+ * redis_url.h) found through Sentinel with plain commands on every
+ * (re)connection of each link: the sentinels are asked in turn, ROLE must
+ * say master, and a -READONLY answer closes the link so that its next use
+ * asks again. What it does not do: TLS (hiredis 0.14 has none), Redis
+ * Cluster, Unix sockets.
  */
 #include "store.h"
 
