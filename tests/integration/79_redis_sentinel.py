@@ -4,7 +4,8 @@ master is, and follow a failover. Real processes on loopback: a Redis master, it
 sentinels (quorum 2, down after 1 s), Mosquitto and two service instances. The master is killed
 with SIGKILL; printed: how long until the sentinels name the replica and until call control works
 again, the calls from before the failover found and ended after it, calls lost and stranded. Also:
-an unusable REDIS_URL exits 2 with a message, before anything starts."""
+a sentinel that names a replica (ROLE says slave) is passed over for the next one; an unusable
+REDIS_URL exits 2 with a message, before anything starts."""
 
 import os
 import signal
@@ -134,6 +135,35 @@ def test_instances_follow_the_master_the_sentinels_name_after_it_is_killed(env):
     back = "Redis master '%s' at '127.0.0.1:%d' answers again" % (sentinels.NAME, new.port)
     for i, s in enumerate(env.instances):
         check(back in s.stderr(), "instance %d's log says %r:\n%s" % (i + 1, back, s.log(20)))
+
+
+@h.options(redis="sentinel", instances=1, service_env=NO_LIMIT)
+def test_a_sentinel_naming_a_replica_is_passed_over_for_the_next(env):
+    """The URL's first sentinel watches the replica as if it were the master, as a sentinel that
+    has not seen a failover names an old master come back as a replica: ROLE says slave there, so
+    the instance asks the next sentinel, and calls start and end on the true master."""
+    master, replica = env.redis.master(), env.redis.servers[1]
+    stale = h.RedisSentinel.sentinel(os.path.join(env.tmp, "sentinel-stale"), replica.port, quorum=1,
+                                     down_after_ms=60000)
+    stale.start()
+    try:
+        eq(stale.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", h.RedisSentinel.NAME),
+           ["127.0.0.1", str(replica.port)], "the first sentinel's answer: the replica")
+        url = "redis-sentinel://127.0.0.1:%d,%s" % (stale.port, env.redis.url[len("redis-sentinel://"):])
+        s = env.spawn_service(env=dict(NO_LIMIT, STATE_ENGINE="redis", REDIS_URL=url), name="callsignal-stale")
+        a, b = env.user("a"), env.user("b")
+        r = start(s, a, b)
+        eq(r.status, 200, "start through the instance whose first sentinel names the replica")
+        b.expect_event("INCOMING_CALL", call_id=r.json["id"])
+        eq(post(s, "/calls/end", {"callId": r.json["id"], "userId": a.user_id}).status, 200, "end")
+        b.expect_event("END_CALL", call_id=r.json["id"])
+        line = "Redis master '%s' at '127.0.0.1:%d' answers" % (h.RedisSentinel.NAME, master.port)
+        check(line in s.stderr(), "its log says %r:\n%s" % (line, s.log(20)))
+        check("127.0.0.1:%d' answers" % replica.port not in s.stderr(), "it used the replica")
+        print("    first sentinel named the replica 127.0.0.1:%d; the instance used the master "
+              "127.0.0.1:%d and a call started and ended" % (replica.port, master.port))
+    finally:
+        stale.stop()
 
 
 @h.options(start_broker=False, start_service=False)

@@ -407,21 +407,27 @@ class RedisSentinel:
             os.makedirs(os.path.join(tmpdir, name), exist_ok=True)
             self.servers.append(Redis(os.path.join(tmpdir, name)))
         self.servers[1].args += ["--replicaof", "127.0.0.1", str(self.servers[0].port)]
-        self.sentinels = []
-        for i in range(sentinels):
-            d = os.path.join(tmpdir, "sentinel-%d" % (i + 1))
-            os.makedirs(d, exist_ok=True)
-            s = Redis(d)
-            conf = os.path.join(d, "sentinel.conf")
-            with open(conf, "w") as f:
-                f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
-                        "sentinel monitor %s 127.0.0.1 %d 2\n"
-                        "sentinel down-after-milliseconds %s %d\n"
-                        "sentinel failover-timeout %s %d\n" % (
-                            s.port, d, s.log_path, self.NAME, self.servers[0].port,
-                            self.NAME, down_after_ms, self.NAME, failover_timeout_ms))
-            s.args = [s.bin, conf, "--sentinel"]
-            self.sentinels.append(s)
+        self.sentinels = [
+            self.sentinel(os.path.join(tmpdir, "sentinel-%d" % (i + 1)), self.servers[0].port, 2,
+                          down_after_ms, failover_timeout_ms)
+            for i in range(sentinels)]
+
+    @classmethod
+    def sentinel(cls, d, master_port, quorum=2, down_after_ms=1000, failover_timeout_ms=3000):
+        """A sentinel (not started) in directory d watching the master 127.0.0.1:master_port
+        under the name NAME: a Redis whose .command() speaks to the sentinel."""
+        os.makedirs(d, exist_ok=True)
+        s = Redis(d)
+        conf = os.path.join(d, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
+                    "sentinel monitor %s 127.0.0.1 %d %d\n"
+                    "sentinel down-after-milliseconds %s %d\n"
+                    "sentinel failover-timeout %s %d\n" % (
+                        s.port, d, s.log_path, cls.NAME, master_port, quorum,
+                        cls.NAME, down_after_ms, cls.NAME, failover_timeout_ms))
+        s.args = [s.bin, conf, "--sentinel"]
+        return s
 
     @property
     def url(self):
