@@ -268,8 +268,8 @@ static int link_open(const struct store_redis *r, struct link *l)
 	if (l->down && mono_ms() < l->next_try)
 		return -1;
 	l->next_try = mono_ms() + RETRY_MS;
-	char why[WHY_MAX] = "no sentinel", host[REDIS_URL_HOST_MAX + 1];
-	int port = 0;
+	char why[WHY_MAX] = "no sentinel", host[REDIS_URL_HOST_MAX + 1], failed[REDIS_URL_HOST_MAX + 1] = "";
+	int port = 0, failed_port = 0;
 	redisContext *ctx = NULL;
 	for (size_t i = 0; i < r->url.naddr && !ctx; i++) {
 		if (!r->url.sentinel) {
@@ -278,7 +278,13 @@ static int link_open(const struct store_redis *r, struct link *l)
 		} else if (sentinel_ask(r, &r->url.addr[i], host, &port, why) != 0) {
 			continue;
 		}
+		/* Until the failover, every sentinel names the dead master: try it once per round,
+		 * since a connection to a host that is down takes up to TIMEOUT_MS. */
+		if (port == failed_port && !strcmp(host, failed))
+			continue;
 		ctx = master_connect(r, host, port, why);
+		snprintf(failed, sizeof(failed), "%s", host);
+		failed_port = port;
 	}
 	if (!ctx) {
 		if (!l->down && r->url.sentinel)
