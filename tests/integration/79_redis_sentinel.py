@@ -4,7 +4,8 @@ master is, and follow a failover. Real processes on loopback: a Redis master, it
 sentinels (quorum 2, down after 1 s), Mosquitto and two service instances. The master is killed
 with SIGKILL; printed: how long until the sentinels name the replica and until call control works
 again, the calls from before the failover found and ended after it, calls lost and stranded. Also:
-a sentinel that names a replica (ROLE says slave) is passed over for the next one; an unusable
+the old master back as a replica takes over at a second failover; a sentinel that names a
+replica (ROLE says slave) is passed over for the next one; an unusable
 REDIS_URL exits 2 with a message, before anything starts."""
 
 import os
@@ -137,6 +138,45 @@ def test_instances_follow_the_master_the_sentinels_name_after_it_is_killed(env):
     back = "Redis master '%s' at '127.0.0.1:%d' answers again" % (sentinels.NAME, new.port)
     for i, s in enumerate(env.instances):
         check(back in s.stderr(), "instance %d's log says %r:\n%s" % (i + 1, back, s.log(20)))
+
+
+@h.options(redis="sentinel", instances=2, service_env=NO_LIMIT)
+def test_the_old_master_back_as_a_replica_takes_over_at_the_next_failover(env):
+    """The killed master is started again (empty, as a master): the sentinels make it a replica
+    of the new master, and the instances keep using the new one. Then the new master is killed
+    too: the old one, now a replica in sync, is promoted, and a call rung before goes on."""
+    one, two = env.instances
+    sentinels = env.redis
+    first = sentinels.master()
+    first.stop(signal.SIGKILL)
+    h.wait_until(lambda: sentinels.master_addr()[1] != first.port, 30, what="the first failover")
+    second = sentinels.master()
+    a, b = env.user("a"), env.user("b")
+    r = until_stored(lambda: start(one, a, b), timeout=10)
+    eq(r.status, 200, "start after the first failover")
+    call_id = r.json["id"]
+    b.expect_event("INCOMING_CALL", call_id=call_id)
+    first.start()  # empty, and a master until the sentinels reconfigure it
+    h.wait_until(lambda: "master_link_status:up" in first.command("INFO", "replication"), 60,
+                 what="the old master made a replica of the new one, in sync")
+    r = h.http_request(two.port, "GET", "/calls/" + call_id)
+    eq((r.status, r.json.get("status")), (200, "DIALLING"), "the call read from the new master")
+    eq(second.command("WAIT", "1", "5000"), 1, "the old master has the call before the second kill")
+    t_kill = time.monotonic()
+    second.stop(signal.SIGKILL)
+    h.wait_until(lambda: sentinels.master_addr()[1] == first.port, 60, what="the second failover")
+    r = until_stored(lambda: post(two, "/calls/answer", {"callId": call_id, "answer": "ACCEPT"}), 10)
+    eq((r.status, r.json.get("status")), (200, "ONGOING"), "answer after the second failover")
+    answered = time.monotonic() - t_kill
+    for c in (a, b):
+        c.expect_event("ACCEPT_CALL", call_id=call_id, timeout=10)
+    r = until_stored(lambda: post(one, "/calls/end", {"callId": call_id, "userId": b.user_id}), 10)
+    eq((r.status, r.json.get("status")), (200, "ENDED"), "end on the other instance")
+    for c in (a, b):
+        c.expect_event("END_CALL", call_id=call_id, timeout=10)
+    print("    old master 127.0.0.1:%d back as a replica, promoted again when 127.0.0.1:%d was "
+          "killed: the call rung before was answered %.1fs after the kill and ended" % (
+              first.port, second.port, answered))
 
 
 @h.options(redis="sentinel", instances=1, service_env=NO_LIMIT)
