@@ -35,12 +35,17 @@
  * ratelimit.c as a Lua script on Redis's clock), so it is one limit
  * whichever instance a start reaches.
  *
- * What it does not do: TLS (hiredis 0.14 has none), Sentinel or Redis
- * Cluster (one master at a fixed address), Unix sockets.
+ * The master is at a fixed address, or (REDIS_URL=redis-sentinel://, see
+ * redis_url.h) found through Sentinel with plain commands on every
+ * (re)connection of each link: the sentinels are asked in turn, ROLE must
+ * say master, and a -READONLY answer closes the link so that its next use
+ * asks again. What it does not do: TLS (hiredis 0.14 has none), Redis
+ * Cluster, Unix sockets.
  */
 #include "store.h"
 
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,15 +53,18 @@
 #include <time.h>
 
 #include "log.h"
+#include "redis_url.h"
 #include "util.h"
 
-#define TIMEOUT_MS  2000
-#define MAX_ARGS    64
-#define KEY_MAX     320
-#define POPS_PER_TX 64  /* deadlines of one kind fired by one transition; the rest next time */
-#define POLL_MS     250 /* how soon a deadline another instance added is looked at */
-#define PREFIX_MAX  64
-#define RETRY_MS    500 /* between connection attempts while Redis is away */
+#define TIMEOUT_MS          2000
+#define MAX_ARGS            64
+#define KEY_MAX             320
+#define POPS_PER_TX         64  /* deadlines of one kind fired by one transition; the rest next time */
+#define POLL_MS             250 /* how soon a deadline another instance added is looked at */
+#define PREFIX_MAX          64
+#define RETRY_MS            500 /* between connection attempts while Redis is away */
+#define SENTINEL_TIMEOUT_MS 500 /* to connect to a sentinel and get its answer */
+#define WHY_MAX             512
 
 /* One command's arguments; numbers are printed into the args' own storage. */
 struct args {
@@ -76,12 +84,14 @@ struct link {
 	redisContext *ctx; /* NULL while disconnected */
 	int down;          /* an outage was logged; the next success logs the way back */
 	int64_t next_try;  /* monotonic ms: no new connection attempt before (one per RETRY_MS) */
+	char host[REDIS_URL_HOST_MAX + 1]; /* the master it is (or was last) connected to */
+	int port;
 };
 
 struct store_redis {
 	struct store base;
-	char *host, *password, *prefix;
-	int port, db;
+	struct redis_url url;
+	char *prefix;
 	struct link main;  /* the transitions' and reads' connection (under core's lock) */
 	struct link drain; /* outbox.c's drain thread's own connection */
 
@@ -144,51 +154,172 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Connects to host:port; NULL with the reason in why when it cannot. */
+static redisContext *connect_to(const char *host, int port, int timeout_ms, char why[WHY_MAX])
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	redisContext *ctx = redisConnectWithTimeout(host, port, tv);
+	if (!ctx || ctx->err) {
+		snprintf(why, WHY_MAX, "'%s:%d': %s", host, port, ctx ? ctx->errstr : "out of memory");
+		if (ctx)
+			redisFree(ctx);
+		return NULL;
+	}
+	redisSetTimeout(ctx, tv);
+	return ctx;
+}
+
+/* One command whose answer must be +OK-like; 0, or -1 with the reason in why. */
+static int setup_command(redisContext *ctx, const char *host, int port, const char *what, char why[WHY_MAX],
+			 const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *rep = redisvCommand(ctx, fmt, ap);
+	va_end(ap);
+	int ok = rep && rep->type == REDIS_REPLY_STATUS;
+	if (!ok)
+		snprintf(why, WHY_MAX, "'%s:%d': refused %s: %s", host, port, what,
+			 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : ctx->errstr);
+	freeReplyObject(rep);
+	return ok ? 0 : -1;
+}
+
+/*
+ * A connection to the master at host:port, ready for use: AUTH, then (with
+ * Sentinel, where the address may be stale: a failover demotes the old
+ * master to a replica) ROLE must say master, then SELECT. NULL with the
+ * reason in why.
+ */
+static redisContext *master_connect(const struct store_redis *r, const char *host, int port,
+				    char why[WHY_MAX])
+{
+	redisContext *ctx = connect_to(host, port, TIMEOUT_MS, why);
+	if (!ctx)
+		return NULL;
+	if (r->url.password &&
+	    setup_command(ctx, host, port, "the password", why, "AUTH %s", r->url.password))
+		goto fail;
+	if (r->url.sentinel) {
+		redisReply *rep = redisCommand(ctx, "ROLE");
+		int master = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+			     rep->element[0]->type == REDIS_REPLY_STRING &&
+			     !strcmp(rep->element[0]->str, "master");
+		if (!master)
+			snprintf(why, WHY_MAX, "'%s:%d': not a master (ROLE says %s)", host, port,
+				 !rep                             ? ctx->errstr
+				 : rep->type == REDIS_REPLY_ERROR ? rep->str
+				 : rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+					 rep->element[0]->type == REDIS_REPLY_STRING
+				     ? rep->element[0]->str
+				     : "unexpected reply");
+		freeReplyObject(rep);
+		if (!master)
+			goto fail;
+	}
+	if (r->url.db && setup_command(ctx, host, port, "the database", why, "SELECT %d", r->url.db))
+		goto fail;
+	return ctx;
+fail:
+	redisFree(ctx);
+	return NULL;
+}
+
+/* Asks one sentinel where the master is: 0 with host and port set, or -1 with the reason in why. */
+static int sentinel_ask(const struct store_redis *r, const struct redis_addr *s,
+			char host[REDIS_URL_HOST_MAX + 1], int *port, char why[WHY_MAX])
+{
+	char err[WHY_MAX];
+	redisContext *ctx = connect_to(s->host, s->port, SENTINEL_TIMEOUT_MS, err);
+	if (!ctx) {
+		snprintf(why, WHY_MAX, "sentinel %.400s", err);
+		return -1;
+	}
+	int rc = -1;
+	redisReply *rep = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", r->url.master);
+	/* [host, port], or nil when the sentinel does not know the name. */
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
+	    rep->element[0]->len <= REDIS_URL_HOST_MAX && atoi(rep->element[1]->str) > 0) {
+		snprintf(host, REDIS_URL_HOST_MAX + 1, "%s", rep->element[0]->str);
+		*port = atoi(rep->element[1]->str);
+		rc = 0;
+	} else {
+		snprintf(why, WHY_MAX, "sentinel '%s:%d': no master '%s': %s", s->host, s->port,
+			 r->url.master,
+			 !rep                             ? ctx->errstr
+			 : rep->type == REDIS_REPLY_ERROR ? rep->str
+							  : "unexpected reply");
+	}
+	freeReplyObject(rep);
+	redisFree(ctx);
+	return rc;
+}
+
+/*
+ * Opens l: to the one master of a redis:// URL, or (redis-sentinel://) to
+ * the master the first sentinel that answers names, asking the next
+ * sentinel when one does not answer or names a server that is not a
+ * master. Logs one line when Redis cannot be reached and one when it
+ * answers again (or, with Sentinel, when the master moved), with its address.
+ */
 static int link_open(const struct store_redis *r, struct link *l)
 {
 	if (l->down && mono_ms() < l->next_try)
 		return -1;
 	l->next_try = mono_ms() + RETRY_MS;
-	struct timeval tv = { TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000 };
-	redisContext *ctx = redisConnectWithTimeout(r->host, r->port, tv);
-	if (!ctx || ctx->err) {
-		if (!l->down)
-			log_error("cannot reach Redis at '%s:%d': %s", r->host, r->port,
-				  ctx ? ctx->errstr : "out of memory");
+	char why[WHY_MAX] = "no sentinel", host[REDIS_URL_HOST_MAX + 1], failed[REDIS_URL_HOST_MAX + 1] = "";
+	int port = 0, failed_port = 0;
+	redisContext *ctx = NULL;
+	for (size_t i = 0; i < r->url.naddr && !ctx; i++) {
+		if (!r->url.sentinel) {
+			snprintf(host, sizeof(host), "%s", r->url.addr[i].host);
+			port = r->url.addr[i].port;
+		} else if (sentinel_ask(r, &r->url.addr[i], host, &port, why) != 0) {
+			continue;
+		}
+		/* Until the failover, every sentinel names the dead master: try it once per round,
+		 * since a connection to a host that is down takes up to TIMEOUT_MS. */
+		if (port == failed_port && !strcmp(host, failed))
+			continue;
+		ctx = master_connect(r, host, port, why);
+		snprintf(failed, sizeof(failed), "%s", host);
+		failed_port = port;
+	}
+	if (!ctx) {
+		if (!l->down && r->url.sentinel)
+			log_error("cannot reach Redis master '%s' through %zu sentinel(s): %s", r->url.master,
+				  r->url.naddr, why);
+		else if (!l->down)
+			log_error("cannot reach Redis at %s", why);
 		l->down = 1;
-		if (ctx)
-			redisFree(ctx);
 		return -1;
 	}
-	if (l->down)
-		log_info("Redis at '%s:%d' answers again", r->host, r->port);
+	int moved = strcmp(host, l->host) != 0 || port != l->port;
+	if (r->url.sentinel && (l->down || moved))
+		log_info("Redis master '%s' at '%s:%d' answers%s", r->url.master, host, port,
+			 l->down ? " again" : "");
+	else if (l->down)
+		log_info("Redis at '%s:%d' answers again", host, port);
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
 	l->down = 0;
-	redisSetTimeout(ctx, tv);
 	l->ctx = ctx;
-	redisReply *rep;
-	if (r->password) {
-		rep = redisCommand(ctx, "AUTH %s", r->password);
-		int ok = rep && rep->type == REDIS_REPLY_STATUS;
-		if (!ok)
-			log_error("Redis at '%s:%d' refused the password: %s", r->host, r->port,
-				  rep && rep->type == REDIS_REPLY_ERROR ? rep->str : ctx->errstr);
-		freeReplyObject(rep);
-		if (!ok)
-			goto fail;
-	}
-	if (r->db) {
-		rep = redisCommand(ctx, "SELECT %d", r->db);
-		int ok = rep && rep->type == REDIS_REPLY_STATUS;
-		freeReplyObject(rep);
-		if (!ok) {
-			log_error("Redis at '%s:%d' refused database %d", r->host, r->port, r->db);
-			goto fail;
-		}
-	}
 	return 0;
-fail:
+}
+
+/* A -READONLY answer: the server is a replica now (a failover demoted it while the connection stayed up). */
+static int reply_readonly(const redisReply *rep)
+{
+	return rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "READONLY", 8);
+}
+
+/* Closes l after a -READONLY answer, so that its next use asks the sentinels for the master again. */
+static void link_demoted(struct link *l)
+{
+	log_error("lost Redis at '%s:%d': it is a replica now", l->host, l->port);
+	l->down = 1;
 	link_close(l);
-	return -1;
 }
 
 /* Runs one command now; NULL (and the transition failed) when Redis does not answer. Caller frees. */
@@ -200,7 +331,7 @@ static redisReply *run(struct store_redis *r, struct args *a)
 	}
 	redisReply *rep = redisCommandArgv(r->main.ctx, a->n, a->v, a->len);
 	if (!rep) {
-		log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->main.ctx->errstr);
+		log_error("lost Redis at '%s:%d': %s", r->main.host, r->main.port, r->main.ctx->errstr);
 		r->main.down = 1;
 		link_close(&r->main);
 		r->failed = 1;
@@ -208,6 +339,8 @@ static redisReply *run(struct store_redis *r, struct args *a)
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		log_error("Redis refused '%s': %s", a->v[0], rep->str);
+		if (reply_readonly(rep))
+			link_demoted(&r->main);
 		r->failed = 1;
 	}
 	return rep;
@@ -232,7 +365,8 @@ static redisReply *run_watched(struct store_redis *r, const char *key, struct ar
 	redisReply *replies[2] = { NULL, NULL };
 	for (int i = 0; i < 2; i++) {
 		if (redisGetReply(r->main.ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) {
-			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->main.ctx->errstr);
+			log_error("lost Redis at '%s:%d': %s", r->main.host, r->main.port,
+				  r->main.ctx->errstr);
 			r->main.down = 1;
 			link_close(&r->main);
 			r->failed = 1;
@@ -277,6 +411,7 @@ static void drop_pending(struct store_redis *r)
 static enum store_commit flush(struct store_redis *r)
 {
 	enum store_commit result = STORE_FAILED;
+	int readonly = 0;
 	if (r->failed || (!r->main.ctx && link_open(r, &r->main) != 0))
 		goto out;
 	redisAppendCommand(r->main.ctx, "MULTI");
@@ -286,7 +421,8 @@ static enum store_commit flush(struct store_redis *r)
 	for (size_t i = 0; i < r->npending + 2; i++) {
 		redisReply *rep = NULL;
 		if (redisGetReply(r->main.ctx, (void **)&rep) != REDIS_OK || !rep) {
-			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->main.ctx->errstr);
+			log_error("lost Redis at '%s:%d': %s", r->main.host, r->main.port,
+				  r->main.ctx->errstr);
 			r->main.down = 1;
 			link_close(&r->main);
 			goto out;
@@ -300,8 +436,11 @@ static enum store_commit flush(struct store_redis *r)
 				log_error("Redis refused a transition: %s",
 					  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 		}
+		readonly |= reply_readonly(rep);
 		freeReplyObject(rep);
 	}
+	if (readonly)
+		link_demoted(&r->main);
 out:
 	drop_pending(r);
 	return result;
@@ -948,8 +1087,7 @@ static void rd_free(struct store *s)
 	free(r->pending);
 	link_close(&r->main);
 	link_close(&r->drain);
-	free(r->host);
-	free(r->password);
+	redis_url_release(&r->url);
 	free(r->prefix);
 	free(r);
 }
@@ -981,13 +1119,16 @@ static redisReply *drain_run(struct store_redis *r, struct args *a)
 		return NULL;
 	redisReply *rep = redisCommandArgv(r->drain.ctx, a->n, a->v, a->len);
 	if (!rep) {
-		log_error("lost Redis at '%s:%d' (outbox): %s", r->host, r->port, r->drain.ctx->errstr);
+		log_error("lost Redis at '%s:%d' (outbox): %s", r->drain.host, r->drain.port,
+			  r->drain.ctx->errstr);
 		r->drain.down = 1;
 		link_close(&r->drain);
 		return NULL;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		log_error("Redis refused '%s' (outbox): %s", a->v[0], rep->str);
+		if (reply_readonly(rep))
+			link_demoted(&r->drain);
 		freeReplyObject(rep);
 		return NULL;
 	}
@@ -1136,47 +1277,6 @@ static const struct store_ops redis_ops = {
 	rd_outbox_trim,
 };
 
-/* redis://[:password@]host[:port][/db] into r; -1 when it is not that. */
-static int parse_url(struct store_redis *r, const char *url)
-{
-	const char *p = url;
-	if (strncmp(p, "redis://", 8) != 0)
-		return -1;
-	p += 8;
-	const char *at = strchr(p, '@');
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		if (!colon)
-			return -1; /* a user name alone: Redis 6 ACL users are not supported */
-		if (colon + 1 < at)
-			r->password = xstrndup(colon + 1, (size_t)(at - colon - 1));
-		p = at + 1;
-	}
-	size_t hostlen = strcspn(p, ":/");
-	if (!hostlen || hostlen > 253)
-		return -1;
-	r->host = xstrndup(p, hostlen);
-	p += hostlen;
-	r->port = 6379;
-	char *end;
-	if (*p == ':') {
-		long port = strtol(p + 1, &end, 10);
-		if (end == p + 1 || port < 1 || port > 65535)
-			return -1;
-		r->port = (int)port;
-		p = end;
-	}
-	if (*p == '/' && p[1]) {
-		long db = strtol(p + 1, &end, 10);
-		if (*end || db < 0 || db > 1000000)
-			return -1;
-		r->db = (int)db;
-	} else if (*p && strcmp(p, "/") != 0) {
-		return -1;
-	}
-	return 0;
-}
-
 struct store *store_redis_new(const char *url, const char *prefix)
 {
 	struct store_redis *r = xcalloc(1, sizeof(*r));
@@ -1187,8 +1287,9 @@ struct store *store_redis_new(const char *url, const char *prefix)
 		r->stale[k] = 1;
 	}
 	r->prefix = xstrndup(prefix, strlen(prefix) > PREFIX_MAX ? PREFIX_MAX : strlen(prefix));
-	if (parse_url(r, url) != 0) {
-		log_error("bad REDIS_URL: expected redis://[:password@]host[:port][/db]");
+	const char *why;
+	if (redis_url_parse(&r->url, url, &why) != 0) {
+		log_error("bad REDIS_URL: %s", why);
 		goto fail;
 	}
 	if (link_open(r, &r->main) != 0)
