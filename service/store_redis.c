@@ -11,9 +11,10 @@
  *   busy:{user}    string: the id of the user's live call
  *   calls, live    sets of call ids: every call kept, the live ones
  *   dl:{kind}      sorted set of deadlines: member "{party}:{id}", score wall ms
- *   outbox         stream: the MQTT messages of the transitions (fields t topic, p payload,
- *                  r retained "1"/"0"), XADDed in the transition's EXEC; outbox.c's leader
- *                  reads them in order and trims what the broker acknowledged
+ *   outbox         stream: the MQTT messages of the transitions, an entry per transition
+ *                  (up to 16 messages, each the fields t topic, p payload, r retained "1"/"0",
+ *                  in order), XADDed in the transition's EXEC; outbox.c's leader reads them
+ *                  in order and trims the entries the broker acknowledged
  *   outbox:leader  string: the name of the instance publishing the outbox, with a TTL (its lease)
  *   hist:{user}    list: the user's finished calls, newest first, each the fields of
  *                  call:{id} as netstrings ("5:field,3:val,..."), trimmed to the cap
@@ -63,6 +64,7 @@
 #define POLL_MS             250 /* how soon a deadline another instance added is looked at */
 #define PREFIX_MAX          64
 #define RETRY_MS            500 /* between connection attempts while Redis is away */
+#define OUT_PER_ENTRY       16  /* outbox messages in one stream entry */
 #define SENTINEL_TIMEOUT_MS 500 /* to connect to a sentinel and get its answer */
 #define WHY_MAX             512
 
@@ -77,6 +79,13 @@ struct args {
 struct pending {
 	char *cmd; /* a formatted command (redisFormatCommandArgv) */
 	int len;
+};
+
+/* A message for the broker, kept until the transition commits (owned copies). */
+struct out_msg {
+	char *topic, *payload;
+	size_t len;
+	int retained;
 };
 
 /* One connection to Redis. */
@@ -99,6 +108,8 @@ struct store_redis {
 	int failed; /* a command of this transition got no answer */
 	struct pending *pending;
 	size_t npending, cap_pending;
+	struct out_msg *out; /* this transition's outbox messages, added by XADD at commit */
+	size_t nout, cap_out;
 	size_t popped[DEADLINE__COUNT]; /* deadlines handed out by this transition, per kind */
 	/* What the queued writes will change in the counts, so that a rule
 	 * counting calls mid-transition (the retention cap) sees its own writes. */
@@ -383,21 +394,29 @@ static redisReply *run_watched(struct store_redis *r, const char *key, struct ar
 }
 
 static enum store_commit flush(struct store_redis *r);
+static void drop_out(struct store_redis *r);
+static void queue_out(struct store_redis *r);
 
-/* Queues a write for the commit (applied at once outside a transition). */
-static void queue(struct store_redis *r, struct args *a)
+/* Queues a write given as argv for the commit (applied at once outside a transition). */
+static void queue_argv(struct store_redis *r, int argc, const char **argv, const size_t *argvlen)
 {
 	if (r->npending == r->cap_pending) {
 		r->cap_pending = r->cap_pending ? r->cap_pending * 2 : 16;
 		r->pending = xrealloc(r->pending, r->cap_pending * sizeof(*r->pending));
 	}
 	struct pending *p = &r->pending[r->npending];
-	p->len = redisFormatCommandArgv(&p->cmd, a->n, a->v, a->len);
+	p->len = redisFormatCommandArgv(&p->cmd, argc, argv, argvlen);
 	if (p->len < 0)
 		abort(); /* out of memory */
 	r->npending++;
 	if (!r->in_tx)
 		flush(r);
+}
+
+/* Queues a write for the commit (applied at once outside a transition). */
+static void queue(struct store_redis *r, struct args *a)
+{
+	queue_argv(r, a->n, a->v, a->len);
 }
 
 static void drop_pending(struct store_redis *r)
@@ -1056,6 +1075,7 @@ static void rd_begin(struct store *s)
 	struct store_redis *r = RS(s);
 	free_loans(r);
 	drop_pending(r);
+	drop_out(r);
 	r->in_tx = 1;
 	r->failed = 0;
 	r->delta_count = r->delta_live = 0;
@@ -1065,6 +1085,8 @@ static void rd_begin(struct store *s)
 static enum store_commit rd_commit(struct store *s)
 {
 	struct store_redis *r = RS(s);
+	if (r->nout)
+		queue_out(r);
 	/* Even a transition that wrote nothing commits: EXEC fails if what it read changed. */
 	enum store_commit result = flush(r);
 	if (result == STORE_FAILED && r->main.ctx) {
@@ -1085,6 +1107,8 @@ static void rd_free(struct store *s)
 	drop_pending(r);
 	free(r->loaned);
 	free(r->pending);
+	drop_out(r);
+	free(r->out);
 	link_close(&r->main);
 	link_close(&r->drain);
 	redis_url_release(&r->url);
@@ -1097,19 +1121,55 @@ static void rd_free(struct store *s)
 static void rd_outbox_put(struct store *s, const char *topic, const char *payload, size_t len, int retained)
 {
 	struct store_redis *r = RS(s);
+	if (r->nout == r->cap_out) {
+		r->cap_out = r->cap_out ? r->cap_out * 2 : 8;
+		r->out = xrealloc(r->out, r->cap_out * sizeof(*r->out));
+	}
+	struct out_msg *m = &r->out[r->nout++];
+	m->topic = xstrdup(topic);
+	m->payload = xmalloc(len ? len : 1);
+	memcpy(m->payload, payload, len);
+	m->len = len;
+	m->retained = retained;
+}
+
+static void drop_out(struct store_redis *r)
+{
+	for (size_t i = 0; i < r->nout; i++) {
+		free(r->out[i].topic);
+		free(r->out[i].payload);
+	}
+	r->nout = 0;
+}
+
+/*
+ * The transition's messages as stream entries of up to OUT_PER_ENTRY
+ * messages each (fields t, p, r repeated in order), queued for its EXEC:
+ * one entry for most transitions instead of one per message.
+ */
+static void queue_out(struct store_redis *r)
+{
 	char key[KEY_MAX];
 	key_of(r, key, "outbox", "");
-	struct args a = { 0 };
-	args_s(&a, "XADD");
-	args_s(&a, key);
-	args_s(&a, "*");
-	args_s(&a, "t");
-	args_s(&a, topic);
-	args_s(&a, "p");
-	args_str(&a, payload, len);
-	args_s(&a, "r");
-	args_s(&a, retained ? "1" : "0");
-	queue(r, &a);
+	const char *argv[3 + 6 * OUT_PER_ENTRY];
+	size_t lens[3 + 6 * OUT_PER_ENTRY];
+	for (size_t i = 0; i < r->nout; i += OUT_PER_ENTRY) {
+		int n = 0;
+		argv[n] = "XADD", lens[n++] = 4;
+		argv[n] = key, lens[n++] = strlen(key);
+		argv[n] = "*", lens[n++] = 1;
+		for (size_t k = i; k < r->nout && k < i + OUT_PER_ENTRY; k++) {
+			const struct out_msg *m = &r->out[k];
+			argv[n] = "t", lens[n++] = 1;
+			argv[n] = m->topic, lens[n++] = strlen(m->topic);
+			argv[n] = "p", lens[n++] = 1;
+			argv[n] = m->payload, lens[n++] = m->len;
+			argv[n] = "r", lens[n++] = 1;
+			argv[n] = m->retained ? "1" : "0", lens[n++] = 1;
+		}
+		queue_argv(r, n, argv, lens);
+	}
+	drop_out(r);
 }
 
 /* Runs one command on the drain thread's connection; NULL when Redis does not answer. Caller frees. */
@@ -1173,15 +1233,6 @@ static void rd_outbox_resign(struct store *s, const char *me)
 	lease_call(RS(s), resign_script, me, 0);
 }
 
-/* The value of field name in a stream entry's field list, or NULL. */
-static const redisReply *entry_field(const redisReply *fields, const char *name)
-{
-	for (size_t i = 0; i + 1 < fields->elements; i += 2)
-		if (fields->element[i]->type == REDIS_REPLY_STRING && !strcmp(fields->element[i]->str, name))
-			return fields->element[i + 1];
-	return NULL;
-}
-
 static int rd_outbox_read(struct store *s, char cursor[STORE_OUTBOX_ID_MAX], size_t max, int block_ms,
 			  void (*fn)(void *ctx, const char *id, const char *topic, const char *payload,
 				     size_t len, int retained),
@@ -1215,16 +1266,19 @@ static int rd_outbox_read(struct store *s, char cursor[STORE_OUTBOX_ID_MAX], siz
 			    e->element[1]->type != REDIS_REPLY_ARRAY)
 				continue;
 			snprintf(cursor, STORE_OUTBOX_ID_MAX, "%s", e->element[0]->str);
-			const redisReply *t = entry_field(e->element[1], "t"),
-					 *p = entry_field(e->element[1], "p"),
-					 *ret = entry_field(e->element[1], "r");
-			if (!t || !p || t->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING) {
-				log_error("skipped a malformed outbox entry '%s'", cursor);
-				continue;
+			/* Messages in order, each the fields t, p, r. */
+			const redisReply *f = e->element[1];
+			for (size_t k = 0; k + 5 < f->elements; k += 6) {
+				const redisReply *t = f->element[k + 1], *p = f->element[k + 3],
+						 *ret = f->element[k + 5];
+				if (t->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING ||
+				    ret->type != REDIS_REPLY_STRING) {
+					log_error("skipped a malformed message of outbox entry '%s'", cursor);
+					continue;
+				}
+				fn(ctx, cursor, t->str, p->str, p->len, !strcmp(ret->str, "1"));
+				n++;
 			}
-			fn(ctx, cursor, t->str, p->str, p->len,
-			   ret && ret->type == REDIS_REPLY_STRING && !strcmp(ret->str, "1"));
-			n++;
 		}
 	}
 	freeReplyObject(rep);
