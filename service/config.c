@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "redis_url.h"
 #include "util.h"
 
 enum kind { K_STR, K_PORT, K_SECONDS, K_COUNT, K_AUTH, K_LEVEL, K_FLAG, K_LOG_FORMAT };
@@ -81,7 +82,8 @@ static const struct option {
 	{ "STATE_ENGINE", "--state-engine", K_STR, offsetof(struct config, state_engine), "memory",
 	  "where calls live: memory (one instance) or redis (instances sharing REDIS_URL)" },
 	{ "REDIS_URL", "--redis-url", K_STR, offsetof(struct config, redis_url), "redis://127.0.0.1:6379",
-	  "Redis of STATE_ENGINE=redis: redis://[:password@]host[:port][/db]" },
+	  "Redis of STATE_ENGINE=redis: redis://[:password@]host[:port][/db], or its sentinels: "
+	  "redis-sentinel://[:password@]host[:port][,host[:port]...]/master[/db]" },
 	{ "PRESENCE_REFRESH_S", "--presence-refresh-s", K_SECONDS,
 	  offsetof(struct config, presence_refresh_s), "60",
 	  "seconds between presence refreshes of devices that refresh; silent 2.5 times that: offline (0: no "
@@ -242,6 +244,16 @@ static int check(const struct config *cfg)
 	    (strcmp(cfg->state_engine, "memory") != 0 && strcmp(cfg->state_engine, "redis") != 0)) {
 		fprintf(stderr, "error: STATE_ENGINE must be memory or redis\n");
 		return -1;
+	}
+	if (strcmp(cfg->state_engine, "redis") == 0) {
+		struct redis_url u;
+		const char *why;
+		int bad = redis_url_parse(&u, cfg->redis_url ? cfg->redis_url : "", &why);
+		redis_url_release(&u);
+		if (bad) { /* the URL itself is not printed: it may hold the password */
+			fprintf(stderr, "error: REDIS_URL is not a Redis URL: %s\n", why);
+			return -1;
+		}
 	}
 	if (cfg->webhook_urls && !cfg->webhook_secret) {
 		fprintf(stderr, "error: WEBHOOK_URLS needs WEBHOOK_SECRET to sign the webhooks\n");

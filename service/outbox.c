@@ -76,17 +76,26 @@ static void on_entry(void *ctx, const char *id, const char *topic, const char *p
 	sent_push(o, mqtt_bus_publish_tracked(o->bus, topic, payload, len, retained), id);
 }
 
-/* Removes from the store what the broker has acknowledged. -1 when the store did not answer. */
+/*
+ * Removes from the store what the broker has acknowledged: the entries all
+ * of whose messages are settled (an entry holds a transition's messages,
+ * read together). -1 when the store did not answer.
+ */
 static int trim(struct outbox *o)
 {
 	uint64_t below = mqtt_bus_settled_below(o->bus);
-	const char *last = NULL;
+	char done[STORE_OUTBOX_ID_MAX] = "", cur[STORE_OUTBOX_ID_MAX] = "";
 	while (o->n > 0 && o->sent[o->head].seq < below) {
-		last = o->sent[o->head].id;
+		const char *id = o->sent[o->head].id;
+		if (*cur && strcmp(cur, id) != 0)
+			memcpy(done, cur, sizeof(done)); /* moved past cur: all of it is settled */
+		snprintf(cur, sizeof(cur), "%s", id);
 		o->head = (o->head + 1) % o->cap;
 		o->n--;
 	}
-	return last ? o->store->ops->outbox_trim(o->store, last) : 0;
+	if (*cur && (o->n == 0 || strcmp(o->sent[o->head].id, cur) != 0))
+		memcpy(done, cur, sizeof(done));
+	return *done ? o->store->ops->outbox_trim(o->store, done) : 0;
 }
 
 static void set_leading(struct outbox *o, int leading)

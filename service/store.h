@@ -134,7 +134,8 @@ struct store *store_memory_new(void);
 
 /*
  * The shared engine: calls, busy lines and deadlines in Redis at url
- * (redis://[:password@]host[:port][/db]), keys under prefix (copied).
+ * (redis://[:password@]host[:port][/db], or the master that the sentinels of
+ * redis-sentinel://... name: redis_url.h), keys under prefix (copied).
  * Several service instances on one Redis serve the same calls. NULL, after
  * logging why, when the url is bad or Redis does not answer (store_redis.c).
  */

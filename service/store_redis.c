@@ -11,9 +11,10 @@
  *   busy:{user}    string: the id of the user's live call
  *   calls, live    sets of call ids: every call kept, the live ones
  *   dl:{kind}      sorted set of deadlines: member "{party}:{id}", score wall ms
- *   outbox         stream: the MQTT messages of the transitions (fields t topic, p payload,
- *                  r retained "1"/"0"), XADDed in the transition's EXEC; outbox.c's leader
- *                  reads them in order and trims what the broker acknowledged
+ *   outbox         stream: the MQTT messages of the transitions, an entry per transition
+ *                  (up to 16 messages, each the fields t topic, p payload, r retained "1"/"0",
+ *                  in order), XADDed in the transition's EXEC; outbox.c's leader reads them
+ *                  in order and trims the entries the broker acknowledged
  *   outbox:leader  string: the name of the instance publishing the outbox, with a TTL (its lease)
  *   hist:{user}    list: the user's finished calls, newest first, each the fields of
  *                  call:{id} as netstrings ("5:field,3:val,..."), trimmed to the cap
@@ -43,12 +44,17 @@
  * ratelimit.c as a Lua script on Redis's clock), so it is one limit
  * whichever instance a start reaches.
  *
- * What it does not do: TLS (hiredis 0.14 has none), Sentinel or Redis
- * Cluster (one master at a fixed address), Unix sockets.
+ * The master is at a fixed address, or (REDIS_URL=redis-sentinel://, see
+ * redis_url.h) found through Sentinel with plain commands on every
+ * (re)connection of each link: the sentinels are asked in turn, ROLE must
+ * say master, and a -READONLY answer closes the link so that its next use
+ * asks again. What it does not do: TLS (hiredis 0.14 has none), Redis
+ * Cluster, Unix sockets.
  */
 #include "store.h"
 
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,17 +62,21 @@
 #include <time.h>
 
 #include "log.h"
+#include "redis_url.h"
 #include "util.h"
 
-#define TIMEOUT_MS      2000
-#define MAX_ARGS        64
-#define KEY_MAX         320
-#define POPS_PER_TX     64  /* deadlines of one kind fired by one transition; the rest next time */
-#define POLL_MS         250 /* how soon a deadline another instance added is looked at */
-#define PREFIX_MAX      64
-#define RETRY_MS        500 /* between connection attempts while Redis is away */
-#define PREFETCH_MAX    3
-#define COUNTS_FRESH_US 100000 /* how long the set sizes after a transition stay good */
+#define TIMEOUT_MS          2000
+#define MAX_ARGS            64
+#define KEY_MAX             320
+#define POPS_PER_TX         64  /* deadlines of one kind fired by one transition; the rest next time */
+#define POLL_MS             250 /* how soon a deadline another instance added is looked at */
+#define PREFIX_MAX          64
+#define RETRY_MS            500 /* between connection attempts while Redis is away */
+#define OUT_PER_ENTRY       16  /* outbox messages in one stream entry */
+#define SENTINEL_TIMEOUT_MS 500 /* to connect to a sentinel and get its answer */
+#define WHY_MAX             512
+#define PREFETCH_MAX        3
+#define COUNTS_FRESH_US     100000 /* how long the set sizes after a transition stay good */
 
 /* One command's arguments; numbers are printed into the args' own storage. */
 struct args {
@@ -81,17 +91,26 @@ struct pending {
 	int len;
 };
 
+/* A message for the broker, kept until the transition commits (owned copies). */
+struct out_msg {
+	char *topic, *payload;
+	size_t len;
+	int retained;
+};
+
 /* One connection to Redis. */
 struct link {
 	redisContext *ctx; /* NULL while disconnected */
 	int down;          /* an outage was logged; the next success logs the way back */
 	int64_t next_try;  /* monotonic ms: no new connection attempt before (one per RETRY_MS) */
+	char host[REDIS_URL_HOST_MAX + 1]; /* the master it is (or was last) connected to */
+	int port;
 };
 
 struct store_redis {
 	struct store base;
-	char *host, *password, *prefix;
-	int port, db;
+	struct redis_url url;
+	char *prefix;
 	struct link main;  /* the transitions' and reads' connection (under core's lock) */
 	struct link drain; /* outbox.c's drain thread's own connection */
 
@@ -99,6 +118,8 @@ struct store_redis {
 	int failed; /* a command of this transition got no answer */
 	struct pending *pending;
 	size_t npending, cap_pending;
+	struct out_msg *out; /* this transition's outbox messages, added by XADD at commit */
+	size_t nout, cap_out;
 	size_t popped[DEADLINE__COUNT]; /* deadlines handed out by this transition, per kind */
 	/* What the queued writes will change in the counts, so that a rule
 	 * counting calls mid-transition (the retention cap) sees its own writes. */
@@ -178,56 +199,177 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Connects to host:port; NULL with the reason in why when it cannot. */
+static redisContext *connect_to(const char *host, int port, int timeout_ms, char why[WHY_MAX])
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	redisContext *ctx = redisConnectWithTimeout(host, port, tv);
+	if (!ctx || ctx->err) {
+		snprintf(why, WHY_MAX, "'%s:%d': %s", host, port, ctx ? ctx->errstr : "out of memory");
+		if (ctx)
+			redisFree(ctx);
+		return NULL;
+	}
+	redisSetTimeout(ctx, tv);
+	return ctx;
+}
+
+/* One command whose answer must be +OK-like; 0, or -1 with the reason in why. */
+static int setup_command(redisContext *ctx, const char *host, int port, const char *what, char why[WHY_MAX],
+			 const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *rep = redisvCommand(ctx, fmt, ap);
+	va_end(ap);
+	int ok = rep && rep->type == REDIS_REPLY_STATUS;
+	if (!ok)
+		snprintf(why, WHY_MAX, "'%s:%d': refused %s: %s", host, port, what,
+			 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : ctx->errstr);
+	freeReplyObject(rep);
+	return ok ? 0 : -1;
+}
+
+/*
+ * A connection to the master at host:port, ready for use: AUTH, then (with
+ * Sentinel, where the address may be stale: a failover demotes the old
+ * master to a replica) ROLE must say master, then SELECT. NULL with the
+ * reason in why.
+ */
+static redisContext *master_connect(const struct store_redis *r, const char *host, int port,
+				    char why[WHY_MAX])
+{
+	redisContext *ctx = connect_to(host, port, TIMEOUT_MS, why);
+	if (!ctx)
+		return NULL;
+	if (r->url.password &&
+	    setup_command(ctx, host, port, "the password", why, "AUTH %s", r->url.password))
+		goto fail;
+	if (r->url.sentinel) {
+		redisReply *rep = redisCommand(ctx, "ROLE");
+		int master = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+			     rep->element[0]->type == REDIS_REPLY_STRING &&
+			     !strcmp(rep->element[0]->str, "master");
+		if (!master)
+			snprintf(why, WHY_MAX, "'%s:%d': not a master (ROLE says %s)", host, port,
+				 !rep                             ? ctx->errstr
+				 : rep->type == REDIS_REPLY_ERROR ? rep->str
+				 : rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+					 rep->element[0]->type == REDIS_REPLY_STRING
+				     ? rep->element[0]->str
+				     : "unexpected reply");
+		freeReplyObject(rep);
+		if (!master)
+			goto fail;
+	}
+	if (r->url.db && setup_command(ctx, host, port, "the database", why, "SELECT %d", r->url.db))
+		goto fail;
+	return ctx;
+fail:
+	redisFree(ctx);
+	return NULL;
+}
+
+/* Asks one sentinel where the master is: 0 with host and port set, or -1 with the reason in why. */
+static int sentinel_ask(const struct store_redis *r, const struct redis_addr *s,
+			char host[REDIS_URL_HOST_MAX + 1], int *port, char why[WHY_MAX])
+{
+	char err[WHY_MAX];
+	redisContext *ctx = connect_to(s->host, s->port, SENTINEL_TIMEOUT_MS, err);
+	if (!ctx) {
+		snprintf(why, WHY_MAX, "sentinel %.400s", err);
+		return -1;
+	}
+	int rc = -1;
+	redisReply *rep = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", r->url.master);
+	/* [host, port], or nil when the sentinel does not know the name. */
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
+	    rep->element[0]->len <= REDIS_URL_HOST_MAX && atoi(rep->element[1]->str) > 0) {
+		snprintf(host, REDIS_URL_HOST_MAX + 1, "%s", rep->element[0]->str);
+		*port = atoi(rep->element[1]->str);
+		rc = 0;
+	} else {
+		snprintf(why, WHY_MAX, "sentinel '%s:%d': no master '%s': %s", s->host, s->port,
+			 r->url.master,
+			 !rep                             ? ctx->errstr
+			 : rep->type == REDIS_REPLY_ERROR ? rep->str
+							  : "unexpected reply");
+	}
+	freeReplyObject(rep);
+	redisFree(ctx);
+	return rc;
+}
+
+/*
+ * Opens l: to the one master of a redis:// URL, or (redis-sentinel://) to
+ * the master the first sentinel that answers names, asking the next
+ * sentinel when one does not answer or names a server that is not a
+ * master. Logs one line when Redis cannot be reached and one when it
+ * answers again (or, with Sentinel, when the master moved), with its address.
+ */
 static int link_open(const struct store_redis *r, struct link *l)
 {
 	if (l->down && mono_ms() < l->next_try)
 		return -1;
 	l->next_try = mono_ms() + RETRY_MS;
-	struct timeval tv = { TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000 };
-	redisContext *ctx = redisConnectWithTimeout(r->host, r->port, tv);
-	if (!ctx || ctx->err) {
-		if (!l->down)
-			log_error("cannot reach Redis at '%s:%d': %s", r->host, r->port,
-				  ctx ? ctx->errstr : "out of memory");
+	char why[WHY_MAX] = "no sentinel", host[REDIS_URL_HOST_MAX + 1], failed[REDIS_URL_HOST_MAX + 1] = "";
+	int port = 0, failed_port = 0;
+	redisContext *ctx = NULL;
+	for (size_t i = 0; i < r->url.naddr && !ctx; i++) {
+		if (!r->url.sentinel) {
+			snprintf(host, sizeof(host), "%s", r->url.addr[i].host);
+			port = r->url.addr[i].port;
+		} else if (sentinel_ask(r, &r->url.addr[i], host, &port, why) != 0) {
+			continue;
+		}
+		/* Until the failover, every sentinel names the dead master: try it once per round,
+		 * since a connection to a host that is down takes up to TIMEOUT_MS. */
+		if (port == failed_port && !strcmp(host, failed))
+			continue;
+		ctx = master_connect(r, host, port, why);
+		snprintf(failed, sizeof(failed), "%s", host);
+		failed_port = port;
+	}
+	if (!ctx) {
+		if (!l->down && r->url.sentinel)
+			log_error("cannot reach Redis master '%s' through %zu sentinel(s): %s", r->url.master,
+				  r->url.naddr, why);
+		else if (!l->down)
+			log_error("cannot reach Redis at %s", why);
 		l->down = 1;
-		if (ctx)
-			redisFree(ctx);
 		return -1;
 	}
-	if (l->down)
-		log_info("Redis at '%s:%d' answers again", r->host, r->port);
+	int moved = strcmp(host, l->host) != 0 || port != l->port;
+	if (r->url.sentinel && (l->down || moved))
+		log_info("Redis master '%s' at '%s:%d' answers%s", r->url.master, host, port,
+			 l->down ? " again" : "");
+	else if (l->down)
+		log_info("Redis at '%s:%d' answers again", host, port);
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
 	l->down = 0;
-	redisSetTimeout(ctx, tv);
 	l->ctx = ctx;
-	redisReply *rep;
-	if (r->password) {
-		rep = redisCommand(ctx, "AUTH %s", r->password);
-		int ok = rep && rep->type == REDIS_REPLY_STATUS;
-		if (!ok)
-			log_error("Redis at '%s:%d' refused the password: %s", r->host, r->port,
-				  rep && rep->type == REDIS_REPLY_ERROR ? rep->str : ctx->errstr);
-		freeReplyObject(rep);
-		if (!ok)
-			goto fail;
-	}
-	if (r->db) {
-		rep = redisCommand(ctx, "SELECT %d", r->db);
-		int ok = rep && rep->type == REDIS_REPLY_STATUS;
-		freeReplyObject(rep);
-		if (!ok) {
-			log_error("Redis at '%s:%d' refused database %d", r->host, r->port, r->db);
-			goto fail;
-		}
-	}
 	return 0;
-fail:
+}
+
+/* A -READONLY answer: the server is a replica now (a failover demoted it while the connection stayed up). */
+static int reply_readonly(const redisReply *rep)
+{
+	return rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "READONLY", 8);
+}
+
+/* Closes l after a -READONLY answer, so that its next use asks the sentinels for the master again. */
+static void link_demoted(struct link *l)
+{
+	log_error("lost Redis at '%s:%d': it is a replica now", l->host, l->port);
+	l->down = 1;
 	link_close(l);
-	return -1;
 }
 
 static void lost(struct store_redis *r)
 {
-	log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->main.ctx->errstr);
+	log_error("lost Redis at '%s:%d': %s", r->main.host, r->main.port, r->main.ctx->errstr);
 	r->main.down = 1;
 	link_close(&r->main);
 	r->failed = 1;
@@ -248,6 +390,8 @@ static redisReply *run(struct store_redis *r, struct args *a)
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		log_error("Redis refused '%s': %s", a->v[0], rep->str);
+		if (reply_readonly(rep))
+			link_demoted(&r->main);
 		r->failed = 1;
 	}
 	return rep;
@@ -359,21 +503,29 @@ static void drop_prefetched(struct store_redis *r)
 }
 
 static enum store_commit flush(struct store_redis *r);
+static void drop_out(struct store_redis *r);
+static void queue_out(struct store_redis *r);
 
-/* Queues a write for the commit (applied at once outside a transition). */
-static void queue(struct store_redis *r, struct args *a)
+/* Queues a write given as argv for the commit (applied at once outside a transition). */
+static void queue_argv(struct store_redis *r, int argc, const char **argv, const size_t *argvlen)
 {
 	if (r->npending == r->cap_pending) {
 		r->cap_pending = r->cap_pending ? r->cap_pending * 2 : 16;
 		r->pending = xrealloc(r->pending, r->cap_pending * sizeof(*r->pending));
 	}
 	struct pending *p = &r->pending[r->npending];
-	p->len = redisFormatCommandArgv(&p->cmd, a->n, a->v, a->len);
+	p->len = redisFormatCommandArgv(&p->cmd, argc, argv, argvlen);
 	if (p->len < 0)
 		abort(); /* out of memory */
 	r->npending++;
 	if (!r->in_tx)
 		flush(r);
+}
+
+/* Queues a write for the commit (applied at once outside a transition). */
+static void queue(struct store_redis *r, struct args *a)
+{
+	queue_argv(r, a->n, a->v, a->len);
 }
 
 static void drop_pending(struct store_redis *r)
@@ -387,6 +539,7 @@ static void drop_pending(struct store_redis *r)
 static enum store_commit flush(struct store_redis *r)
 {
 	enum store_commit result = STORE_FAILED;
+	int readonly = 0;
 	if (r->failed || (!r->main.ctx && link_open(r, &r->main) != 0))
 		goto out;
 	redisAppendCommand(r->main.ctx, "MULTI");
@@ -396,7 +549,8 @@ static enum store_commit flush(struct store_redis *r)
 	for (size_t i = 0; i < r->npending + 2; i++) {
 		redisReply *rep = NULL;
 		if (redisGetReply(r->main.ctx, (void **)&rep) != REDIS_OK || !rep) {
-			log_error("lost Redis at '%s:%d': %s", r->host, r->port, r->main.ctx->errstr);
+			log_error("lost Redis at '%s:%d': %s", r->main.host, r->main.port,
+				  r->main.ctx->errstr);
 			r->main.down = 1;
 			link_close(&r->main);
 			goto out;
@@ -410,8 +564,11 @@ static enum store_commit flush(struct store_redis *r)
 				log_error("Redis refused a transition: %s",
 					  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 		}
+		readonly |= reply_readonly(rep);
 		freeReplyObject(rep);
 	}
+	if (readonly)
+		link_demoted(&r->main);
 out:
 	drop_pending(r);
 	return result;
@@ -1167,6 +1324,7 @@ static void rd_begin(struct store *s)
 	drop_heads(r);
 	r->after_mask = 0;
 	r->sets_known = 0;
+	drop_out(r);
 	r->in_tx = 1;
 	r->failed = 0;
 	r->delta_count = r->delta_live = 0;
@@ -1178,6 +1336,8 @@ static void rd_begin(struct store *s)
 static enum store_commit rd_commit(struct store *s)
 {
 	struct store_redis *r = RS(s);
+	if (r->nout)
+		queue_out(r);
 	/* Even a transition that wrote nothing commits: EXEC fails if what it read changed. */
 	enum store_commit result = flush(r);
 	if (result == STORE_FAILED && r->main.ctx) {
@@ -1210,10 +1370,11 @@ static void rd_free(struct store *s)
 	free(r->loaned);
 	free(r->loaded_live);
 	free(r->pending);
+	drop_out(r);
+	free(r->out);
 	link_close(&r->main);
 	link_close(&r->drain);
-	free(r->host);
-	free(r->password);
+	redis_url_release(&r->url);
 	free(r->prefix);
 	free(r);
 }
@@ -1223,19 +1384,55 @@ static void rd_free(struct store *s)
 static void rd_outbox_put(struct store *s, const char *topic, const char *payload, size_t len, int retained)
 {
 	struct store_redis *r = RS(s);
+	if (r->nout == r->cap_out) {
+		r->cap_out = r->cap_out ? r->cap_out * 2 : 8;
+		r->out = xrealloc(r->out, r->cap_out * sizeof(*r->out));
+	}
+	struct out_msg *m = &r->out[r->nout++];
+	m->topic = xstrdup(topic);
+	m->payload = xmalloc(len ? len : 1);
+	memcpy(m->payload, payload, len);
+	m->len = len;
+	m->retained = retained;
+}
+
+static void drop_out(struct store_redis *r)
+{
+	for (size_t i = 0; i < r->nout; i++) {
+		free(r->out[i].topic);
+		free(r->out[i].payload);
+	}
+	r->nout = 0;
+}
+
+/*
+ * The transition's messages as stream entries of up to OUT_PER_ENTRY
+ * messages each (fields t, p, r repeated in order), queued for its EXEC:
+ * one entry for most transitions instead of one per message.
+ */
+static void queue_out(struct store_redis *r)
+{
 	char key[KEY_MAX];
 	key_of(r, key, "outbox", "");
-	struct args a = { 0 };
-	args_s(&a, "XADD");
-	args_s(&a, key);
-	args_s(&a, "*");
-	args_s(&a, "t");
-	args_s(&a, topic);
-	args_s(&a, "p");
-	args_str(&a, payload, len);
-	args_s(&a, "r");
-	args_s(&a, retained ? "1" : "0");
-	queue(r, &a);
+	const char *argv[3 + 6 * OUT_PER_ENTRY];
+	size_t lens[3 + 6 * OUT_PER_ENTRY];
+	for (size_t i = 0; i < r->nout; i += OUT_PER_ENTRY) {
+		int n = 0;
+		argv[n] = "XADD", lens[n++] = 4;
+		argv[n] = key, lens[n++] = strlen(key);
+		argv[n] = "*", lens[n++] = 1;
+		for (size_t k = i; k < r->nout && k < i + OUT_PER_ENTRY; k++) {
+			const struct out_msg *m = &r->out[k];
+			argv[n] = "t", lens[n++] = 1;
+			argv[n] = m->topic, lens[n++] = strlen(m->topic);
+			argv[n] = "p", lens[n++] = 1;
+			argv[n] = m->payload, lens[n++] = m->len;
+			argv[n] = "r", lens[n++] = 1;
+			argv[n] = m->retained ? "1" : "0", lens[n++] = 1;
+		}
+		queue_argv(r, n, argv, lens);
+	}
+	drop_out(r);
 }
 
 /* Runs one command on the drain thread's connection; NULL when Redis does not answer. Caller frees. */
@@ -1245,13 +1442,16 @@ static redisReply *drain_run(struct store_redis *r, struct args *a)
 		return NULL;
 	redisReply *rep = redisCommandArgv(r->drain.ctx, a->n, a->v, a->len);
 	if (!rep) {
-		log_error("lost Redis at '%s:%d' (outbox): %s", r->host, r->port, r->drain.ctx->errstr);
+		log_error("lost Redis at '%s:%d' (outbox): %s", r->drain.host, r->drain.port,
+			  r->drain.ctx->errstr);
 		r->drain.down = 1;
 		link_close(&r->drain);
 		return NULL;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		log_error("Redis refused '%s' (outbox): %s", a->v[0], rep->str);
+		if (reply_readonly(rep))
+			link_demoted(&r->drain);
 		freeReplyObject(rep);
 		return NULL;
 	}
@@ -1296,15 +1496,6 @@ static void rd_outbox_resign(struct store *s, const char *me)
 	lease_call(RS(s), resign_script, me, 0);
 }
 
-/* The value of field name in a stream entry's field list, or NULL. */
-static const redisReply *entry_field(const redisReply *fields, const char *name)
-{
-	for (size_t i = 0; i + 1 < fields->elements; i += 2)
-		if (fields->element[i]->type == REDIS_REPLY_STRING && !strcmp(fields->element[i]->str, name))
-			return fields->element[i + 1];
-	return NULL;
-}
-
 static int rd_outbox_read(struct store *s, char cursor[STORE_OUTBOX_ID_MAX], size_t max, int block_ms,
 			  void (*fn)(void *ctx, const char *id, const char *topic, const char *payload,
 				     size_t len, int retained),
@@ -1338,16 +1529,19 @@ static int rd_outbox_read(struct store *s, char cursor[STORE_OUTBOX_ID_MAX], siz
 			    e->element[1]->type != REDIS_REPLY_ARRAY)
 				continue;
 			snprintf(cursor, STORE_OUTBOX_ID_MAX, "%s", e->element[0]->str);
-			const redisReply *t = entry_field(e->element[1], "t"),
-					 *p = entry_field(e->element[1], "p"),
-					 *ret = entry_field(e->element[1], "r");
-			if (!t || !p || t->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING) {
-				log_error("skipped a malformed outbox entry '%s'", cursor);
-				continue;
+			/* Messages in order, each the fields t, p, r. */
+			const redisReply *f = e->element[1];
+			for (size_t k = 0; k + 5 < f->elements; k += 6) {
+				const redisReply *t = f->element[k + 1], *p = f->element[k + 3],
+						 *ret = f->element[k + 5];
+				if (t->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING ||
+				    ret->type != REDIS_REPLY_STRING) {
+					log_error("skipped a malformed message of outbox entry '%s'", cursor);
+					continue;
+				}
+				fn(ctx, cursor, t->str, p->str, p->len, !strcmp(ret->str, "1"));
+				n++;
 			}
-			fn(ctx, cursor, t->str, p->str, p->len,
-			   ret && ret->type == REDIS_REPLY_STRING && !strcmp(ret->str, "1"));
-			n++;
 		}
 	}
 	freeReplyObject(rep);
@@ -1401,47 +1595,6 @@ static const struct store_ops redis_ops = {
 	rd_prefetch,
 };
 
-/* redis://[:password@]host[:port][/db] into r; -1 when it is not that. */
-static int parse_url(struct store_redis *r, const char *url)
-{
-	const char *p = url;
-	if (strncmp(p, "redis://", 8) != 0)
-		return -1;
-	p += 8;
-	const char *at = strchr(p, '@');
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		if (!colon)
-			return -1; /* a user name alone: Redis 6 ACL users are not supported */
-		if (colon + 1 < at)
-			r->password = xstrndup(colon + 1, (size_t)(at - colon - 1));
-		p = at + 1;
-	}
-	size_t hostlen = strcspn(p, ":/");
-	if (!hostlen || hostlen > 253)
-		return -1;
-	r->host = xstrndup(p, hostlen);
-	p += hostlen;
-	r->port = 6379;
-	char *end;
-	if (*p == ':') {
-		long port = strtol(p + 1, &end, 10);
-		if (end == p + 1 || port < 1 || port > 65535)
-			return -1;
-		r->port = (int)port;
-		p = end;
-	}
-	if (*p == '/' && p[1]) {
-		long db = strtol(p + 1, &end, 10);
-		if (*end || db < 0 || db > 1000000)
-			return -1;
-		r->db = (int)db;
-	} else if (*p && strcmp(p, "/") != 0) {
-		return -1;
-	}
-	return 0;
-}
-
 struct store *store_redis_new(const char *url, const char *prefix)
 {
 	struct store_redis *r = xcalloc(1, sizeof(*r));
@@ -1453,8 +1606,9 @@ struct store *store_redis_new(const char *url, const char *prefix)
 		r->stale[k] = 1;
 	}
 	r->prefix = xstrndup(prefix, strlen(prefix) > PREFIX_MAX ? PREFIX_MAX : strlen(prefix));
-	if (parse_url(r, url) != 0) {
-		log_error("bad REDIS_URL: expected redis://[:password@]host[:port][/db]");
+	const char *why;
+	if (redis_url_parse(&r->url, url, &why) != 0) {
+		log_error("bad REDIS_URL: %s", why);
 		goto fail;
 	}
 	if (link_open(r, &r->main) != 0)

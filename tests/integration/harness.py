@@ -396,6 +396,84 @@ class Redis:
         return tail(self.log_path, lines)
 
 
+class RedisSentinel:
+    """A Redis master, one replica (replicaof) and three sentinels watching them (quorum 2,
+    down after down_after_ms, failover_timeout_ms), all on free loopback ports, each server in its
+    own directory under tmpdir. .url is the redis-sentinel:// URL for REDIS_URL; .master() the
+    Redis the sentinels name as master now. Used by Env(redis="sentinel")."""
+
+    NAME = "cs-master"
+
+    def __init__(self, tmpdir, sentinels=3, down_after_ms=1000, failover_timeout_ms=3000):
+        self.dir = tmpdir
+        self.servers = []
+        for name in ("redis-a", "redis-b"):
+            os.makedirs(os.path.join(tmpdir, name), exist_ok=True)
+            self.servers.append(Redis(os.path.join(tmpdir, name)))
+        self.servers[1].args += ["--replicaof", "127.0.0.1", str(self.servers[0].port)]
+        self.sentinels = [
+            self.sentinel(os.path.join(tmpdir, "sentinel-%d" % (i + 1)), self.servers[0].port, 2,
+                          down_after_ms, failover_timeout_ms)
+            for i in range(sentinels)]
+
+    @classmethod
+    def sentinel(cls, d, master_port, quorum=2, down_after_ms=1000, failover_timeout_ms=3000):
+        """A sentinel (not started) in directory d watching the master 127.0.0.1:master_port
+        under the name NAME: a Redis whose .command() speaks to the sentinel."""
+        os.makedirs(d, exist_ok=True)
+        s = Redis(d)
+        conf = os.path.join(d, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
+                    "sentinel monitor %s 127.0.0.1 %d %d\n"
+                    "sentinel down-after-milliseconds %s %d\n"
+                    "sentinel failover-timeout %s %d\n" % (
+                        s.port, d, s.log_path, cls.NAME, master_port, quorum,
+                        cls.NAME, down_after_ms, cls.NAME, failover_timeout_ms))
+        s.args = [s.bin, conf, "--sentinel"]
+        return s
+
+    @property
+    def url(self):
+        return "redis-sentinel://%s/%s" % (
+            ",".join("127.0.0.1:%d" % s.port for s in self.sentinels), self.NAME)
+
+    def start(self, timeout=30.0):
+        """Master, then replica (in sync), then the sentinels; returns once every sentinel knows
+        the replica and the other sentinels, so that a failover can happen."""
+        for r in self.servers:
+            r.start()
+        wait_until(lambda: "master_link_status:up" in self.servers[1].command("INFO", "replication"),
+                   timeout, what="the replica in sync with the master")
+        for s in self.sentinels:
+            s.start()
+
+        def ready(s):
+            info = s.command("SENTINEL", "MASTER", self.NAME)
+            fields = dict(zip(info[::2], info[1::2]))
+            return (fields.get("num-slaves") == "1" and
+                    fields.get("num-other-sentinels") == str(len(self.sentinels) - 1))
+        wait_until(lambda: all(ready(s) for s in self.sentinels), timeout,
+                   what="the sentinels knowing the replica and each other")
+
+    def master_addr(self, sentinel=0):
+        """(host, port) of the master as the sentinel names it now."""
+        host, port = self.sentinels[sentinel].command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.NAME)
+        return host, int(port)
+
+    def master(self):
+        port = self.master_addr()[1]
+        return next(r for r in self.servers if r.port == port)
+
+    def stop(self, sig=signal.SIGTERM):
+        for p in self.sentinels + self.servers:
+            p.stop(sig)
+
+    def log(self, lines=20):
+        return "\n".join("-- %s --\n%s" % (os.path.basename(p.dir), p.log(lines))
+                         for p in self.servers + self.sentinels)
+
+
 class Relay:
     """A loopback TCP relay in front of a port (a real socket pair per connection, bytes copied
     both ways), for faults the network makes: hold() stops passing bytes towards the target, so
@@ -888,7 +966,9 @@ class Env:
 
     redis: run STATE_ENGINE=redis on a real Redis (.redis; redis_opts: kwargs of Redis) with
     `instances` service processes (.instances; .service is the first), env.http() taking them in
-    turn. Unset, CALLSIGNAL_TEST_STATE_ENGINE=redis turns it on with two instances."""
+    turn; redis="sentinel": on a master, a replica and three sentinels (.redis a RedisSentinel,
+    redis_opts its kwargs). Unset, CALLSIGNAL_TEST_STATE_ENGINE=redis turns it on with two
+    instances."""
 
     def __init__(self, name="env", service_env=None, service_args=(), broker_opts=None,
                  start_broker=True, start_service=True, wait="health", redis=None, instances=None,
@@ -900,7 +980,8 @@ class Env:
             redis = os.environ.get("CALLSIGNAL_TEST_STATE_ENGINE") == "redis"
         if instances is None:
             instances = 2 if redis else 1
-        self.redis = Redis(self.tmp, **(redis_opts or {})) if redis else None
+        redis_class = RedisSentinel if redis == "sentinel" else Redis
+        self.redis = redis_class(self.tmp, **(redis_opts or {})) if redis else None
         self.broker = Broker(self.tmp, **(broker_opts or {}))
         service_env = dict(service_env or {})
         if self.redis:
