@@ -25,8 +25,9 @@
 #include "util.h"
 #include "webhooks.h"
 
-#define PRUNE_EVERY_MS   60000
-#define WEBHOOK_IDS_KEPT 4096 /* LiveKit retries within minutes; the last ids are remembered */
+#define PRUNE_EVERY_MS    60000
+#define WEBHOOK_IDS_KEPT  4096             /* LiveKit retries within minutes; the last ids are remembered */
+#define WEBHOOK_ID_TTL_MS (15 * 60 * 1000) /* how long a shared store remembers one */
 
 /* A retained users/{id}/call message read back before the rebuild. */
 struct seen_topic {
@@ -945,6 +946,14 @@ enum err core_call_end_on(struct core *core, const char *call_id, const char *us
 /* Called with core->mu held: 1 when id was seen among the last webhook ids, else remembers it. */
 static int webhook_seen_before(struct core *core, const char *id)
 {
+	struct store *s = core->calls.store;
+	if (s->ops->seen_once) {
+		/* Shared: a retry that reaches another instance is known there too. */
+		int first = s->ops->seen_once(s, id, WEBHOOK_ID_TTL_MS);
+		if (first >= 0)
+			return !first;
+		/* Redis does not answer: the transition will say so; remember locally meanwhile. */
+	}
 	if (dict_get(&core->webhook_seen, id))
 		return 1;
 	char **slot = &core->webhook_ids[core->webhook_next];

@@ -120,6 +120,13 @@ struct store_ops {
 	 * a hint: the lookups answer the same with or without it. NULL: nothing to gain.
 	 */
 	void (*prefetch)(struct store *s, const char *call_id, const char *const users[2]);
+	/*
+	 * Notes name as seen, for ttl_ms, where every instance sees it (a LiveKit webhook's
+	 * event id, so that a retry reaching another instance is known): 1 the first time,
+	 * 0 when seen before within ttl_ms, -1 when the engine does not answer. NULL: the
+	 * engine shares nothing, core remembers the names in its own memory.
+	 */
+	int (*seen_once)(struct store *s, const char *name, int64_t ttl_ms);
 };
 
 struct store {

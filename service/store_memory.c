@@ -259,6 +259,7 @@ static const struct store_ops memory_ops = {
 	NULL, /* outbox_read */
 	NULL, /* outbox_trim */
 	NULL, /* prefetch: everything is at hand */
+	NULL, /* seen_once: core's memory is the only one */
 };
 
 struct store *store_memory_new(void)

@@ -15,6 +15,7 @@
  *                  (up to 16 messages, each the fields t topic, p payload, r retained "1"/"0",
  *                  in order), XADDed in the transition's EXEC; outbox.c's leader reads them
  *                  in order and trims the entries the broker acknowledged
+ *   seen:{name}    string with a TTL: a LiveKit webhook's event id, handled (seen_once)
  *   outbox:leader  string: the name of the instance publishing the outbox, with a TTL (its lease)
  *   hist:{user}    list: the user's finished calls, newest first, each the fields of
  *                  call:{id} as netstrings ("5:field,3:val,..."), trimmed to the cap
@@ -1569,6 +1570,27 @@ static int rd_outbox_trim(struct store *s, const char *through_id)
 	return ok ? 0 : -1;
 }
 
+/* SET seen:{name} NX PX ttl: only the first SET of a name within its ttl succeeds. */
+static int rd_seen_once(struct store *s, const char *name, int64_t ttl_ms)
+{
+	struct store_redis *r = RS(s);
+	char key[KEY_MAX];
+	key_of(r, key, "seen:", name);
+	struct args a = { 0 };
+	args_s(&a, "SET");
+	args_s(&a, key);
+	args_s(&a, "1");
+	args_s(&a, "NX");
+	args_s(&a, "PX");
+	args_num(&a, ttl_ms);
+	int failed = r->failed;
+	redisReply *rep = run(r, &a);
+	int v = !rep || rep->type == REDIS_REPLY_ERROR ? -1 : rep->type == REDIS_REPLY_STATUS;
+	freeReplyObject(rep);
+	r->failed = failed; /* outside a transition: nothing of one to fail */
+	return v;
+}
+
 static const struct store_ops redis_ops = {
 	rd_find,
 	rd_live_of,
@@ -1593,6 +1615,7 @@ static const struct store_ops redis_ops = {
 	rd_outbox_read,
 	rd_outbox_trim,
 	rd_prefetch,
+	rd_seen_once,
 };
 
 struct store *store_redis_new(const char *url, const char *prefix)

@@ -72,14 +72,8 @@ class Nats:
             harness.wait_until(lambda p=p: harness.port_accepts(p), 15, what="nats port %d" % p)
 
     def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        harness.terminate(self.proc)
+        self.proc = None
 
     def log(self, lines=40):
         try:

@@ -170,6 +170,24 @@ def test_duplicate_event_id_has_no_second_effect(env):
     eq(ev["call"].get("endReason"), "MEDIA_ENDED", "endReason")
 
 
+@h.options(redis=True, instances=2, **SHARED)
+def test_a_retry_reaching_another_instance_is_a_duplicate_there_too(env):
+    """LiveKit retries to whichever instance the balancer picks: the event id is remembered in
+    Redis, so the retry's result is the same on any instance."""
+    one, two = env.instances
+    a, b, call = live_call(env)
+    body = lk_sign.event("participant_left", call["id"], b.user_id, "EV_left_" + env.uid())
+    auth = lk_sign.token(KEY, SECRET, body)
+    results = []
+    for service in (one, two, one):
+        r = h.http_request(service.port, "POST", "/livekit/webhook", body=body,
+                           headers={"Authorization": auth}, content_type="application/webhook+json")
+        eq(r.status, 200, "webhook status")
+        results.append(r.json["result"])
+    print("    one participant_left delivered to instance 1, 2, 1: %s" % ", ".join(results))
+    eq(results, ["applied", "duplicate", "duplicate"], "results on the two instances")
+
+
 def test_events_of_ringing_calls_unknown_rooms_and_strangers_are_ignored(env):
     a, b, call = live_call(env, accept=False)
     for kind in ("participant_joined", "participant_left", "participant_connection_aborted", "room_finished"):

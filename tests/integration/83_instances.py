@@ -269,20 +269,6 @@ def test_calls_of_an_instance_killed_with_sigkill_go_on_through_the_others(env):
        "stranded calls, busy lines, live calls, outbox entries left")
 
 
-def retained_call_topics(env):
-    """The non-empty retained users/+/call topics a fresh subscriber gets: topic -> call."""
-    c = env.client("reader", client_id="reader-" + h.secrets.token_hex(4), presence=False,
-                   subscribe=False, will=False)
-    c.mqtt.subscribe("users/+/call", qos=1)
-    time.sleep(1.0)
-    out = {}
-    while not c.messages.empty():
-        topic, payload, _ = c.messages.get()
-        if topic.endswith("/call") and payload:
-            out[topic] = json.loads(payload)
-    return out
-
-
 def outbox_left(env, timeout=10.0):
     """Entries left in Redis's outbox once the broker has acknowledged everything (polled: the
     leader removes them within milliseconds of the PUBACK)."""
@@ -338,7 +324,7 @@ def test_events_of_an_instance_killed_before_the_broker_had_them_still_arrive(en
                 lost += len([t for t in expected if t not in got])
                 seq_ok += got == expected
         waited = time.monotonic() - t_kill
-        topics = retained_call_topics(env)
+        topics = {t: json.loads(p) for t, p in env.retained_call_topics().items()}
         shown = sum(topics.get("users/%s/call" % b.user_id, {}).get("id") == call_id and
                     topics["users/%s/call" % b.user_id].get("status") == "ONGOING"
                     for (a, b), call_id in zip(pairs, calls))

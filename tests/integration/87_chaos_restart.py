@@ -9,11 +9,9 @@ redelivered with the same id (dropped by readers), stranded, starts that never r
 A pair that does not see the event it expects asks GET /calls/{id}, as a real app woken by its call
 topic would, and acts on the answer (repeats the end of a call that is still live)."""
 
-import json
 import os
 import queue
 import random
-import secrets
 import signal
 import sys
 import threading
@@ -162,20 +160,6 @@ def pair_loop(chaos, pair, a, b, errors):
         errors.append("pair %d: %r" % (pair, e))
 
 
-def retained_calls(env):
-    """Non-empty retained users/+/call topics, read by a fresh subscriber."""
-    c = env.client("chaos-reader", client_id="reader-" + secrets.token_hex(4), presence=False,
-                   subscribe=False, will=False)
-    c.mqtt.subscribe("users/+/call", qos=1)
-    time.sleep(1.0)
-    left = {}
-    while not c.messages.empty():
-        topic, payload, _ = c.messages.get()
-        if topic.endswith("/call"):
-            left[topic] = payload
-    return {t: p for t, p in left.items() if p}
-
-
 @h.options(service_env={"RING_TIMEOUT_S": "20", "OFFLINE_GRACE_S": "20", "START_RATE_PER_MIN": "0"})
 def test_sixteen_pairs_through_three_kill_9s_lose_and_strand_nothing(env):
     chaos = Chaos(env)
@@ -230,7 +214,7 @@ def test_sixteen_pairs_through_three_kill_9s_lose_and_strand_nothing(env):
         for p in (a, b):
             if env.get("/users/%s/call" % p.c.user_id).status != 404:
                 stranded.append(p.c.user_id)
-    topics_left = retained_calls(env)
+    topics_left = env.retained_call_topics()
     live_at_kill = len(chaos.live_at_kill)
     print("    cycles %d, calls %d, live at a kill %d; lost %d (END_CALL missing %d), duplicated %d, "
           "redelivered with the same id %d, stranded %d (busy lines %d, call topics %d), "

@@ -67,6 +67,18 @@ def wait_until(predicate, timeout=5.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def terminate(proc, timeout=10.0):
+    """SIGTERM a process (None: nothing) and wait for it; SIGKILL after timeout."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def port_accepts(port, host="127.0.0.1"):
     """Whether something listens on the port. A connect to a free loopback port in the ephemeral
     range can connect to itself (TCP simultaneous open, when the kernel picks that very port as the
@@ -293,14 +305,7 @@ class Broker:
             time.sleep(0.02)
 
     def stop(self):
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, 5)
         self.proc = None
         # Mosquitto has closed its sockets once it exited; nothing else to wait for.
 
@@ -1097,6 +1102,20 @@ class Env:
 
     def end(self, call_id, user_id):
         return self.post("/calls/end", {"callId": call_id, "userId": getattr(user_id, "user_id", user_id)})
+
+    def retained_call_topics(self, wait=1.0):
+        """The non-empty retained users/+/call topics a fresh subscriber gets: topic -> payload
+        (str), read for `wait` seconds."""
+        c = self.client("reader", client_id="reader-" + secrets.token_hex(4), presence=False,
+                        subscribe=False, will=False)
+        c.mqtt.subscribe("users/+/call", qos=1)
+        time.sleep(wait)
+        out = {}
+        while not c.messages.empty():
+            topic, payload, _ = c.messages.get()
+            if topic.endswith("/call"):
+                out[topic] = payload
+        return {t: p for t, p in out.items() if p}
 
     def raw_publish(self, topic, payload, retain=True, qos=1):
         """Publish one message from a throwaway client without presence/will."""
