@@ -77,7 +77,10 @@
 #define SENTINEL_TIMEOUT_MS 500 /* to connect to a sentinel and get its answer */
 #define WHY_MAX             512
 #define PREFETCH_MAX        3
-#define COUNTS_FRESH_US     100000 /* how long the set sizes after a transition stay good */
+/* How long the set sizes after a transition stay good: the retention cap asks them right after it.
+ * A count read by another path that soon (GET /health) may miss another instance's change
+ * made within that time, which it could as well by coming a moment earlier. */
+#define COUNTS_FRESH_US 1000
 
 /* One command's arguments; numbers are printed into the args' own storage. */
 struct args {
