@@ -409,7 +409,7 @@ class RedisSentinel:
 
     NAME = "cs-master"
 
-    def __init__(self, tmpdir, sentinels=3, down_after_ms=1000, failover_timeout_ms=3000):
+    def __init__(self, tmpdir, sentinels=3, down_after_ms=2500, failover_timeout_ms=3000):
         self.dir = tmpdir
         self.servers = []
         for name in ("redis-a", "redis-b"):
@@ -422,7 +422,7 @@ class RedisSentinel:
             for i in range(sentinels)]
 
     @classmethod
-    def sentinel(cls, d, master_port, quorum=2, down_after_ms=1000, failover_timeout_ms=3000):
+    def sentinel(cls, d, master_port, quorum=2, down_after_ms=2500, failover_timeout_ms=3000):
         """A sentinel (not started) in directory d watching the master 127.0.0.1:master_port
         under the name NAME: a Redis whose .command() speaks to the sentinel."""
         os.makedirs(d, exist_ok=True)
