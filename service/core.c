@@ -450,21 +450,28 @@ static void *timer_thread(void *arg)
 
 int core_start(struct core *core, struct mqtt_bus *bus)
 {
+	/* The bus thread already delivers presence: what its callbacks read is set under the lock. */
+	pthread_mutex_lock(&core->mu);
 	core->bus = bus;
 	if (bus && core->calls.store->ops->outbox_put) {
 		char me[CALL_ID_LEN + 1], name[CALL_ID_LEN + 16];
 		new_call_id(me);
 		snprintf(name, sizeof(name), "instance-%s", me);
 		core->outbox = outbox_start(core->calls.store, bus, name);
-		if (!core->outbox)
+		if (!core->outbox) {
+			pthread_mutex_unlock(&core->mu);
 			return -1;
+		}
 		core->calls.on_events = events_to_outbox;
 		core->calls.on_events_ctx = core;
 	}
 	core->running = 1;
 	core->next_prune = mono_now() + PRUNE_EVERY_MS;
+	pthread_mutex_unlock(&core->mu);
 	if (pthread_create(&core->timer, NULL, timer_thread, core) != 0) {
 		log_error("cannot start the timer thread");
+		outbox_stop(core->outbox); /* the bus and the store are freed next */
+		core->outbox = NULL;
 		return -1;
 	}
 	return 0;
@@ -944,15 +951,15 @@ enum err core_call_end_on(struct core *core, const char *call_id, const char *us
 }
 
 /* Called with core->mu held: 1 when id was seen among the last webhook ids, else remembers it. */
+/* 1 when the webhook id was handled before, 0 the first time, -1 when the shared store does not
+ * answer (LiveKit is to retry). Called with core->mu held. */
 static int webhook_seen_before(struct core *core, const char *id)
 {
 	struct store *s = core->calls.store;
 	if (s->ops->seen_once) {
 		/* Shared: a retry that reaches another instance is known there too. */
 		int first = s->ops->seen_once(s, id, WEBHOOK_ID_TTL_MS);
-		if (first >= 0)
-			return !first;
-		/* Redis does not answer: the transition will say so; remember locally meanwhile. */
+		return first < 0 ? -1 : !first;
 	}
 	if (dict_get(&core->webhook_seen, id))
 		return 1;
@@ -980,7 +987,12 @@ enum err core_livekit_event(struct core *core, const struct livekit_event *e, st
 	if (!core->ready)
 		goto out;
 	err = ERR_OK;
-	if (e->id && *e->id && webhook_seen_before(core, e->id)) {
+	int seen = e->id && *e->id ? webhook_seen_before(core, e->id) : 0;
+	if (seen < 0) {
+		err = ERR_STORE_UNAVAILABLE; /* 503: LiveKit delivers it again later */
+		goto out;
+	}
+	if (seen) {
 		result = "duplicate";
 		goto out;
 	}

@@ -103,6 +103,7 @@ struct mqtt_bus {
 	uint64_t published, dropped;
 	uint64_t next_seq;      /* the seq of the next message queued */
 	uint64_t settled_below; /* every message with a lower seq is acknowledged or dropped */
+	uint64_t discard_below; /* tracked messages with a lower seq are not sent (again) */
 
 	/* The bus thread's own, no lock: sent, awaiting their PUBACK. */
 	struct msg_list inflight;
@@ -661,8 +662,13 @@ static int send_batch(struct mqtt_bus *bus, struct msg_list *batch)
 static struct msg_list take_batch(struct mqtt_bus *bus)
 {
 	struct msg_list batch = { 0 };
-	while (batch.n < SEND_BATCH && bus->outbox.head)
-		list_append(&batch, list_pop(&bus->outbox));
+	while (batch.n < SEND_BATCH && bus->outbox.head) {
+		struct msg *m = list_pop(&bus->outbox);
+		if (m->tracked && m->seq < bus->discard_below)
+			free(m); /* discarded while in flight, back after a lost connection */
+		else
+			list_append(&batch, m);
+	}
 	return batch;
 }
 
@@ -882,20 +888,21 @@ size_t mqtt_bus_discard_tracked(struct mqtt_bus *bus)
 {
 	size_t n = 0;
 	pthread_mutex_lock(&bus->mu);
-	if (bus->state == BUS_DOWN) {
-		struct msg_list keep = { 0 };
-		while (bus->outbox.head) {
-			struct msg *m = list_pop(&bus->outbox);
-			if (m->tracked) {
-				free(m);
-				n++;
-			} else {
-				list_append(&keep, m);
-			}
+	/* Those in flight now are the bus thread's: should their connection drop, they come back
+	 * to the outbox and take_batch drops them then. */
+	bus->discard_below = bus->next_seq;
+	struct msg_list keep = { 0 };
+	while (bus->outbox.head) {
+		struct msg *m = list_pop(&bus->outbox);
+		if (m->tracked) {
+			free(m);
+			n++;
+		} else {
+			list_append(&keep, m);
 		}
-		bus->outbox = keep;
-		update_settled(bus);
 	}
+	bus->outbox = keep;
+	bus->dropped += n;
 	pthread_mutex_unlock(&bus->mu);
 	return n;
 }

@@ -68,9 +68,11 @@ void mqtt_bus_publish_retained(struct mqtt_bus *bus, const char *topic, const ch
  * For the shared outbox (outbox.c): queues like the two above and returns
  * the message's sequence number (increasing in queueing order, from 1).
  * mqtt_bus_settled_below: every message with a lower number is
- * acknowledged by the broker (or dropped). mqtt_bus_discard_tracked: while
- * the connection is down, drops the tracked messages still waiting (sent or
- * not), for an instance that no longer leads the outbox; returns how many.
+ * acknowledged by the broker, or dropped (beyond the cap, refused by the
+ * client, or discarded: the outbox then trims it from the shared store all
+ * the same). mqtt_bus_discard_tracked drops every tracked message not yet
+ * sent, and those in flight should they have to be sent again, for an
+ * instance that no longer leads the outbox; returns how many it dropped now.
  */
 uint64_t mqtt_bus_publish_tracked(struct mqtt_bus *bus, const char *topic, const char *payload, size_t len,
 				  int retained);

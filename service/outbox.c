@@ -108,6 +108,13 @@ static void set_leading(struct outbox *o, int leading)
 		log_info("this instance publishes the shared outbox's events now");
 	else if (!leading && was)
 		log_info("this instance no longer publishes the shared outbox's events");
+	if (was && !leading) {
+		/* Another instance publishes from the oldest message still in the store: what this
+		 * one's bus still holds must not reach the broker after the newer ones it sends. */
+		size_t dropped = mqtt_bus_discard_tracked(o->bus);
+		if (dropped)
+			log_info("left %zu message(s) of the outbox to the next leader", dropped);
+	}
 	if (leading != was) {
 		/* A new leader starts from the oldest message not yet removed: what the
 		 * last one had not seen acknowledged goes out again (clients drop
@@ -155,14 +162,12 @@ static void *drain_thread(void *arg)
 		int up = mqtt_bus_is_up(o->bus);
 		bus_down_since = up ? 0 : bus_down_since ? bus_down_since : now;
 		if (leading && !up && now - bus_down_since >= DOWN_RESIGN_MS) {
-			/* Another instance may reach the broker: let it lead, and do not send
-			 * later what it will have sent before. */
-			ops->outbox_resign(o->store, o->me);
-			size_t dropped = mqtt_bus_discard_tracked(o->bus);
-			log_warn("the broker has been away for %d s: gave up publishing the shared outbox "
-				 "(%zu message(s) left to the next leader)",
-				 DOWN_RESIGN_MS / 1000, dropped);
+			/* Another instance may reach the broker: let it lead (what this bus holds is
+			 * dropped first, so that it is not sent after what the next leader sends). */
+			log_warn("the broker has been away for %d s: giving up publishing the shared outbox",
+				 DOWN_RESIGN_MS / 1000);
 			set_leading(o, leading = 0);
+			ops->outbox_resign(o->store, o->me);
 			renewed = now;
 		}
 		if (!leading ? up && now - renewed >= FOLLOW_POLL_MS : now - renewed >= RENEW_MS) {
@@ -183,9 +188,15 @@ static void *drain_thread(void *arg)
 		mqtt_bus_stats(o->bus, &st);
 		if (st.queued < BACKLOG_MAX) {
 			if (ops->outbox_read(o->store, o->cursor, READ_BATCH, READ_BLOCK_MS, on_entry, o) <
-				0 &&
-			    !nap(o, READ_BLOCK_MS))
-				break;
+			    0) {
+				/* Redis may come back as another server (a failover) whose new ids sort
+				 * below the cursor: read again from the oldest entry (repeats are dropped
+				 * by their event ids). */
+				snprintf(o->cursor, sizeof(o->cursor), "0-0");
+				o->head = o->n = 0;
+				if (!nap(o, READ_BLOCK_MS))
+					break;
+			}
 		} else if (!nap(o, 5)) {
 			break;
 		}
@@ -202,6 +213,7 @@ static void *drain_thread(void *arg)
 			nanosleep(&ts, NULL);
 			trim(o);
 		}
+		set_leading(o, 0); /* what was not acknowledged is left to the next leader */
 		ops->outbox_resign(o->store, o->me);
 	}
 	return NULL;

@@ -343,6 +343,66 @@ def test_events_of_an_instance_killed_before_the_broker_had_them_still_arrive(en
         relay.close()
 
 
+def scrape_gauge(service, name):
+    r = h.http_request(service.port, "GET", "/metrics")
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+@h.options(redis=True, instances=2, service_env=dict(NO_LIMIT, RING_TIMEOUT_S="60"))
+def test_a_leader_cut_off_sends_nothing_stale_when_it_comes_back(env):
+    """The outbox's leader loses Redis and the broker at once (relays that swallow what it
+    sends) while its broker connection holds a call's INCOMING_CALL and retained topics. The
+    other instance takes the lease, sends them, and the call ends. When the cut-off instance
+    comes back, what its bus held must not reach the broker after the newer state."""
+    one, two = env.instances
+    to_broker, to_redis = h.Relay(env.broker.port), h.Relay(env.redis.port)
+    try:
+        two.stop()
+        one.stop()
+        one.env.update({"MQTT_URL": to_broker.url, "REDIS_URL": "redis://127.0.0.1:%d" % to_redis.port})
+        one.start(wait="ready")
+        h.wait_until(lambda: scrape_gauge(one, "callsignal_events_publisher") == 1.0, 10,
+                     what="instance 1 leading the outbox")
+        two.start(wait="ready")
+        a, b, c, d = (env.user(p) for p in "abcd")
+        r = post(two, "/calls/start", {"callerId": a.user_id, "receiverId": b.user_id})
+        eq(r.status, 200, "a call through instance 2, published by instance 1")
+        b.expect_event("INCOMING_CALL", call_id=r.json["id"])
+        to_broker.hold()
+        r = post(two, "/calls/start", {"callerId": c.user_id, "receiverId": d.user_id})
+        eq(r.status, 200, "start on instance 2 while instance 1's broker link swallows")
+        call_id = r.json["id"]
+        time.sleep(0.5)  # instance 1 has read it from Redis and handed it to its held link
+        to_redis.hold()
+        t_cut = time.monotonic()
+        d.expect_event("INCOMING_CALL", call_id=call_id, timeout=15)  # instance 2 leads now
+        taken = time.monotonic() - t_cut
+        eq(post(two, "/calls/end", {"callId": call_id, "userId": c.user_id}).status, 200, "end")
+        d.expect_event("END_CALL", call_id=call_id)
+        h.wait_until(lambda: "no longer publishes the shared outbox" in one.stderr(), 15,
+                     what="instance 1 no longer leading (its log)")
+        to_broker.release()
+        to_redis.release()
+        to_broker.cut()  # instance 1 reconnects to both and sends what its bus still holds
+        to_redis.cut()
+        h.wait_until(lambda: h.http_request(one.port, "GET", "/ready").status == 200, 20,
+                     what="instance 1 back")
+        time.sleep(1.5)
+        topics = env.retained_call_topics()
+        stale = sorted(t for t in topics if t in ("users/%s/call" % c.user_id, "users/%s/call" % d.user_id))
+        d.expect_no_event(1.0)
+        print("    leader cut off from Redis and the broker: instance 2 sent the held INCOMING_CALL "
+              "%.1fs later; after instance 1 came back, %d stale call topics, repeats dropped %d" % (
+                  taken, len(stale), d.duplicates))
+        eq(stale, [], "call topics of the ended call shown again")
+    finally:
+        to_broker.close()
+        to_redis.close()
+
+
 @h.options(redis=True, instances=2, redis_opts={"appendonly": True},
            service_env=dict(NO_LIMIT, RING_TIMEOUT_S="3"))
 def test_calls_outlive_a_redis_killed_and_restarted_from_its_append_only_file(env):

@@ -538,6 +538,10 @@ class Relay:
     def hold(self):
         self.held.set()
 
+    def release(self):
+        """Pass bytes again (what was swallowed meanwhile stays lost)."""
+        self.held.clear()
+
     def cut(self):
         with self.lock:
             socks, self.socks = self.socks, []
