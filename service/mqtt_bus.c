@@ -51,7 +51,7 @@
 #include "util.h"
 
 #define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 5000 /* a broker back after an outage is used within 5 s */
 #define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
 #define SEND_BATCH     256
 #define RECEIVE_BATCH  1024 /* packets read before the outbox is looked at again */
@@ -534,7 +534,9 @@ static enum metrics_counter connect_failure(struct mqtt_bus *bus, int rc, char *
 	}
 }
 
-/* Connects and subscribes, on the bus thread without the mutex. 0 on success. */
+/* Connects and subscribes, on the bus thread without the mutex. 0 on success,
+ * -1 when the connection failed, 1 when the broker refused the subscription
+ * (a NATS cluster electing again after a node died does for seconds). */
 static int connect_and_subscribe(struct mqtt_bus *bus)
 {
 	MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
@@ -587,7 +589,7 @@ static int connect_and_subscribe(struct mqtt_bus *bus)
 		log_error("subscribing to '%s' failed (%s); reconnecting", bus->cfg.subscription,
 			  MQTTClient_strerror(rc));
 		MQTTClient_disconnect(bus->client, 0);
-		return -1;
+		return 1;
 	}
 	log_info("subscribed to '%s' on %s", bus->cfg.subscription, bus->cfg.url);
 	if (bus->cfg.subscription2 && !bus->second_done) {
@@ -708,6 +710,8 @@ static void *bus_thread(void *arg)
 					bus->state = BUS_UP;
 					bus->backoff_ms = BACKOFF_MIN_MS;
 				} else {
+					if (rc > 0) /* the broker answers: try again soon */
+						bus->backoff_ms = BACKOFF_MIN_MS;
 					schedule_retry(bus);
 				}
 				continue;

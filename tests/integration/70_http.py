@@ -3,7 +3,6 @@
 405 with Allow), and bad input of every kind (malformed JSON, non-UTF-8, wrong types, non-object
 bodies, 413, 415, form bodies, invalid ids); after all of it the service still serves a call."""
 
-import http.client
 import json
 import os
 import socket

@@ -38,6 +38,8 @@ import urllib.parse
 
 import paho.mqtt.client as mqtt
 
+from ports import free_port  # noqa: F401 (the tests call h.free_port)
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
@@ -47,13 +49,6 @@ class HarnessError(AssertionError):
 
 # ---------------------------------------------------------------------------------------------
 # small utilities
-
-def free_port():
-    """A currently free loopback TCP port (bound once with port 0 and released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def wait_until(predicate, timeout=5.0, interval=0.02, what="condition"):
     """Poll predicate() until it returns a truthy value (returned); AssertionError after timeout."""
@@ -755,7 +750,17 @@ class Service:
                 raise AssertionError("sanitizer report in callsignal stderr:\n" + text[max(0, i - 200):i + 3000])
 
     def log(self, lines=40):
-        return tail(self.stderr_path, lines)
+        """The last lines of stderr, a run of lines that differ only in their time stamp (a
+        test polling GET /ready) folded into one, so that the tail still shows why."""
+        folded = []
+        for line in read_text(self.stderr_path).splitlines():
+            body = line.split(" ", 1)[-1]
+            if folded and folded[-1][1] == body:
+                folded[-1][2] += 1
+            else:
+                folded.append([line, body, 1])
+        return "\n".join(ln if n == 1 else "%s   (and %d more like it)" % (ln, n - 1)
+                         for ln, _, n in folded[-lines:])
 
 
 # Every configuration env var of the spec (also used to scrub the inherited environment).
