@@ -26,8 +26,20 @@
 #include "webhooks.h"
 
 #define PRUNE_EVERY_MS    60000
-#define WEBHOOK_IDS_KEPT  4096             /* LiveKit retries within minutes; the last ids are remembered */
+#define HANDLES           8    /* with a shared store: starts, answers and ends run this many at once */
+#define WEBHOOK_IDS_KEPT  4096 /* LiveKit retries within minutes; the last ids are remembered */
 #define WEBHOOK_ID_TTL_MS (15 * 60 * 1000) /* how long a shared store remembers one */
+
+/*
+ * With a shared store, a start, answer or end runs on a handle of its own
+ * (store.h's handle: its own Redis connection) without core's lock, so
+ * that one waiting for Redis holds up no other; Redis keeps them atomic as
+ * it does between instances.
+ */
+struct handle {
+	struct calls calls; /* over a handle of core->calls' store */
+	int busy;           /* taken by a request (under core->handles_mu) */
+};
 
 /* A retained users/{id}/call message read back before the rebuild. */
 struct seen_topic {
@@ -46,6 +58,11 @@ struct core {
 	struct presence presence;
 	struct calls calls;
 	struct ratelimit starts;
+	struct handle *handles; /* NULL with the memory store: everything runs under mu */
+	size_t nhandles;
+	struct calls *ticker; /* the timer thread's own handle (it ticks without mu), or NULL */
+	pthread_mutex_t handles_mu;
+	pthread_cond_t handle_free;
 	char *users_json; /* cache of GET /users for users_version */
 	size_t users_len;
 	uint64_t users_version;
@@ -123,6 +140,16 @@ struct core *core_new(const struct config *cfg)
 		return NULL;
 	}
 	calls_init(&core->calls, &cc, store);
+	if (store->ops->handle) {
+		core->nhandles = HANDLES;
+		core->handles = xcalloc(HANDLES, sizeof(*core->handles));
+		for (size_t i = 0; i < HANDLES; i++)
+			calls_init(&core->handles[i].calls, &cc, store->ops->handle(store));
+		core->ticker = xcalloc(1, sizeof(*core->ticker));
+		calls_init(core->ticker, &cc, store->ops->handle(store));
+	}
+	pthread_mutex_init(&core->handles_mu, NULL);
+	pthread_cond_init(&core->handle_free, NULL);
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	core->lease_ms = ms_of(cfg->presence_refresh_s * 2.5);
 	dict_init(&core->seen);
@@ -150,6 +177,14 @@ void core_free(struct core *core)
 	if (!core)
 		return;
 	presence_release(&core->presence);
+	for (size_t i = 0; i < core->nhandles; i++)
+		calls_release(&core->handles[i].calls); /* before the store they are handles of */
+	free(core->handles);
+	if (core->ticker)
+		calls_release(core->ticker);
+	free(core->ticker);
+	pthread_mutex_destroy(&core->handles_mu);
+	pthread_cond_destroy(&core->handle_free);
 	calls_release(&core->calls);
 	ratelimit_release(&core->starts);
 	seen_clear(core);
@@ -270,15 +305,15 @@ static void route_event(const struct call_event *e, put_fn *put, void *ctx)
 }
 
 /*
- * calls.on_events of a shared store: the messages of a transition's events
- * go into the store's outbox in the transition's own atomic unit; outbox.c
- * publishes them. Called by calls.c with core->mu held.
+ * calls.on_events of a shared store (ctx: the store, or the handle, the
+ * transition runs on): the messages of a transition's events go into the
+ * store's outbox in the transition's own atomic unit; outbox.c publishes
+ * them. Called by calls.c.
  */
 static void events_to_outbox(void *ctx, const struct call_events *ev, size_t from)
 {
-	struct core *core = ctx;
 	for (size_t i = from; i < ev->n; i++)
-		route_event(&ev->items[i], put_outbox, core->calls.store);
+		route_event(&ev->items[i], put_outbox, ctx);
 }
 
 /*
@@ -340,11 +375,39 @@ static void expire_presence(struct core *core, struct instant now, struct expire
 	}
 }
 
-/* Wakes the timer when a transition added a deadline earlier than its sleep. */
+/* Wakes the timer when a transition added a deadline earlier than its sleep. Called with core->mu held. */
 static void reschedule(struct core *core)
 {
 	if (calls_next_deadline(&core->calls) < core->timer_due)
 		pthread_cond_signal(&core->wake);
+}
+
+/* A free handle of the shared store (waiting for one), or NULL when the store has none. */
+static struct handle *handle_take(struct core *core)
+{
+	if (!core->nhandles)
+		return NULL;
+	pthread_mutex_lock(&core->handles_mu);
+	for (;;) {
+		for (size_t i = 0; i < core->nhandles; i++) {
+			if (!core->handles[i].busy) {
+				core->handles[i].busy = 1;
+				pthread_mutex_unlock(&core->handles_mu);
+				return &core->handles[i];
+			}
+		}
+		pthread_cond_wait(&core->handle_free, &core->handles_mu);
+	}
+}
+
+static void handle_give(struct core *core, struct handle *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&core->handles_mu);
+	h->busy = 0;
+	pthread_cond_signal(&core->handle_free);
+	pthread_mutex_unlock(&core->handles_mu);
 }
 
 /*
@@ -392,7 +455,15 @@ static void *timer_thread(void *arg)
 	while (core->running) {
 		struct instant now = now_instant();
 		int64_t mono = mono_now();
-		calls_tick(&core->calls, now, &ev);
+		if (core->ticker) {
+			/* On its own handle: the round trips to Redis hold up no request. */
+			pthread_mutex_unlock(&core->mu);
+			calls_tick(core->ticker, now, &ev);
+			calls_next_deadline(core->ticker); /* looks at what the tick took, before locking */
+			pthread_mutex_lock(&core->mu);
+		} else {
+			calls_tick(&core->calls, now, &ev);
+		}
 		size_t fired = ev.n;
 		note_deadline_ends(core, &ev, &notes);
 		publish_events(core, &ev);
@@ -408,7 +479,7 @@ static void *timer_thread(void *arg)
 			    mono + (core->lease_ms / 10 > 100 ? core->lease_ms / 10 : 100);
 		}
 		/* Deadlines are wall-clock; the sleep is on the monotonic clock. */
-		int64_t wait = calls_next_deadline(&core->calls);
+		int64_t wait = calls_next_deadline(core->ticker ? core->ticker : &core->calls);
 		wait = wait == INT64_MAX ? PRUNE_EVERY_MS : wait - now.wall_ms;
 		if (wait > core->next_prune - mono)
 			wait = core->next_prune - mono;
@@ -463,7 +534,15 @@ int core_start(struct core *core, struct mqtt_bus *bus)
 			return -1;
 		}
 		core->calls.on_events = events_to_outbox;
-		core->calls.on_events_ctx = core;
+		core->calls.on_events_ctx = core->calls.store;
+		for (size_t i = 0; i < core->nhandles; i++) {
+			core->handles[i].calls.on_events = events_to_outbox;
+			core->handles[i].calls.on_events_ctx = core->handles[i].calls.store;
+		}
+		if (core->ticker) {
+			core->ticker->on_events = events_to_outbox;
+			core->ticker->on_events_ctx = core->ticker->store;
+		}
 	}
 	core->running = 1;
 	core->next_prune = mono_now() + PRUNE_EVERY_MS;
@@ -771,16 +850,25 @@ static int bus_up(struct core *core)
 }
 
 /*
- * The common end of a successful transition, under core->mu: the events
- * go out, the timer learns of new deadlines, the reply gets a copy.
+ * The common end of a successful transition: the events go out, the timer
+ * learns of new deadlines, the reply gets a copy. On a handle (h), without
+ * core->mu, which it takes to tell the timer; else with core->mu held.
  */
-static void transition_done(struct core *core, const struct call *call, struct call_events *ev,
-			    struct core_reply *r)
+static void transition_done(struct core *core, struct handle *h, const struct call *call,
+			    struct call_events *ev, struct core_reply *r)
 {
 	r->call = xcalloc(1, sizeof(*r->call));
 	call_copy(r->call, call);
 	publish_events(core, ev);
-	reschedule(core);
+	if (!h) {
+		reschedule(core);
+		return;
+	}
+	int64_t next = calls_next_deadline(&h->calls); /* deadlines are known to every handle */
+	pthread_mutex_lock(&core->mu);
+	if (next < core->timer_due)
+		pthread_cond_signal(&core->wake);
+	pthread_mutex_unlock(&core->mu);
 }
 
 enum err core_users(struct core *core, struct core_reply *r)
@@ -799,13 +887,14 @@ enum err core_users(struct core *core, struct core_reply *r)
 
 /*
  * Takes one of the caller's starts: in the store's shared limiter when it
- * has one (every instance counts together), else in this process's.
+ * has one (every instance counts together; on the handle of calls), else
+ * in this process's (with core->mu held).
  * 1 allowed, 0 refused (*retry_ms set), -1 the store is unreachable.
- * Called with core->mu held.
  */
-static int take_start(struct core *core, const char *caller_id, int64_t mono, int64_t *retry_ms)
+static int take_start(struct core *core, struct calls *calls, const char *caller_id, int64_t mono,
+		      int64_t *retry_ms)
 {
-	struct store *s = core->calls.store;
+	struct store *s = calls->store;
 	if (s->ops->rate_take && core->cfg->start_rate_per_min > 0)
 		return s->ops->rate_take(s, caller_id, core->cfg->start_rate_per_min, retry_ms);
 	return ratelimit_take(&core->starts, caller_id, mono, retry_ms);
@@ -827,13 +916,27 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	enum err e;
 
 	int merged = 0, asleep_ring = 0;
-	pthread_mutex_lock(&core->mu);
+	struct handle *h = handle_take(core);
+	struct calls *calls = h ? &h->calls : &core->calls;
+	struct user_info caller = { 0 }, receiver = { 0 };
 	int64_t retry_ms = 0;
+	pthread_mutex_lock(&core->mu);
+	int locked = 1;
 	if (!core->ready) {
 		e = ERR_NOT_READY;
 		goto out;
 	}
-	int allowed = take_start(core, caller_id, mono, &retry_ms);
+	/* Who they are, as this instance sees them now (copies: on a handle the lock goes next). */
+	const struct presence_user *p = presence_find(&core->presence, caller_id);
+	if (p)
+		user_info_copy(&caller, &p->info);
+	if ((p = presence_find(&core->presence, receiver_id)))
+		user_info_copy(&receiver, &p->info);
+	if (h) {
+		pthread_mutex_unlock(&core->mu);
+		locked = 0;
+	}
+	int allowed = take_start(core, calls, caller_id, mono, &retry_ms);
 	if (allowed < 0) {
 		e = ERR_STORE_UNAVAILABLE;
 		goto out;
@@ -843,19 +946,17 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		e = ERR_RATE_LIMITED;
 		goto out;
 	}
-	const struct presence_user *caller = presence_find(&core->presence, caller_id);
-	const struct presence_user *receiver = presence_find(&core->presence, receiver_id);
-	if (!caller) {
+	if (!caller.id) {
 		e = ERR_CALLER_OFFLINE;
 		goto out;
 	}
 	const struct call *call;
-	if (receiver) {
-		e = calls_start(&core->calls, &caller->info, &receiver->info, id, now, &ev, &call);
+	if (receiver.id) {
+		e = calls_start(calls, &caller, &receiver, id, now, &ev, &call);
 	} else if (core->hooks && core->cfg->ring_offline_s > 0) {
 		/* Nothing known of the sleeping receiver but the id: it names them too. */
 		struct user_info asleep = { (char *)receiver_id, (char *)receiver_id, (char *)"" };
-		e = calls_start_offline(&core->calls, &caller->info, &asleep, id, now, &ev, &call);
+		e = calls_start_offline(calls, &caller, &asleep, id, now, &ev, &call);
 		asleep_ring = e == ERR_OK;
 	} else {
 		e = ERR_RECEIVER_OFFLINE;
@@ -863,7 +964,7 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	}
 	if (e == ERR_OK) {
 		merged = call->status == CALL_ONGOING;
-		transition_done(core, call, &ev, r);
+		transition_done(core, h, call, &ev, r);
 	} else {
 		publish_events(core, &ev); /* a busy receiver's missed-call event */
 	}
@@ -874,7 +975,11 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		free(call_json);
 	}
 out:
-	pthread_mutex_unlock(&core->mu);
+	if (locked)
+		pthread_mutex_unlock(&core->mu);
+	handle_give(core, h);
+	user_info_release(&caller);
+	user_info_release(&receiver);
 	call_events_release(&ev);
 	if (e == ERR_OK && merged)
 		log_info("call '%s': '%s' called back '%s' while it rang; accepted", r->call->id, caller_id,
@@ -902,17 +1007,24 @@ enum err core_call_answer_on(struct core *core, const char *call_id, int accept,
 	const struct call *call = NULL;
 	enum err e = ERR_NOT_READY;
 
+	struct handle *h = handle_take(core);
+	struct calls *calls = h ? &h->calls : &core->calls;
 	pthread_mutex_lock(&core->mu);
-	if (core->ready)
-		e = calls_answer_on(&core->calls, call_id, accept, by_user, device_id, now, &ev, &call);
+	int ready = core->ready;
+	if (h)
+		pthread_mutex_unlock(&core->mu);
+	if (ready)
+		e = calls_answer_on(calls, call_id, accept, by_user, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		metrics_ring_to_answer((accept ? call->answered_at : call->ended_at) - call->created_at);
-		transition_done(core, call, &ev, r);
+		transition_done(core, h, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
 		r->call = xcalloc(1, sizeof(*r->call));
 		call_copy(r->call, call);
 	}
-	pthread_mutex_unlock(&core->mu);
+	if (!h)
+		pthread_mutex_unlock(&core->mu);
+	handle_give(core, h);
 	call_events_release(&ev);
 	if (e == ERR_OK)
 		log_info("call '%s' %s", call_id, accept ? "accepted" : "declined");
@@ -936,14 +1048,21 @@ enum err core_call_end_on(struct core *core, const char *call_id, const char *us
 	enum err e = ERR_NOT_READY;
 	int ended = 0;
 
+	struct handle *h = handle_take(core);
+	struct calls *calls = h ? &h->calls : &core->calls;
 	pthread_mutex_lock(&core->mu);
-	if (core->ready)
-		e = calls_end_on(&core->calls, call_id, user_id, device_id, now, &ev, &call);
+	int ready = core->ready;
+	if (h)
+		pthread_mutex_unlock(&core->mu);
+	if (ready)
+		e = calls_end_on(calls, call_id, user_id, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		ended = ev.n > 0;
-		transition_done(core, call, &ev, r);
+		transition_done(core, h, call, &ev, r);
 	}
-	pthread_mutex_unlock(&core->mu);
+	if (!h)
+		pthread_mutex_unlock(&core->mu);
+	handle_give(core, h);
 	call_events_release(&ev);
 	if (ended)
 		log_info("call '%s' ended by '%s'", call_id, user_id);

@@ -18,6 +18,14 @@
  * until the bus reports the end of the retained replay, call control
  * answers ERR_NOT_READY.
  *
+ * With a shared store (Redis) a start, an answer or an end takes the lock
+ * only to read presence and readiness: its transition runs on a store
+ * handle of its own (store.h), one of a few that HTTP threads take in turn,
+ * so that a request waiting for Redis holds up no other; the timer ticks on
+ * a handle of its own as well. Redis keeps those transitions atomic as it
+ * does between instances, and their messages go through the shared outbox,
+ * whose order is Redis's. The other entry points run under the lock.
+ *
  * Entry points are called from HTTP threads (calls, users, token), the
  * bus's thread (presence, call topics, connect) and core's own timer thread.
  */

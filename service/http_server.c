@@ -24,7 +24,7 @@
 #include "log.h"
 #include "util.h"
 
-#define THREADS          2
+#define THREADS          8 /* a request waiting for Redis holds up only its own thread's connections */
 #define CONNECTION_LIMIT 20000
 #define IDLE_TIMEOUT_S   120
 

@@ -51,7 +51,7 @@
 #include "util.h"
 
 #define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 5000 /* a broker back after an outage is used within 5 s */
+#define BACKOFF_MAX_MS 5000   /* a broker back after an outage is used within 5 s */
 #define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
 #define SEND_BATCH     256
 #define RECEIVE_BATCH  1024 /* packets read before the outbox is looked at again */

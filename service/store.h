@@ -10,7 +10,9 @@
  * own call and saving only updates the busy lines. An engine shared by
  * several processes (Redis) returns a private copy from find/live_of and
  * writes it in save, inside one atomic unit keyed by the call id and both
- * user ids (WATCH/MULTI or a script); the rules stay as they are.
+ * user ids (WATCH/MULTI or a script); the rules stay as they are. Such an
+ * engine also hands out handles (its own connection each), so that threads
+ * of one process run transitions side by side as instances do.
  *
  * Every entry point of calls.c runs between begin and commit: the engine
  * applies the writes in between all or nothing, and answers STORE_CONFLICT
@@ -127,6 +129,14 @@ struct store_ops {
 	 * engine shares nothing, core remembers the names in its own memory.
 	 */
 	int (*seen_once)(struct store *s, const char *name, int64_t ttl_ms);
+	/*
+	 * Another handle on the same engine, for another thread: its own connection and
+	 * transitions, sharing what s knows of the deadlines, so that transitions on
+	 * different handles run at the same time (Redis's optimistic locking keeps them
+	 * atomic, as between instances). Freed with free, before s. NULL: the engine has
+	 * one handle, used under core's lock (memory).
+	 */
+	struct store *(*handle)(struct store *s);
 };
 
 struct store {

@@ -260,6 +260,7 @@ static const struct store_ops memory_ops = {
 	NULL, /* outbox_trim */
 	NULL, /* prefetch: everything is at hand */
 	NULL, /* seen_once: core's memory is the only one */
+	NULL, /* handle: one, under core's lock */
 };
 
 struct store *store_memory_new(void)

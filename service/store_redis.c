@@ -55,6 +55,7 @@
 #include "store.h"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -113,10 +114,12 @@ struct link {
 
 struct store_redis {
 	struct store base;
-	struct redis_url url;
+	/* A handle made by rd_handle borrows its url, prefix and known from root; NULL: this is the root. */
+	const struct store_redis *root;
+	struct redis_url *url;
 	char *prefix;
-	struct link main;  /* the transitions' and reads' connection (under core's lock) */
-	struct link drain; /* outbox.c's drain thread's own connection */
+	struct link main;  /* the transitions' and reads' connection (one thread at a time) */
+	struct link drain; /* outbox.c's drain thread's own connection (root only) */
 
 	int in_tx;  /* between begin and commit */
 	int failed; /* a command of this transition got no answer */
@@ -132,7 +135,8 @@ struct store_redis {
 	 * earliest in Redis when last looked (stale[kind] asks to look again),
 	 * or one it added since. Deadlines of other instances are found by the
 	 * POLL_MS look at the deadlines at the latest. */
-	int64_t known_next[DEADLINE__COUNT];
+	int64_t *known_next; /* [DEADLINE__COUNT], the root's, shared by its handles (atomics) */
+	int *outage; /* the root's: an outage was logged by one of the links (atomic), see link_lost */
 	int stale[DEADLINE__COUNT];
 	int64_t tx_added[DEADLINE__COUNT]; /* the earliest deadline this transition added, per kind */
 
@@ -246,10 +250,10 @@ static redisContext *master_connect(const struct store_redis *r, const char *hos
 	redisContext *ctx = connect_to(host, port, TIMEOUT_MS, why);
 	if (!ctx)
 		return NULL;
-	if (r->url.password &&
-	    setup_command(ctx, host, port, "the password", why, "AUTH %s", r->url.password))
+	if (r->url->password &&
+	    setup_command(ctx, host, port, "the password", why, "AUTH %s", r->url->password))
 		goto fail;
-	if (r->url.sentinel) {
+	if (r->url->sentinel) {
 		redisReply *rep = redisCommand(ctx, "ROLE");
 		int master = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
 			     rep->element[0]->type == REDIS_REPLY_STRING &&
@@ -266,7 +270,7 @@ static redisContext *master_connect(const struct store_redis *r, const char *hos
 		if (!master)
 			goto fail;
 	}
-	if (r->url.db && setup_command(ctx, host, port, "the database", why, "SELECT %d", r->url.db))
+	if (r->url->db && setup_command(ctx, host, port, "the database", why, "SELECT %d", r->url->db))
 		goto fail;
 	return ctx;
 fail:
@@ -285,7 +289,7 @@ static int sentinel_ask(const struct store_redis *r, const struct redis_addr *s,
 		return -1;
 	}
 	int rc = -1;
-	redisReply *rep = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", r->url.master);
+	redisReply *rep = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", r->url->master);
 	/* [host, port], or nil when the sentinel does not know the name. */
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
@@ -295,7 +299,7 @@ static int sentinel_ask(const struct store_redis *r, const struct redis_addr *s,
 		rc = 0;
 	} else {
 		snprintf(why, WHY_MAX, "sentinel '%s:%d': no master '%s': %s", s->host, s->port,
-			 r->url.master,
+			 r->url->master,
 			 !rep                             ? ctx->errstr
 			 : rep->type == REDIS_REPLY_ERROR ? rep->str
 							  : "unexpected reply");
@@ -303,6 +307,18 @@ static int sentinel_ask(const struct store_redis *r, const struct redis_addr *s,
 	freeReplyObject(rep);
 	redisFree(ctx);
 	return rc;
+}
+
+/* 1 for the first link of the process to see Redis go: it logs the outage, the others do not. */
+static int outage_begins(const struct store_redis *r)
+{
+	return __atomic_exchange_n(r->outage, 1, __ATOMIC_RELAXED) == 0;
+}
+
+/* 1 for the first link of the process to reach Redis again after an outage: it logs the way back. */
+static int outage_ends(const struct store_redis *r)
+{
+	return __atomic_exchange_n(r->outage, 0, __ATOMIC_RELAXED) == 1;
 }
 
 /*
@@ -320,11 +336,11 @@ static int link_open(const struct store_redis *r, struct link *l)
 	char why[WHY_MAX] = "no sentinel", host[REDIS_URL_HOST_MAX + 1], failed[REDIS_URL_HOST_MAX + 1] = "";
 	int port = 0, failed_port = 0;
 	redisContext *ctx = NULL;
-	for (size_t i = 0; i < r->url.naddr && !ctx; i++) {
-		if (!r->url.sentinel) {
-			snprintf(host, sizeof(host), "%s", r->url.addr[i].host);
-			port = r->url.addr[i].port;
-		} else if (sentinel_ask(r, &r->url.addr[i], host, &port, why) != 0) {
+	for (size_t i = 0; i < r->url->naddr && !ctx; i++) {
+		if (!r->url->sentinel) {
+			snprintf(host, sizeof(host), "%s", r->url->addr[i].host);
+			port = r->url->addr[i].port;
+		} else if (sentinel_ask(r, &r->url->addr[i], host, &port, why) != 0) {
 			continue;
 		}
 		/* Until the failover, every sentinel names the dead master: try it once per round,
@@ -336,19 +352,23 @@ static int link_open(const struct store_redis *r, struct link *l)
 		failed_port = port;
 	}
 	if (!ctx) {
-		if (!l->down && r->url.sentinel)
-			log_error("cannot reach Redis master '%s' through %zu sentinel(s): %s", r->url.master,
-				  r->url.naddr, why);
-		else if (!l->down)
-			log_error("cannot reach Redis at %s", why);
+		if (!l->down && outage_begins(r)) {
+			if (r->url->sentinel)
+				log_error("cannot reach Redis master '%s' through %zu sentinel(s): %s",
+					  r->url->master, r->url->naddr, why);
+			else
+				log_error("cannot reach Redis at %s", why);
+		}
 		l->down = 1;
 		return -1;
 	}
-	int moved = strcmp(host, l->host) != 0 || port != l->port;
-	if (r->url.sentinel && (l->down || moved))
-		log_info("Redis master '%s' at '%s:%d' answers%s", r->url.master, host, port,
-			 l->down ? " again" : "");
-	else if (l->down)
+	/* A handle's first connection, or its way back when another link logged it, goes unsaid. */
+	int moved = !r->root && (strcmp(host, l->host) != 0 || port != l->port);
+	int back = l->down && outage_ends(r);
+	if (r->url->sentinel && (back || moved))
+		log_info("Redis master '%s' at '%s:%d' answers%s", r->url->master, host, port,
+			 back ? " again" : "");
+	else if (back)
 		log_info("Redis at '%s:%d' answers again", host, port);
 	snprintf(l->host, sizeof(l->host), "%s", host);
 	l->port = port;
@@ -363,26 +383,48 @@ static int reply_readonly(const redisReply *rep)
 	return rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "READONLY", 8);
 }
 
-/* Closes l after a -READONLY answer, so that its next use asks the sentinels for the master again. */
-static void link_demoted(struct link *l)
+/* Closes l, lost for why; the first link of the process to lose Redis logs it. */
+static void link_lost(const struct store_redis *r, struct link *l, const char *why)
 {
-	log_error("lost Redis at '%s:%d': it is a replica now", l->host, l->port);
+	if (outage_begins(r))
+		log_error("lost Redis at '%s:%d': %s", l->host, l->port, why);
 	l->down = 1;
 	link_close(l);
 }
 
+/* Closes l after a -READONLY answer, so that its next use asks the sentinels for the master again. */
+static void link_demoted(const struct store_redis *r, struct link *l)
+{
+	link_lost(r, l, "it is a replica now");
+}
+
 static void lost(struct store_redis *r)
 {
-	log_error("lost Redis at '%s:%d': %s", r->main.host, r->main.port, r->main.ctx->errstr);
-	r->main.down = 1;
-	link_close(&r->main);
+	link_lost(r, &r->main, r->main.ctx->errstr);
 	r->failed = 1;
+}
+
+/*
+ * Before the first command of a transition, or of a use outside one: a
+ * connection the server closed while it was idle (Redis restarted) is
+ * readable, since no answer is ever pending between uses. It is opened
+ * again now rather than failing the request that would have found it dead.
+ */
+static void link_check(struct store_redis *r)
+{
+	struct pollfd p = { r->main.ctx ? r->main.ctx->fd : -1, POLLIN, 0 };
+	if (p.fd >= 0 && poll(&p, 1, 0) == 1) {
+		link_lost(r, &r->main, "it closed the connection");
+		r->main.next_try = 0;
+	}
 }
 
 /* Runs one command now; NULL (and the transition failed) when Redis does not answer. Caller frees. */
 static redisReply *run(struct store_redis *r, struct args *a)
 {
 	r->after_mask = 0;
+	if (!r->in_tx)
+		link_check(r);
 	if (!r->main.ctx && link_open(r, &r->main) != 0) {
 		r->failed = 1;
 		return NULL;
@@ -395,7 +437,7 @@ static redisReply *run(struct store_redis *r, struct args *a)
 	if (rep->type == REDIS_REPLY_ERROR) {
 		log_error("Redis refused '%s': %s", a->v[0], rep->str);
 		if (reply_readonly(rep))
-			link_demoted(&r->main);
+			link_demoted(r, &r->main);
 		r->failed = 1;
 	}
 	return rep;
@@ -412,6 +454,8 @@ static int read_batch(struct store_redis *r, int nkeys, const char *const keys[]
 	r->after_mask = 0;
 	for (int i = 0; i < nreads; i++)
 		out[i] = NULL;
+	if (!r->in_tx)
+		link_check(r);
 	if (!r->main.ctx && link_open(r, &r->main) != 0) {
 		r->failed = 1;
 		return -1;
@@ -553,10 +597,7 @@ static enum store_commit flush(struct store_redis *r)
 	for (size_t i = 0; i < r->npending + 2; i++) {
 		redisReply *rep = NULL;
 		if (redisGetReply(r->main.ctx, (void **)&rep) != REDIS_OK || !rep) {
-			log_error("lost Redis at '%s:%d': %s", r->main.host, r->main.port,
-				  r->main.ctx->errstr);
-			r->main.down = 1;
-			link_close(&r->main);
+			link_lost(r, &r->main, r->main.ctx->errstr);
 			goto out;
 		}
 		if (i == r->npending + 1) {
@@ -572,7 +613,7 @@ static enum store_commit flush(struct store_redis *r)
 		freeReplyObject(rep);
 	}
 	if (readonly)
-		link_demoted(&r->main);
+		link_demoted(r, &r->main);
 out:
 	drop_pending(r);
 	return result;
@@ -961,8 +1002,10 @@ static void rd_deadline_add(struct store *s, enum deadline_kind kind, const stru
 	args_num(&a, d->at);
 	args_s(&a, member);
 	queue(r, &a);
-	if (d->at < r->known_next[kind])
-		r->known_next[kind] = d->at;
+	int64_t known = __atomic_load_n(&r->known_next[kind], __ATOMIC_RELAXED);
+	while (d->at < known && !__atomic_compare_exchange_n(&r->known_next[kind], &known, d->at, 0,
+							     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 	if (d->at < r->tx_added[kind])
 		r->tx_added[kind] = d->at;
 }
@@ -999,7 +1042,8 @@ static int load_heads(struct store_redis *r)
 /* The earliest deadline of kind in Redis is head: the next one, or one this transition adds. */
 static void knew_next(struct store_redis *r, enum deadline_kind kind, int64_t head)
 {
-	r->known_next[kind] = head < r->tx_added[kind] ? head : r->tx_added[kind];
+	__atomic_store_n(&r->known_next[kind], head < r->tx_added[kind] ? head : r->tx_added[kind],
+			 __ATOMIC_RELAXED);
 	r->stale[kind] = 0;
 }
 
@@ -1077,9 +1121,11 @@ static void refresh_stale(struct store_redis *r)
 		return;
 	for (int i = 0; i < n; i++) {
 		if (rep[i] && rep[i]->type == REDIS_REPLY_ARRAY) {
-			r->known_next[kinds[i]] = rep[i]->elements == 2 && rep[i]->element[1]->str
-						      ? (int64_t)strtod(rep[i]->element[1]->str, NULL)
-						      : INT64_MAX;
+			__atomic_store_n(&r->known_next[kinds[i]],
+					 rep[i]->elements == 2 && rep[i]->element[1]->str
+					     ? (int64_t)strtod(rep[i]->element[1]->str, NULL)
+					     : INT64_MAX,
+					 __ATOMIC_RELAXED);
 			r->stale[kinds[i]] = 0;
 		}
 		freeReplyObject(rep[i]);
@@ -1098,7 +1144,7 @@ static int64_t rd_deadline_next(const struct store *cs, enum deadline_kind kind)
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	int64_t poll = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + POLL_MS;
-	int64_t next = r->known_next[kind];
+	int64_t next = __atomic_load_n(&r->known_next[kind], __ATOMIC_RELAXED);
 	return next < poll ? next : poll;
 }
 
@@ -1329,6 +1375,7 @@ static void rd_begin(struct store *s)
 	r->after_mask = 0;
 	r->sets_known = 0;
 	drop_out(r);
+	link_check(r);
 	r->in_tx = 1;
 	r->failed = 0;
 	r->delta_count = r->delta_live = 0;
@@ -1378,8 +1425,14 @@ static void rd_free(struct store *s)
 	free(r->out);
 	link_close(&r->main);
 	link_close(&r->drain);
-	redis_url_release(&r->url);
-	free(r->prefix);
+	if (!r->root) {
+		if (r->url)
+			redis_url_release(r->url);
+		free(r->url);
+		free(r->prefix);
+		free(r->known_next);
+		free(r->outage);
+	}
 	free(r);
 }
 
@@ -1455,7 +1508,7 @@ static redisReply *drain_run(struct store_redis *r, struct args *a)
 	if (rep->type == REDIS_REPLY_ERROR) {
 		log_error("Redis refused '%s' (outbox): %s", a->v[0], rep->str);
 		if (reply_readonly(rep))
-			link_demoted(&r->drain);
+			link_demoted(r, &r->drain);
 		freeReplyObject(rep);
 		return NULL;
 	}
@@ -1594,6 +1647,8 @@ static int rd_seen_once(struct store *s, const char *name, int64_t ttl_ms)
 	return v;
 }
 
+static struct store *rd_handle(struct store *s);
+
 static const struct store_ops redis_ops = {
 	rd_find,
 	rd_live_of,
@@ -1619,21 +1674,46 @@ static const struct store_ops redis_ops = {
 	rd_outbox_trim,
 	rd_prefetch,
 	rd_seen_once,
+	rd_handle,
 };
 
-struct store *store_redis_new(const char *url, const char *prefix)
+static struct store_redis *rd_alloc(void)
 {
 	struct store_redis *r = xcalloc(1, sizeof(*r));
 	r->base.ops = &redis_ops;
 	r->base.shared = 1;
 	for (int k = 0; k < DEADLINE__COUNT; k++) {
-		r->known_next[k] = INT64_MAX;
 		r->tx_added[k] = INT64_MAX;
 		r->stale[k] = 1;
 	}
+	return r;
+}
+
+/* A handle connects on its first use: a Redis away now is met as by the root's link. */
+static struct store *rd_handle(struct store *s)
+{
+	struct store_redis *root = RS(s), *r = rd_alloc();
+	while (root->root)
+		root = (struct store_redis *)root->root;
+	r->root = root;
+	r->url = root->url;
+	r->prefix = root->prefix;
+	r->known_next = root->known_next;
+	r->outage = root->outage;
+	return &r->base;
+}
+
+struct store *store_redis_new(const char *url, const char *prefix)
+{
+	struct store_redis *r = rd_alloc();
+	r->known_next = xmalloc(DEADLINE__COUNT * sizeof(*r->known_next));
+	r->outage = xcalloc(1, sizeof(*r->outage));
+	for (int k = 0; k < DEADLINE__COUNT; k++)
+		r->known_next[k] = INT64_MAX;
 	r->prefix = xstrndup(prefix, strlen(prefix) > PREFIX_MAX ? PREFIX_MAX : strlen(prefix));
+	r->url = xcalloc(1, sizeof(*r->url));
 	const char *why;
-	if (redis_url_parse(&r->url, url, &why) != 0) {
+	if (redis_url_parse(r->url, url, &why) != 0) {
 		log_error("bad REDIS_URL: %s", why);
 		goto fail;
 	}

@@ -181,6 +181,7 @@ static const struct store_ops copy_ops = {
 	NULL,
 	NULL,
 	NULL,
+	NULL,
 };
 
 static struct store *copy_store_new(void)
