@@ -12,8 +12,10 @@
  * well, and two engines on one Redis play two service instances racing on
  * the same users and deadlines; each test uses keys of its own.
  */
+#include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,6 +671,73 @@ static void one_instance_at_a_time_leads_the_outbox(void)
 	two->ops->free(two);
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void a_handle_runs_transitions_beside_its_engine_and_shares_its_deadlines(void)
+{
+	redis_new_keys();
+	struct store *s = redis_engine();
+	struct store *h = s->ops->handle(s);
+	CHECK(h != NULL && h->shared);
+	/* The engine looks at the deadlines now (none), as the timer does; ... */
+	int64_t poll = s->ops->deadline_next(s, DEADLINE_RING);
+	CHECK(poll > wall_ms() && poll <= wall_ms() + 1000);
+	/* ... a transition on the handle, open while the engine's own is, adds one ... */
+	s->ops->begin(s);
+	CHECK(s->ops->find(s, "call-h") == NULL);
+	h->ops->begin(h);
+	struct call *c = xcalloc(1, sizeof(*c));
+	snprintf(c->id, sizeof(c->id), "call-h");
+	user_info_copy(&c->party[PARTY_CALLER], &alice);
+	user_info_copy(&c->party[PARTY_RECEIVER], &bob);
+	c->status = CALL_DIALLING;
+	c->revision = 1;
+	h->ops->add(h, c);
+	struct deadline d = { wall_ms() + 50, "call-h", PARTY_CALLER };
+	h->ops->deadline_add(h, DEADLINE_RING, &d);
+	CHECK(h->ops->commit(h) == STORE_COMMITTED);
+	/* ... which the engine knows without asking Redis, and which beat its own transition. */
+	CHECK(s->ops->deadline_next(s, DEADLINE_RING) == d.at);
+	CHECK(s->ops->commit(s) == STORE_CONFLICT);
+	h->ops->free(h);
+	s->ops->free(s);
+}
+
+static void a_handle_whose_connection_redis_closed_connects_again_before_use(void)
+{
+	redis_new_keys();
+	struct store *s = redis_engine();
+	struct store *h = s->ops->handle(s);
+	h->ops->begin(h);
+	CHECK(h->ops->find(h, "call-k") == NULL); /* connected */
+	CHECK(h->ops->commit(h) == STORE_COMMITTED);
+	/* Redis drops every connection but this one, as a restart does. */
+	char host[64];
+	int port = 0;
+	CHECK(sscanf(redis_url, "redis://%63[^:]:%d", host, &port) == 2);
+	redisContext *admin = redisConnect(host, port);
+	CHECK(admin && !admin->err);
+	redisReply *rep = redisCommand(admin, "CLIENT KILL TYPE normal SKIPME yes");
+	CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer >= 2);
+	freeReplyObject(rep);
+	redisFree(admin);
+	usleep(50 * 1000);
+	/* The next transition on each finds its connection closed before using it, not after. */
+	struct store *each[2] = { h, s };
+	for (int i = 0; i < 2; i++) {
+		each[i]->ops->begin(each[i]);
+		CHECK(each[i]->ops->find(each[i], "call-k") == NULL);
+		CHECK(each[i]->ops->commit(each[i]) == STORE_COMMITTED);
+	}
+	h->ops->free(h);
+	s->ops->free(s);
+}
+
 static void a_bad_url_or_an_unreachable_redis_makes_no_engine(void)
 {
 	struct store *s = redis_engine();
@@ -695,6 +764,8 @@ int main(void)
 		RUN(a_deadline_taken_by_an_instance_that_dies_fires_on_another);
 		RUN(outbox_messages_exist_only_with_their_transition_in_order);
 		RUN(one_instance_at_a_time_leads_the_outbox);
+		RUN(a_handle_runs_transitions_beside_its_engine_and_shares_its_deadlines);
+		RUN(a_handle_whose_connection_redis_closed_connects_again_before_use);
 		RUN(a_bad_url_or_an_unreachable_redis_makes_no_engine);
 	}
 	return check_done();
