@@ -2,8 +2,9 @@
 serving web/, then a browser test against them: `node tests/e2e/two_tabs.mjs` (the default), or
 the one named by --script (render_bench.mjs: the online list's render benchmark).
 
-The service gets RING_TIMEOUT_S=5 (the missed-call step waits for it; shorter is flaky when
-Chromium shares a loaded machine, as the accept must land while it rings), a LiveKit key and secret
+The service gets RING_TIMEOUT_S=8 (the missed-call step waits for it; shorter is flaky when
+Chromium shares a loaded machine, as the accept must land while it rings, and the step that
+takes a picture of the "click to enable sound" switch and clicks it took more than 5 s once), a LiveKit key and secret
 (so GET /token answers 200) and a LIVEKIT_URL pointing at a free, closed loopback port, so that
 joining the media room fails fast and the page must say that no LiveKit server is reachable.
 
@@ -41,7 +42,7 @@ CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 WEB = os.path.join(REPO, "web")
 NODE_TIMEOUT_S = 150
 LIVEKIT_KEY = "e2e-key"
-RING_TIMEOUT_S = "5"
+RING_TIMEOUT_S = "8"
 
 
 def missing_prerequisite():
