@@ -27,6 +27,7 @@
 
 #define PRUNE_EVERY_MS    60000
 #define HANDLES           8    /* with a shared store: starts, answers and ends run this many at once */
+#define ORDER_STRIPES     64   /* locks that keep each call's webhooks in the order of its transitions */
 #define WEBHOOK_IDS_KEPT  4096 /* LiveKit retries within minutes; the last ids are remembered */
 #define WEBHOOK_ID_TTL_MS (15 * 60 * 1000) /* how long a shared store remembers one */
 
@@ -61,8 +62,12 @@ struct core {
 	struct handle *handles; /* NULL with the memory store: everything runs under mu */
 	size_t nhandles;
 	struct calls *ticker; /* the timer thread's own handle (it ticks without mu), or NULL */
+	size_t next_handle;   /* where handle_take looks first: each handle in turn (under handles_mu) */
 	pthread_mutex_t handles_mu;
 	pthread_cond_t handle_free;
+	/* With handles, a transition commits outside mu: its call's stripe is held from before its
+	 * commit until its webhooks are queued, so that they queue in the order of the commits. */
+	pthread_mutex_t order[ORDER_STRIPES];
 	char *users_json; /* cache of GET /users for users_version */
 	size_t users_len;
 	uint64_t users_version;
@@ -150,6 +155,8 @@ struct core *core_new(const struct config *cfg)
 	}
 	pthread_mutex_init(&core->handles_mu, NULL);
 	pthread_cond_init(&core->handle_free, NULL);
+	for (size_t i = 0; i < ORDER_STRIPES; i++)
+		pthread_mutex_init(&core->order[i], NULL);
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	core->lease_ms = ms_of(cfg->presence_refresh_s * 2.5);
 	dict_init(&core->seen);
@@ -185,6 +192,8 @@ void core_free(struct core *core)
 	free(core->ticker);
 	pthread_mutex_destroy(&core->handles_mu);
 	pthread_cond_destroy(&core->handle_free);
+	for (size_t i = 0; i < ORDER_STRIPES; i++)
+		pthread_mutex_destroy(&core->order[i]);
 	calls_release(&core->calls);
 	ratelimit_release(&core->starts);
 	seen_clear(core);
@@ -316,13 +325,24 @@ static void events_to_outbox(void *ctx, const struct call_events *ev, size_t fro
 		route_event(&ev->items[i], put_outbox, ctx);
 }
 
+/* The stripe of core->order that orders call_id's webhooks (FNV-1a of the id). */
+static pthread_mutex_t *order_of(struct core *core, const char *call_id)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = call_id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return &core->order[h % ORDER_STRIPES];
+}
+
 /*
  * What follows a transition's events: their messages go to the broker
  * (unless the shared outbox took them), the finished calls are counted,
- * the webhooks queued. Called with core->mu held; the calls the events
- * point at are valid until unlock.
+ * the webhooks queued. Called with core->mu held, or on a handle holding
+ * the call's order stripe (held); the calls the events point at are valid
+ * until then. Under mu with handles, each call's stripe is taken around
+ * its webhooks (a handle holding one never waits for mu meanwhile).
  */
-static void publish_events(struct core *core, struct call_events *ev)
+static void publish_events(struct core *core, struct call_events *ev, int held)
 {
 	for (size_t i = 0; i < ev->n; i++) {
 		const struct call_event *e = &ev->items[i];
@@ -333,9 +353,14 @@ static void publish_events(struct core *core, struct call_events *ev)
 		if (!call_status_is_live(e->call->status))
 			metrics_call_finished(e->call);
 		if (core->hooks) {
+			pthread_mutex_t *order = core->nhandles && !held ? order_of(core, e->call->id) : NULL;
 			size_t call_len;
 			char *call_json = json_io_call(e->call, &call_len);
+			if (order)
+				pthread_mutex_lock(order);
 			post_event_webhooks(core, e, call_json, call_len);
+			if (order)
+				pthread_mutex_unlock(order);
 			free(call_json);
 		}
 	}
@@ -389,11 +414,14 @@ static struct handle *handle_take(struct core *core)
 		return NULL;
 	pthread_mutex_lock(&core->handles_mu);
 	for (;;) {
-		for (size_t i = 0; i < core->nhandles; i++) {
-			if (!core->handles[i].busy) {
-				core->handles[i].busy = 1;
+		/* Each in turn, so that none sits idle for long (Redis may close an idle connection). */
+		for (size_t k = 0; k < core->nhandles; k++) {
+			struct handle *h = &core->handles[(core->next_handle + k) % core->nhandles];
+			if (!h->busy) {
+				h->busy = 1;
+				core->next_handle = (size_t)(h - core->handles) + 1;
 				pthread_mutex_unlock(&core->handles_mu);
-				return &core->handles[i];
+				return h;
 			}
 		}
 		pthread_cond_wait(&core->handle_free, &core->handles_mu);
@@ -455,18 +483,21 @@ static void *timer_thread(void *arg)
 	while (core->running) {
 		struct instant now = now_instant();
 		int64_t mono = mono_now();
+		int64_t next = INT64_MAX;
 		if (core->ticker) {
-			/* On its own handle: the round trips to Redis hold up no request. */
+			/* On its own handle: the round trips to Redis hold up no request. A
+			 * deadline added meanwhile wakes the timer (reschedule), or one the
+			 * lease expiry below adds makes it go round again at once. */
 			pthread_mutex_unlock(&core->mu);
 			calls_tick(core->ticker, now, &ev);
-			calls_next_deadline(core->ticker); /* looks at what the tick took, before locking */
+			next = calls_next_deadline(core->ticker);
 			pthread_mutex_lock(&core->mu);
 		} else {
 			calls_tick(&core->calls, now, &ev);
 		}
 		size_t fired = ev.n;
 		note_deadline_ends(core, &ev, &notes);
-		publish_events(core, &ev);
+		publish_events(core, &ev, 0);
 		if (mono >= core->next_prune) {
 			ratelimit_prune(&core->starts, mono);
 			core->next_prune = mono + PRUNE_EVERY_MS;
@@ -479,7 +510,7 @@ static void *timer_thread(void *arg)
 			    mono + (core->lease_ms / 10 > 100 ? core->lease_ms / 10 : 100);
 		}
 		/* Deadlines are wall-clock; the sleep is on the monotonic clock. */
-		int64_t wait = calls_next_deadline(core->ticker ? core->ticker : &core->calls);
+		int64_t wait = core->ticker ? next : calls_next_deadline(&core->calls);
 		wait = wait == INT64_MAX ? PRUNE_EVERY_MS : wait - now.wall_ms;
 		if (wait > core->next_prune - mono)
 			wait = core->next_prune - mono;
@@ -573,7 +604,7 @@ static void show_call(struct core *core, const char *id)
 	struct call_events ev;
 	call_events_init(&ev);
 	calls_show(&core->calls, id, &ev);
-	publish_events(core, &ev);
+	publish_events(core, &ev, 0);
 	call_events_release(&ev);
 }
 
@@ -831,7 +862,7 @@ void core_on_bus_synced(void *arg)
 		calls_each(&core->calls, republish_live, &rp);
 	}
 	core->presence_settled = 1;
-	publish_events(core, &ev);
+	publish_events(core, &ev, 0);
 	if (first)
 		seen_clear(core);
 	reschedule(core);
@@ -850,22 +881,59 @@ static int bus_up(struct core *core)
 }
 
 /*
- * The common end of a successful transition: the events go out, the timer
- * learns of new deadlines, the reply gets a copy. On a handle (h), without
- * core->mu, which it takes to tell the timer; else with core->mu held.
+ * The common end of a successful transition: the events go out, the reply
+ * gets a copy, and (under core->mu) the timer learns of new deadlines. On a
+ * handle (h), with the call's order stripe held instead; after_handle
+ * tells the timer.
  */
 static void transition_done(struct core *core, struct handle *h, const struct call *call,
 			    struct call_events *ev, struct core_reply *r)
 {
 	r->call = xcalloc(1, sizeof(*r->call));
 	call_copy(r->call, call);
-	publish_events(core, ev);
-	if (!h) {
+	publish_events(core, ev, h != NULL);
+	if (!h)
 		reschedule(core);
-		return;
+}
+
+/*
+ * A start on a handle read presence before its commit: a party who went
+ * offline (or, ringing asleep, came online) in between was missed by
+ * on_presence, which found no call yet. The same transitions now. Called
+ * with core->mu held.
+ */
+static void recheck_parties(struct core *core, const struct call *call, int receiver_was_online,
+			    struct instant now)
+{
+	const char *caller = call->party[PARTY_CALLER].id, *receiver = call->party[PARTY_RECEIVER].id;
+	if (!presence_find(&core->presence, caller))
+		calls_party_offline(&core->calls, caller, now);
+	const struct presence_user *rp = presence_find(&core->presence, receiver);
+	if (receiver_was_online && !rp) {
+		calls_party_offline(&core->calls, receiver, now);
+	} else if (!receiver_was_online && rp) {
+		const struct call *woke = calls_receiver_online(&core->calls, &rp->info);
+		if (woke && core->calls.on_events) {
+			char id[CALL_ID_LEN + 1];
+			memcpy(id, woke->id, sizeof(id));
+			show_call(core, id);
+		}
 	}
+	reschedule(core);
+}
+
+/*
+ * After a successful transition on a handle, with no lock held: the timer
+ * learns of new deadlines, and a start (started: its call) whose parties'
+ * presence changed since it read it (presence version) is checked again.
+ */
+static void after_handle(struct core *core, struct handle *h, const struct call *started,
+			 int receiver_was_online, uint64_t version, struct instant now)
+{
 	int64_t next = calls_next_deadline(&h->calls); /* deadlines are known to every handle */
 	pthread_mutex_lock(&core->mu);
+	if (started && core->presence.version != version)
+		recheck_parties(core, started, receiver_was_online, now);
 	if (next < core->timer_due)
 		pthread_cond_signal(&core->wake);
 	pthread_mutex_unlock(&core->mu);
@@ -920,8 +988,10 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	struct calls *calls = h ? &h->calls : &core->calls;
 	struct user_info caller = { 0 }, receiver = { 0 };
 	int64_t retry_ms = 0;
+	pthread_mutex_t *order = NULL;
 	pthread_mutex_lock(&core->mu);
 	int locked = 1;
+	uint64_t version = core->presence.version;
 	if (!core->ready) {
 		e = ERR_NOT_READY;
 		goto out;
@@ -935,6 +1005,8 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 	if (h) {
 		pthread_mutex_unlock(&core->mu);
 		locked = 0;
+		order = order_of(core, id);
+		pthread_mutex_lock(order);
 	}
 	int allowed = take_start(core, calls, caller_id, mono, &retry_ms);
 	if (allowed < 0) {
@@ -966,7 +1038,7 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		merged = call->status == CALL_ONGOING;
 		transition_done(core, h, call, &ev, r);
 	} else {
-		publish_events(core, &ev); /* a busy receiver's missed-call event */
+		publish_events(core, &ev, h != NULL); /* a busy receiver's missed-call event */
 	}
 	if (asleep_ring) {
 		size_t call_len;
@@ -975,8 +1047,12 @@ enum err core_call_start(struct core *core, const char *caller_id, const char *r
 		free(call_json);
 	}
 out:
+	if (order)
+		pthread_mutex_unlock(order);
 	if (locked)
 		pthread_mutex_unlock(&core->mu);
+	if (h && e == ERR_OK)
+		after_handle(core, h, r->call, receiver.id != NULL, version, now);
 	handle_give(core, h);
 	user_info_release(&caller);
 	user_info_release(&receiver);
@@ -1009,10 +1085,13 @@ enum err core_call_answer_on(struct core *core, const char *call_id, int accept,
 
 	struct handle *h = handle_take(core);
 	struct calls *calls = h ? &h->calls : &core->calls;
+	pthread_mutex_t *order = h ? order_of(core, call_id) : NULL;
 	pthread_mutex_lock(&core->mu);
 	int ready = core->ready;
-	if (h)
+	if (h) {
 		pthread_mutex_unlock(&core->mu);
+		pthread_mutex_lock(order);
+	}
 	if (ready)
 		e = calls_answer_on(calls, call_id, accept, by_user, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
@@ -1022,8 +1101,13 @@ enum err core_call_answer_on(struct core *core, const char *call_id, int accept,
 		r->call = xcalloc(1, sizeof(*r->call));
 		call_copy(r->call, call);
 	}
-	if (!h)
+	if (h) {
+		pthread_mutex_unlock(order);
+		if (e == ERR_OK)
+			after_handle(core, h, NULL, 0, 0, now);
+	} else {
 		pthread_mutex_unlock(&core->mu);
+	}
 	handle_give(core, h);
 	call_events_release(&ev);
 	if (e == ERR_OK)
@@ -1050,18 +1134,26 @@ enum err core_call_end_on(struct core *core, const char *call_id, const char *us
 
 	struct handle *h = handle_take(core);
 	struct calls *calls = h ? &h->calls : &core->calls;
+	pthread_mutex_t *order = h ? order_of(core, call_id) : NULL;
 	pthread_mutex_lock(&core->mu);
 	int ready = core->ready;
-	if (h)
+	if (h) {
 		pthread_mutex_unlock(&core->mu);
+		pthread_mutex_lock(order);
+	}
 	if (ready)
 		e = calls_end_on(calls, call_id, user_id, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		ended = ev.n > 0;
 		transition_done(core, h, call, &ev, r);
 	}
-	if (!h)
+	if (h) {
+		pthread_mutex_unlock(order);
+		if (e == ERR_OK)
+			after_handle(core, h, NULL, 0, 0, now);
+	} else {
 		pthread_mutex_unlock(&core->mu);
+	}
 	handle_give(core, h);
 	call_events_release(&ev);
 	if (ended)
@@ -1124,7 +1216,7 @@ enum err core_livekit_event(struct core *core, const struct livekit_event *e, st
 		reschedule(core);
 	} else if (strcmp(e->event, "room_finished") == 0) {
 		applied = calls_room_finished(&core->calls, room, now, &ev);
-		publish_events(core, &ev);
+		publish_events(core, &ev, 0);
 	}
 	if (applied)
 		result = "applied";

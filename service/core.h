@@ -1,5 +1,6 @@
 /*
- * core.h - the service's state behind one lock: presence, calls, rate limits.
+ * core.h - the service's state behind one lock: presence, calls, rate limits
+ * (with a shared store, transitions also on store handles outside it).
  *
  * core owns the lock, the clock, call ids and the timer thread. Each entry
  * point takes the lock, asks the pure modules (presence, calls, ratelimit),
@@ -9,7 +10,7 @@
  * lock: the bus outbox it queues on is a leaf lock that does no I/O, and
  * so are the webhook queues (webhooks.h) it hands the same transitions and
  * presence changes to. Queuing under the lock keeps messages in the order
- * of the transitions that made them.
+ * of the transitions that made them (with a shared store, see below).
  *
  * Each transition of a live call writes users/{id}/call of both parties
  * (receiver first) before its event; a finished call's END_CALL goes out
@@ -24,7 +25,11 @@
  * so that a request waiting for Redis holds up no other; the timer ticks on
  * a handle of its own as well. Redis keeps those transitions atomic as it
  * does between instances, and their messages go through the shared outbox,
- * whose order is Redis's. The other entry points run under the lock.
+ * whose order is Redis's. Their webhooks keep each call's order through a
+ * lock per stripe of call ids, held from before the commit until they are
+ * queued. A start that read presence before its commit checks it again
+ * after, for a party who went away meanwhile. The other entry points run
+ * under the lock.
  *
  * Entry points are called from HTTP threads (calls, users, token), the
  * bus's thread (presence, call topics, connect) and core's own timer thread.

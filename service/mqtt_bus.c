@@ -51,6 +51,7 @@
 #include "util.h"
 
 #define BACKOFF_MIN_MS 1000
+#define REFUSED_MAX_MS 2000   /* after a refused subscription (a NATS cluster electing) */
 #define BACKOFF_MAX_MS 5000   /* a broker back after an outage is used within 5 s */
 #define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
 #define SEND_BATCH     256
@@ -710,8 +711,8 @@ static void *bus_thread(void *arg)
 					bus->state = BUS_UP;
 					bus->backoff_ms = BACKOFF_MIN_MS;
 				} else {
-					if (rc > 0) /* the broker answers: try again soon */
-						bus->backoff_ms = BACKOFF_MIN_MS;
+					if (rc > 0 && bus->backoff_ms > REFUSED_MAX_MS)
+						bus->backoff_ms = REFUSED_MAX_MS; /* it answers: soon */
 					schedule_retry(bus);
 				}
 				continue;

@@ -2,8 +2,8 @@
  * mqtt_bus.h - the service's one connection to the broker (the only
  * includer of MQTTClient.h).
  *
- * Connects, reconnects with backoff (1 s doubling to 5 s; 1 s after a
- * refused subscription), subscribes to the presence topics after every
+ * Connects, reconnects with backoff (1 s doubling to 5 s; at most 2 s after
+ * a refused subscription), subscribes to the presence topics after every
  * connect, and publishes events as QoS 1.
  * After subscribing it publishes a marker to a topic of its own
  * (callsignal/sync/{clientId}); the broker delivers it after the retained

@@ -2,8 +2,12 @@
  * store_redis.c - the shared engine of store.h: calls, busy lines and
  * deadlines in Redis, so that several service instances serve the same
  * calls. The only includer of hiredis. Used through the store interface by
- * calls.c (core creates it when STATE_ENGINE=redis); core's lock serialises
- * the use within one process, Redis's optimistic locking across processes.
+ * calls.c (core creates it when STATE_ENGINE=redis). Each engine object is
+ * used by one thread at a time (core's lock, or the handle a thread took:
+ * rd_handle makes another object with a connection of its own, sharing the
+ * url, the prefix, what is known of the deadlines and the outage flag of
+ * its root); Redis's optimistic locking keeps transitions atomic between
+ * handles as between processes.
  *
  * Keys, under the configured prefix:
  *   call:{id}      hash: the whole call (parties, status, times, revision, grace and media
@@ -33,7 +37,7 @@
  * its EXEC the entry is still there for the others. Reads outside a
  * transition (GET /calls/{id}) are plain reads.
  *
- * Round trips, since core's lock is held while Redis answers: the reads of
+ * Round trips, since the request waits while Redis answers: the reads of
  * a transition go pipelined with their WATCH (a start's three through
  * prefetch, a tick's deadline queues all at once, the set sizes the
  * retention cap asks along with the first read), the writes in the one
@@ -131,9 +135,9 @@ struct store_redis {
 	/* What the queued writes will change in the counts, so that a rule
 	 * counting calls mid-transition (the retention cap) sees its own writes. */
 	long delta_count, delta_live;
-	/* The earliest deadline of each kind as far as this engine knows: the
-	 * earliest in Redis when last looked (stale[kind] asks to look again),
-	 * or one it added since. Deadlines of other instances are found by the
+	/* The earliest deadline of each kind as far as this process knows: the
+	 * earliest in Redis when a handle last looked (stale[kind] asks this one
+	 * to look again), or one any handle added since. Deadlines of other instances are found by the
 	 * POLL_MS look at the deadlines at the latest. */
 	int64_t *known_next; /* [DEADLINE__COUNT], the root's, shared by its handles (atomics) */
 	int *outage; /* the root's: an outage was logged by one of the links (atomic), see link_lost */
@@ -364,7 +368,7 @@ static int link_open(const struct store_redis *r, struct link *l)
 	}
 	/* A handle's first connection, or its way back when another link logged it, goes unsaid. */
 	int moved = !r->root && (strcmp(host, l->host) != 0 || port != l->port);
-	int back = l->down && outage_ends(r);
+	int back = l->down && (l == &r->drain || outage_ends(r)); /* the drain's link speaks for itself */
 	if (r->url->sentinel && (back || moved))
 		log_info("Redis master '%s' at '%s:%d' answers%s", r->url->master, host, port,
 			 back ? " again" : "");
@@ -414,8 +418,10 @@ static void link_check(struct store_redis *r)
 {
 	struct pollfd p = { r->main.ctx ? r->main.ctx->fd : -1, POLLIN, 0 };
 	if (p.fd >= 0 && poll(&p, 1, 0) == 1) {
-		link_lost(r, &r->main, "it closed the connection");
-		r->main.next_try = 0;
+		/* Said nothing of when it opens again: the drain's link, always reading, tells of a
+		 * restart; when Redis is still away, link_open says so. */
+		link_close(&r->main);
+		link_open(r, &r->main);
 	}
 }
 

@@ -23,8 +23,8 @@
  * counted in failed, and logged.
  *
  * webhooks.c is the only includer of curl.h. Called by main (start, stop)
- * and core (post, under core's lock: the queue's lock is a leaf that does
- * no I/O).
+ * and core (post, under core's lock or a call's order stripe: the queue's
+ * lock is a leaf that does no I/O).
  */
 #ifndef CALLSIGNAL_WEBHOOKS_H
 #define CALLSIGNAL_WEBHOOKS_H
