@@ -56,7 +56,7 @@
 #define OUTBOX_MAX     200000 /* beyond this the oldest waiting event is dropped */
 #define SEND_BATCH     256
 #define RECEIVE_BATCH  1024 /* packets read before the outbox is looked at again */
-#define ACTIVE_POLL_MS 1    /* socket poll while acknowledgements are due, */
+#define ACTIVE_POLL_MS 4    /* socket poll while acknowledgements are due, */
 #define QUIET_POLL_MS  10   /* for a second after the last traffic, */
 #define IDLE_POLL_MS   100  /* and after that: the delay presence may see */
 #define QUIET_MS       1000
