@@ -939,6 +939,41 @@ static void after_handle(struct core *core, struct handle *h, const struct call 
 	pthread_mutex_unlock(&core->mu);
 }
 
+/* A transition of an existing call (answer, end) between enter_call and leave_call. */
+struct entered {
+	struct handle *h;       /* the handle it runs on, or NULL: under core->mu */
+	struct calls *calls;    /* the handle's, or core's */
+	pthread_mutex_t *order; /* the call's order stripe, held on a handle */
+	int ready;              /* call control was open */
+};
+
+/* On a free handle, holding the call's order stripe; without handles, with core->mu held. */
+static void enter_call(struct core *core, const char *call_id, struct entered *t)
+{
+	t->h = handle_take(core);
+	t->calls = t->h ? &t->h->calls : &core->calls;
+	t->order = t->h ? order_of(core, call_id) : NULL;
+	pthread_mutex_lock(&core->mu);
+	t->ready = core->ready;
+	if (t->h) {
+		pthread_mutex_unlock(&core->mu);
+		pthread_mutex_lock(t->order);
+	}
+}
+
+/* The other end of enter_call; committed: the transition changed the store. */
+static void leave_call(struct core *core, struct entered *t, int committed, struct instant now)
+{
+	if (t->h) {
+		pthread_mutex_unlock(t->order);
+		if (committed)
+			after_handle(core, t->h, NULL, 0, 0, now);
+	} else {
+		pthread_mutex_unlock(&core->mu);
+	}
+	handle_give(core, t->h);
+}
+
 enum err core_users(struct core *core, struct core_reply *r)
 {
 	pthread_mutex_lock(&core->mu);
@@ -1083,32 +1118,18 @@ enum err core_call_answer_on(struct core *core, const char *call_id, int accept,
 	const struct call *call = NULL;
 	enum err e = ERR_NOT_READY;
 
-	struct handle *h = handle_take(core);
-	struct calls *calls = h ? &h->calls : &core->calls;
-	pthread_mutex_t *order = h ? order_of(core, call_id) : NULL;
-	pthread_mutex_lock(&core->mu);
-	int ready = core->ready;
-	if (h) {
-		pthread_mutex_unlock(&core->mu);
-		pthread_mutex_lock(order);
-	}
-	if (ready)
-		e = calls_answer_on(calls, call_id, accept, by_user, device_id, now, &ev, &call);
+	struct entered t;
+	enter_call(core, call_id, &t);
+	if (t.ready)
+		e = calls_answer_on(t.calls, call_id, accept, by_user, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		metrics_ring_to_answer((accept ? call->answered_at : call->ended_at) - call->created_at);
-		transition_done(core, h, call, &ev, r);
+		transition_done(core, t.h, call, &ev, r);
 	} else if (e == ERR_CALL_NOT_RINGING) {
 		r->call = xcalloc(1, sizeof(*r->call));
 		call_copy(r->call, call);
 	}
-	if (h) {
-		pthread_mutex_unlock(order);
-		if (e == ERR_OK)
-			after_handle(core, h, NULL, 0, 0, now);
-	} else {
-		pthread_mutex_unlock(&core->mu);
-	}
-	handle_give(core, h);
+	leave_call(core, &t, e == ERR_OK, now);
 	call_events_release(&ev);
 	if (e == ERR_OK)
 		log_info("call '%s' %s", call_id, accept ? "accepted" : "declined");
@@ -1132,29 +1153,15 @@ enum err core_call_end_on(struct core *core, const char *call_id, const char *us
 	enum err e = ERR_NOT_READY;
 	int ended = 0;
 
-	struct handle *h = handle_take(core);
-	struct calls *calls = h ? &h->calls : &core->calls;
-	pthread_mutex_t *order = h ? order_of(core, call_id) : NULL;
-	pthread_mutex_lock(&core->mu);
-	int ready = core->ready;
-	if (h) {
-		pthread_mutex_unlock(&core->mu);
-		pthread_mutex_lock(order);
-	}
-	if (ready)
-		e = calls_end_on(calls, call_id, user_id, device_id, now, &ev, &call);
+	struct entered t;
+	enter_call(core, call_id, &t);
+	if (t.ready)
+		e = calls_end_on(t.calls, call_id, user_id, device_id, now, &ev, &call);
 	if (e == ERR_OK) {
 		ended = ev.n > 0;
-		transition_done(core, h, call, &ev, r);
+		transition_done(core, t.h, call, &ev, r);
 	}
-	if (h) {
-		pthread_mutex_unlock(order);
-		if (e == ERR_OK)
-			after_handle(core, h, NULL, 0, 0, now);
-	} else {
-		pthread_mutex_unlock(&core->mu);
-	}
-	handle_give(core, h);
+	leave_call(core, &t, e == ERR_OK, now);
 	call_events_release(&ev);
 	if (ended)
 		log_info("call '%s' ended by '%s'", call_id, user_id);
