@@ -325,6 +325,13 @@ static void events_to_outbox(void *ctx, const struct call_events *ev, size_t fro
 		route_event(&ev->items[i], put_outbox, ctx);
 }
 
+/* The transitions of c put their messages into the outbox of c's own store (handle). */
+static void to_outbox(struct calls *c)
+{
+	c->on_events = events_to_outbox;
+	c->on_events_ctx = c->store;
+}
+
 /* The stripe of core->order that orders call_id's webhooks (FNV-1a of the id). */
 static pthread_mutex_t *order_of(struct core *core, const char *call_id)
 {
@@ -564,16 +571,11 @@ int core_start(struct core *core, struct mqtt_bus *bus)
 			pthread_mutex_unlock(&core->mu);
 			return -1;
 		}
-		core->calls.on_events = events_to_outbox;
-		core->calls.on_events_ctx = core->calls.store;
-		for (size_t i = 0; i < core->nhandles; i++) {
-			core->handles[i].calls.on_events = events_to_outbox;
-			core->handles[i].calls.on_events_ctx = core->handles[i].calls.store;
-		}
-		if (core->ticker) {
-			core->ticker->on_events = events_to_outbox;
-			core->ticker->on_events_ctx = core->ticker->store;
-		}
+		to_outbox(&core->calls);
+		for (size_t i = 0; i < core->nhandles; i++)
+			to_outbox(&core->handles[i].calls);
+		if (core->ticker)
+			to_outbox(core->ticker);
 	}
 	core->running = 1;
 	core->next_prune = mono_now() + PRUNE_EVERY_MS;
