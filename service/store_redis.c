@@ -334,7 +334,11 @@ static int outage_ends(const struct store_redis *r)
  */
 static int link_open(const struct store_redis *r, struct link *l)
 {
-	if (l->down && mono_ms() < l->next_try)
+	/* Not again before next_try while Redis is away; but once another link of the process has
+	 * reached it again (the outage flag is down), at once: a handle that tried during the
+	 * outage must not fail the request it serves after the way back. */
+	if (l->down && mono_ms() < l->next_try &&
+	    (l == &r->drain || __atomic_load_n(r->outage, __ATOMIC_RELAXED)))
 		return -1;
 	l->next_try = mono_ms() + RETRY_MS;
 	char why[WHY_MAX] = "no sentinel", host[REDIS_URL_HOST_MAX + 1], failed[REDIS_URL_HOST_MAX + 1] = "";
