@@ -3,7 +3,8 @@
 with no online device answers 200 DIALLING and a call.ringing_offline webhook asks the app's
 backend to push; the woken device finds the call on its retained users/{id}/call topic, rings
 until the full ring timeout and accepts; if no device comes online within RING_OFFLINE_S the call
-is MISSED, with call.ended sent. Without RING_OFFLINE_S an offline receiver is still refused.
+is MISSED, with call.ended sent. A device that woke while the service was down is found online
+by its restart, and the call rings on. Without RING_OFFLINE_S an offline receiver is still refused.
 
 A real HTTP receiver takes the webhooks (webhook_receiver.py); the service with webhooks is spawned
 beside the Env's plain one, on the same broker."""
@@ -80,6 +81,35 @@ def test_a_sleeping_receiver_is_woken_by_a_push_finds_the_call_and_accepts(env):
         a.expect_event("ACCEPT_CALL", call_id=c["id"])
         rec.wait_for(lambda d: events_of(d, c["id"]) == ["call.started", "call.ringing_offline", "call.accepted"],
                      what="call.accepted")
+    finally:
+        rec.stop()
+
+
+@h.options()
+def test_a_receiver_who_woke_while_the_service_was_down_rings_on_after_its_restart(env):
+    # The service's restart reads the woken device's presence in the broker's replay and the call
+    # on the retained topics (or in Redis): the call rings until the full ring timeout, not
+    # RING_OFFLINE_S, and the device can accept it.
+    rec = Receiver().start()
+    try:
+        svc = hooked(env, rec)
+        (a,), b = seen_by(svc, env.user("a")), env.uid("b")
+        t0 = time.monotonic()
+        r = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b})
+        eq(r.status, 200, "start to a user with no online device")
+        c = h.check_call(r.json, "DIALLING")
+        svc.stop()
+        dev = env.client(b)  # the push woke the app while the service was down
+        eq(retained_call(dev, b, c["id"])["status"], "DIALLING", "status on the woken device's retained topic")
+        svc.start()
+        got = call(svc, "GET", "/calls/" + c["id"]).json
+        eq((got["status"], got["revision"], got["receiver"]["name"]), ("DIALLING", 2, dev.name),
+           "status, revision and receiver of the call once the restarted service is ready")
+        time.sleep(max(0, t0 + RING_OFFLINE_S + 1 - time.monotonic()))
+        eq(call(svc, "GET", "/calls/" + c["id"]).json["status"], "DIALLING", "status past RING_OFFLINE_S")
+        r = call(svc, "POST", "/calls/answer", {"callId": c["id"], "answer": "ACCEPT"})
+        eq((r.status, r.json.get("status")), (200, "ONGOING"), "the woken device accepts")
+        a.expect_event("ACCEPT_CALL", call_id=c["id"])
     finally:
         rec.stop()
 
