@@ -660,6 +660,11 @@ const struct call *calls_live_of(const struct calls *c, const char *user_id)
 	return OPS(c)->live_of(S(c), user_id);
 }
 
+int calls_unreachable(const struct calls *c)
+{
+	return OPS(c)->unreachable && OPS(c)->unreachable(S(c));
+}
+
 void calls_each(const struct calls *c, void (*fn)(void *ctx, const struct call *call), void *ctx)
 {
 	OPS(c)->each(S(c), fn, ctx);

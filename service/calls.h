@@ -232,6 +232,9 @@ enum err calls_show(struct calls *c, const char *id, struct call_events *ev);
 
 const struct call *calls_find(const struct calls *c, const char *id);
 const struct call *calls_live_of(const struct calls *c, const char *user_id);
+/* After a lookup above, calls_check_in_call or calls_history found nothing: 1 when that is
+ * because the store did not answer (see store_ops.unreachable), 0 when there is nothing. */
+int calls_unreachable(const struct calls *c);
 /* Calls fn on every call (see store_ops.each). */
 void calls_each(const struct calls *c, void (*fn)(void *ctx, const struct call *call), void *ctx);
 size_t calls_count(const struct calls *c);

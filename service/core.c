@@ -969,7 +969,8 @@ static void after_handle(struct core *core, struct handle *h, const struct call 
 	pthread_mutex_unlock(&core->mu);
 }
 
-/* A transition of an existing call (answer, end) between enter_call and leave_call. */
+/* A transition of an existing call (answer, end, LiveKit's), or a read, between enter_call
+ * and leave_call. */
 struct entered {
 	struct handle *h;       /* the handle it runs on, or NULL: under core->mu */
 	struct calls *calls;    /* the handle's, or core's */
@@ -977,17 +978,19 @@ struct entered {
 	int ready;              /* call control was open */
 };
 
-/* On a free handle, holding the call's order stripe; without handles, with core->mu held. */
+/* On a free handle, holding the call's order stripe (none for a read: call_id NULL);
+ * without handles, with core->mu held. */
 static void enter_call(struct core *core, const char *call_id, struct entered *t)
 {
 	t->h = handle_take(core);
 	t->calls = t->h ? &t->h->calls : &core->calls;
-	t->order = t->h ? order_of(core, call_id) : NULL;
+	t->order = t->h && call_id ? order_of(core, call_id) : NULL;
 	pthread_mutex_lock(&core->mu);
 	t->ready = core->ready;
 	if (t->h) {
 		pthread_mutex_unlock(&core->mu);
-		pthread_mutex_lock(t->order);
+		if (t->order)
+			pthread_mutex_lock(t->order);
 	}
 }
 
@@ -995,13 +998,20 @@ static void enter_call(struct core *core, const char *call_id, struct entered *t
 static void leave_call(struct core *core, struct entered *t, int committed, struct instant now)
 {
 	if (t->h) {
-		pthread_mutex_unlock(t->order);
+		if (t->order)
+			pthread_mutex_unlock(t->order);
 		if (committed)
 			after_handle(core, t->h, NULL, 0, 0, now);
 	} else {
 		pthread_mutex_unlock(&core->mu);
 	}
 	handle_give(core, t->h);
+}
+
+/* The other end of enter_call for a read. */
+static void leave_read(struct core *core, struct entered *t)
+{
+	leave_call(core, t, 0, (struct instant){ 0 });
 }
 
 enum err core_users(struct core *core, struct core_reply *r)
@@ -1198,12 +1208,12 @@ enum err core_call_end_on(struct core *core, const char *call_id, const char *us
 	return e;
 }
 
-/* Called with core->mu held: 1 when id was seen among the last webhook ids, else remembers it. */
 /* 1 when the webhook id was handled before, 0 the first time, -1 when the shared store does not
- * answer (LiveKit is to retry). Called with core->mu held. */
-static int webhook_seen_before(struct core *core, const char *id)
+ * answer (LiveKit is to retry). Between enter_call and leave_call: on calls' handle, or with
+ * core->mu held. */
+static int webhook_seen_before(struct core *core, struct calls *calls, const char *id)
 {
-	struct store *s = core->calls.store;
+	struct store *s = calls->store;
 	if (s->ops->seen_once) {
 		/* Shared: a retry that reaches another instance is known there too. */
 		int first = s->ops->seen_once(s, id, WEBHOOK_ID_TTL_MS);
@@ -1231,11 +1241,13 @@ enum err core_livekit_event(struct core *core, const struct livekit_event *e, st
 	enum err err = ERR_NOT_READY;
 	const char *room = e->room ? e->room : "", *who = e->identity ? e->identity : "";
 
-	pthread_mutex_lock(&core->mu);
-	if (!core->ready)
+	int applied = 0;
+	struct entered t;
+	enter_call(core, room, &t); /* the room is named for the call */
+	if (!t.ready)
 		goto out;
 	err = ERR_OK;
-	int seen = e->id && *e->id ? webhook_seen_before(core, e->id) : 0;
+	int seen = e->id && *e->id ? webhook_seen_before(core, t.calls, e->id) : 0;
 	if (seen < 0) {
 		err = ERR_STORE_UNAVAILABLE; /* 503: LiveKit delivers it again later */
 		goto out;
@@ -1244,21 +1256,21 @@ enum err core_livekit_event(struct core *core, const struct livekit_event *e, st
 		result = "duplicate";
 		goto out;
 	}
-	int applied = 0;
 	if (strcmp(e->event, "participant_joined") == 0) {
-		applied = calls_media_joined(&core->calls, room, who, now);
+		applied = calls_media_joined(t.calls, room, who, now);
 	} else if (strcmp(e->event, "participant_left") == 0 ||
 		   strcmp(e->event, "participant_connection_aborted") == 0) {
-		applied = calls_media_left(&core->calls, room, who, now);
-		reschedule(core);
+		applied = calls_media_left(t.calls, room, who, now);
+		if (!t.h)
+			reschedule(core);
 	} else if (strcmp(e->event, "room_finished") == 0) {
-		applied = calls_room_finished(&core->calls, room, now, &ev);
-		publish_events(core, &ev, 0);
+		applied = calls_room_finished(t.calls, room, now, &ev);
+		publish_events(core, &ev, t.h != NULL);
 	}
 	if (applied)
 		result = "applied";
 out:
-	pthread_mutex_unlock(&core->mu);
+	leave_call(core, &t, applied, now);
 	call_events_release(&ev);
 	if (err == ERR_OK) {
 		r->body = json_io_object(&r->len, "result", result, NULL);
@@ -1271,10 +1283,12 @@ out:
 enum err core_call_get(struct core *core, const char *call_id, const char *by_user, struct core_reply *r)
 {
 	enum err e = ERR_NOT_READY;
-	pthread_mutex_lock(&core->mu);
-	if (core->ready) {
-		const struct call *call = calls_find(&core->calls, call_id);
-		e = !call                                       ? ERR_NOT_FOUND
+	struct entered t;
+	enter_call(core, NULL, &t);
+	if (t.ready) {
+		const struct call *call = calls_find(t.calls, call_id);
+		e = !call && calls_unreachable(t.calls)         ? ERR_STORE_UNAVAILABLE
+		    : !call                                     ? ERR_NOT_FOUND
 		    : by_user && !calls_is_party(call, by_user) ? ERR_NOT_A_PARTY
 								: ERR_OK;
 		if (e == ERR_OK) {
@@ -1282,23 +1296,24 @@ enum err core_call_get(struct core *core, const char *call_id, const char *by_us
 			call_copy(r->call, call);
 		}
 	}
-	pthread_mutex_unlock(&core->mu);
+	leave_read(core, &t);
 	return e;
 }
 
 enum err core_user_call(struct core *core, const char *user_id, struct core_reply *r)
 {
 	enum err e = ERR_NOT_READY;
-	pthread_mutex_lock(&core->mu);
-	if (core->ready) {
-		const struct call *call = calls_live_of(&core->calls, user_id);
-		e = call ? ERR_OK : ERR_NO_LIVE_CALL;
+	struct entered t;
+	enter_call(core, NULL, &t);
+	if (t.ready) {
+		const struct call *call = calls_live_of(t.calls, user_id);
+		e = call ? ERR_OK : calls_unreachable(t.calls) ? ERR_STORE_UNAVAILABLE : ERR_NO_LIVE_CALL;
 		if (call) {
 			r->call = xcalloc(1, sizeof(*r->call));
 			call_copy(r->call, call);
 		}
 	}
-	pthread_mutex_unlock(&core->mu);
+	leave_read(core, &t);
 	return e;
 }
 
@@ -1310,15 +1325,18 @@ enum err core_token(struct core *core, const char *room, const char *user_id, st
 	char *name = NULL;
 	const struct call *call;
 	enum err e = ERR_NOT_READY;
-	pthread_mutex_lock(&core->mu);
-	if (core->ready)
-		e = calls_check_in_call(&core->calls, room, user_id, &call);
+	struct entered t;
+	enter_call(core, NULL, &t);
+	if (t.ready)
+		e = calls_check_in_call(t.calls, room, user_id, &call);
+	if (e == ERR_NOT_IN_CALL && calls_unreachable(t.calls))
+		e = ERR_STORE_UNAVAILABLE;
 	if (e == ERR_OK)
 		name =
 		    xstrdup(call->party[strcmp(call->party[PARTY_CALLER].id, user_id) == 0 ? PARTY_CALLER
 											   : PARTY_RECEIVER]
 				.name);
-	pthread_mutex_unlock(&core->mu);
+	leave_read(core, &t);
 	if (e != ERR_OK)
 		return e;
 
@@ -1347,14 +1365,19 @@ void core_gauges(struct core *core, struct metrics_gauges *g)
 	g->published = stats.published;
 	g->dropped = stats.dropped;
 	g->publisher = core->outbox ? outbox_leading(core->outbox) : 1;
-	pthread_mutex_lock(&core->mu);
+	struct entered t;
+	enter_call(core, NULL, &t); /* with Redis the counts are round trips: on a handle */
+	g->calls = calls_count(t.calls);
+	g->live_calls = calls_live_count(t.calls);
+	if (t.h)
+		pthread_mutex_lock(&core->mu);
 	g->ready = core->ready;
 	g->users = presence_count(&core->presence);
 	for (const struct presence_user *u = core->presence.head; u; u = u->next)
 		g->devices += u->ndevices;
-	g->calls = calls_count(&core->calls);
-	g->live_calls = calls_live_count(&core->calls);
-	pthread_mutex_unlock(&core->mu);
+	if (t.h)
+		pthread_mutex_unlock(&core->mu);
+	leave_read(core, &t);
 }
 
 enum err core_health(struct core *core, struct core_reply *r)
@@ -1390,13 +1413,16 @@ enum err core_call_history(struct core *core, const char *user_id, const char *b
 			   struct core_reply *r)
 {
 	struct call *calls = xcalloc(limit ? limit : 1, sizeof(*calls));
-	pthread_mutex_lock(&core->mu);
-	int ready = core->ready;
-	size_t n = ready ? calls_history(&core->calls, user_id, before_id, limit, calls) : 0;
-	pthread_mutex_unlock(&core->mu);
-	if (!ready) {
+	struct entered t;
+	enter_call(core, NULL, &t);
+	int ready = t.ready;
+	size_t n = ready ? calls_history(t.calls, user_id, before_id, limit, calls) : 0;
+	int unreachable = ready && !n && calls_unreachable(t.calls);
+	leave_read(core, &t);
+	if (!ready || unreachable) {
 		free(calls);
-		return ERR_NOT_READY; /* like the other reads: a shared engine may hold more than memory */
+		/* like the other reads: a shared engine may hold more than memory */
+		return unreachable ? ERR_STORE_UNAVAILABLE : ERR_NOT_READY;
 	}
 	r->body = json_io_calls(calls, n, &r->len);
 	for (size_t i = 0; i < n; i++)

@@ -28,8 +28,13 @@
  * whose order is Redis's. Their webhooks keep each call's order through a
  * lock per stripe of call ids, held from before the commit until they are
  * queued. A start that read presence before its commit checks it again
- * after, for a party who went away meanwhile. The other entry points run
- * under the lock.
+ * after, for a party who went away meanwhile. LiveKit's webhooks run on a
+ * handle the same way, and so do the reads of calls (GET /calls/{id},
+ * history, a user's live call, the token's check) and the gauges' counts,
+ * without a stripe. A read that Redis did not answer says so
+ * (ERR_STORE_UNAVAILABLE), not "not found". Presence and the rebuild run
+ * under the lock; presence replayed after a connect only fills the online
+ * list, and the replay's end settles the live calls' parties in one pass.
  *
  * Entry points are called from HTTP threads (calls, users, token), the
  * bus's thread (presence, call topics, connect) and core's own timer thread.

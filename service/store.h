@@ -137,6 +137,13 @@ struct store_ops {
 	 * one handle, used under core's lock (memory).
 	 */
 	struct store *(*handle)(struct store *s);
+	/*
+	 * Outside a transition, after a lookup (find, live_of, history, count) that found
+	 * nothing: 1 when that is because the engine did not answer its last command, so
+	 * that a read can say "unavailable" rather than "not found". NULL: the engine always
+	 * answers (memory).
+	 */
+	int (*unreachable)(const struct store *s);
 };
 
 struct store {

@@ -261,6 +261,7 @@ static const struct store_ops memory_ops = {
 	NULL, /* prefetch: everything is at hand */
 	NULL, /* seen_once: core's memory is the only one */
 	NULL, /* handle: one, under core's lock */
+	NULL, /* unreachable: memory always answers */
 };
 
 struct store *store_memory_new(void)

@@ -125,8 +125,9 @@ struct store_redis {
 	struct link main;  /* the transitions' and reads' connection (one thread at a time) */
 	struct link drain; /* outbox.c's drain thread's own connection (root only) */
 
-	int in_tx;  /* between begin and commit */
-	int failed; /* a command of this transition got no answer */
+	int in_tx;       /* between begin and commit */
+	int failed;      /* a command of this transition got no answer */
+	int read_failed; /* outside a transition: the last command got no answer (rd_unreachable) */
 	struct pending *pending;
 	size_t npending, cap_pending;
 	struct out_msg *out; /* this transition's outbox messages, added by XADD at commit */
@@ -406,10 +407,18 @@ static void link_demoted(const struct store_redis *r, struct link *l)
 	link_lost(r, l, "it is a replica now");
 }
 
+/* The command under way got no answer (or an error): the transition fails; a lookup
+ * outside one answers "none", and rd_unreachable tells why. */
+static void no_answer(struct store_redis *r)
+{
+	r->failed = 1;
+	r->read_failed = !r->in_tx;
+}
+
 static void lost(struct store_redis *r)
 {
 	link_lost(r, &r->main, r->main.ctx->errstr);
-	r->failed = 1;
+	no_answer(r);
 }
 
 /*
@@ -433,10 +442,11 @@ static void link_check(struct store_redis *r)
 static redisReply *run(struct store_redis *r, struct args *a)
 {
 	r->after_mask = 0;
+	r->read_failed = 0;
 	if (!r->in_tx)
 		link_check(r);
 	if (!r->main.ctx && link_open(r, &r->main) != 0) {
-		r->failed = 1;
+		no_answer(r);
 		return NULL;
 	}
 	redisReply *rep = redisCommandArgv(r->main.ctx, a->n, a->v, a->len);
@@ -448,7 +458,7 @@ static redisReply *run(struct store_redis *r, struct args *a)
 		log_error("Redis refused '%s': %s", a->v[0], rep->str);
 		if (reply_readonly(rep))
 			link_demoted(r, &r->main);
-		r->failed = 1;
+		no_answer(r);
 	}
 	return rep;
 }
@@ -462,12 +472,13 @@ static int read_batch(struct store_redis *r, int nkeys, const char *const keys[]
 		      struct args reads[], redisReply *out[], int sets)
 {
 	r->after_mask = 0;
+	r->read_failed = 0;
 	for (int i = 0; i < nreads; i++)
 		out[i] = NULL;
 	if (!r->in_tx)
 		link_check(r);
 	if (!r->main.ctx && link_open(r, &r->main) != 0) {
-		r->failed = 1;
+		no_answer(r);
 		return -1;
 	}
 	int watch = r->in_tx && nkeys > 0;
@@ -518,7 +529,7 @@ static int read_batch(struct store_redis *r, int nkeys, const char *const keys[]
 	}
 	if (bad) {
 		log_error("Redis refused a read of '%s'", nreads ? reads[0].v[0] : "SCARD");
-		r->failed = 1;
+		no_answer(r);
 	}
 	return 0;
 }
@@ -1659,6 +1670,11 @@ static int rd_seen_once(struct store *s, const char *name, int64_t ttl_ms)
 
 static struct store *rd_handle(struct store *s);
 
+static int rd_unreachable(const struct store *s)
+{
+	return RS((struct store *)s)->read_failed;
+}
+
 static const struct store_ops redis_ops = {
 	rd_find,
 	rd_live_of,
@@ -1685,6 +1701,7 @@ static const struct store_ops redis_ops = {
 	rd_prefetch,
 	rd_seen_once,
 	rd_handle,
+	rd_unreachable,
 };
 
 static struct store_redis *rd_alloc(void)

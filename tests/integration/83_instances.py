@@ -123,6 +123,49 @@ def test_a_call_cycle_takes_few_round_trips_to_redis(env):
 
 
 @h.options(redis=True, instances=2, service_env=NO_LIMIT)
+def test_reads_while_redis_stalls_answer_503_and_hold_up_no_presence_read(env):
+    """Redis stops answering (SIGSTOP: connections stay open, nothing comes back). A read of a
+    call waits for it on a handle of its own, outside the instance's lock, and answers 503
+    STORE_UNAVAILABLE, not 404: the call is not known to be gone. Meanwhile GET /users, which
+    needs only the instance's presence, answers at once."""
+    one, _ = env.instances
+    a, b = env.user("a"), env.user("b")
+    call_id = env.start_call(a, b)["id"]
+    eq(h.http_request(one.port, "GET", "/calls/" + call_id).status, 200, "the call, Redis answering")
+    reads = [("GET", "/calls/" + call_id), ("GET", "/users/%s/call" % a.user_id),
+             ("GET", "/calls?userId=%s" % a.user_id)]
+    done = {}
+
+    def read(i, method, path):
+        r = h.http_request(one.port, method, path, timeout=15)
+        done[i] = (r.status, r.json.get("error") if isinstance(r.json, dict) else None, time.monotonic())
+
+    env.redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=read, args=(i,) + rd) for i, rd in enumerate(reads)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)  # the reads are waiting for Redis (up to 2 s)
+        r = h.http_request(one.port, "GET", "/users")
+        users_at = time.monotonic()
+        for t in threads:
+            t.join(15)
+    finally:
+        env.redis.proc.send_signal(signal.SIGCONT)
+    eq(r.status, 200, "GET /users while Redis stalls")
+    check(a.user_id in [u["id"] for u in r.json], "GET /users lists the online caller")
+    eq(sorted(done), list(range(len(reads))), "reads answered")
+    print("    Redis stalled: GET /users answered %.2f s before the first read of Redis came back; "
+          "the reads: %s" % (min(at for _, _, at in done.values()) - users_at,
+                             ", ".join("%d %s" % (st, err) for st, err, _ in done.values())))
+    check(all(users_at < at for _, _, at in done.values()), "GET /users answered while the reads waited")
+    eq([(st, err) for st, err, _ in (done[i] for i in range(len(reads)))],
+       [(503, "STORE_UNAVAILABLE")] * len(reads), "the reads while Redis stalls")
+    h.wait_until(lambda: h.http_request(one.port, "GET", "/calls/" + call_id).status == 200, 10,
+                 what="the call read again once Redis answers")
+
+
+@h.options(redis=True, instances=2, service_env=NO_LIMIT)
 def test_two_instances_starting_calls_to_one_receiver_at_once_ring_it_once_each_time(env):
     one, two = env.instances
     rounds = int(os.environ.get("RACE_ROUNDS", "1000"))

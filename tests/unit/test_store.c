@@ -184,6 +184,7 @@ static const struct store_ops copy_ops = {
 	NULL,
 	NULL,
 	NULL,
+	NULL,
 };
 
 static struct store *copy_store_new(void)
@@ -738,6 +739,32 @@ static void a_handle_whose_connection_redis_closed_connects_again_before_use(voi
 	s->ops->free(s);
 }
 
+static void a_lookup_redis_did_not_answer_is_told_from_one_that_found_nothing(void)
+{
+	redis_new_keys();
+	struct store *s = redis_engine();
+	CHECK(s->ops->find(s, "call-u") == NULL);
+	CHECK(s->ops->unreachable(s) == 0); /* nothing there */
+	/* Redis refuses the read (a key of the wrong type), as it fails one it cannot answer. */
+	char host[64], key[128];
+	int port = 0;
+	CHECK(sscanf(redis_url, "redis://%63[^:]:%d", host, &port) == 2);
+	redisContext *admin = redisConnect(host, port);
+	CHECK(admin && !admin->err);
+	snprintf(key, sizeof(key), "%scall:call-u", redis_prefix);
+	freeReplyObject(redisCommand(admin, "SET %s x", key));
+	redisFree(admin);
+	CHECK(s->ops->find(s, "call-u") == NULL);
+	CHECK(s->ops->unreachable(s) == 1);
+	CHECK(s->ops->live_of(s, "alice") == NULL); /* the next lookup that is answered clears it */
+	CHECK(s->ops->unreachable(s) == 0);
+	s->ops->free(s);
+	/* Memory always answers. */
+	struct store *m = store_memory_new();
+	CHECK(m->ops->unreachable == NULL);
+	m->ops->free(m);
+}
+
 static void a_bad_url_or_an_unreachable_redis_makes_no_engine(void)
 {
 	struct store *s = redis_engine();
@@ -766,6 +793,7 @@ int main(void)
 		RUN(one_instance_at_a_time_leads_the_outbox);
 		RUN(a_handle_runs_transitions_beside_its_engine_and_shares_its_deadlines);
 		RUN(a_handle_whose_connection_redis_closed_connects_again_before_use);
+		RUN(a_lookup_redis_did_not_answer_is_told_from_one_that_found_nothing);
 		RUN(a_bad_url_or_an_unreachable_redis_makes_no_engine);
 	}
 	return check_done();
