@@ -374,6 +374,7 @@ static void run_loop(struct engine *e)
 	uint64_t armed = 0;
 	int measuring = 0;
 	double cpu0[4] = { 0 }, cpu1[4] = { 0 };
+	double steal0 = -1, steal1 = -1;
 	pid_t pids[4] = { 0, o->broker_pid, getpid(), o->redis_pid };
 	for (;;) {
 		uint64_t wake = next_house;
@@ -442,6 +443,7 @@ static void run_loop(struct engine *e)
 		}
 		if (!measuring && now >= e->t_measure) {
 			measuring = 1;
+			steal0 = machine_steal_s();
 			cpu0[0] = services_cpu_s(o);
 			for (int i = 1; i < 4; i++)
 				cpu0[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
@@ -449,6 +451,7 @@ static void run_loop(struct engine *e)
 		if (measuring == 1 &&
 		    (now >= e->t_stop || (o->max_cycles > 0 && e->started >= o->max_cycles))) {
 			measuring = 2;
+			steal1 = machine_steal_s();
 			cpu1[0] = services_cpu_s(o);
 			for (int i = 1; i < 4; i++)
 				cpu1[i] = pids[i] > 0 ? proc_cpu_s(pids[i]) : -1;
@@ -470,6 +473,7 @@ static void run_loop(struct engine *e)
 	double *cpu_out[4] = { &r->cpu_service_s, &r->cpu_broker_s, &r->cpu_loadgen_s, &r->cpu_redis_s };
 	for (int i = 0; i < 4; i++)
 		*cpu_out[i] = cpu0[i] >= 0 && cpu1[i] >= 0 && measuring == 2 ? cpu1[i] - cpu0[i] : -1;
+	r->steal_s = steal0 >= 0 && steal1 >= 0 && measuring == 2 ? steal1 - steal0 : -1;
 	close(tfd);
 	close(ep);
 }

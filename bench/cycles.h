@@ -72,6 +72,7 @@ struct cycle_result {
 	/* CPU seconds used during the measured period (-1 = unknown); the
 	 * service's summed over its instances. */
 	double cpu_service_s, cpu_broker_s, cpu_loadgen_s, cpu_redis_s;
+	double steal_s; /* the machine's steal while measuring (machine_steal_s), or -1 */
 };
 
 /* Brings the users online (retained presence), subscribes their event

@@ -183,6 +183,7 @@ static void cycles_common(struct report *rep, json_t *o, const struct cycle_opts
 	json_object_set_new(o, "cpu_s",
 			    json_pack("{s:f, s:f, s:f, s:f}", "service", r->cpu_service_s, "broker",
 				      r->cpu_broker_s, "loadgen", r->cpu_loadgen_s, "redis", r->cpu_redis_s));
+	json_object_set_new(o, "steal_s", json_real(r->steal_s));
 	json_t *legs = json_object(), *http = json_object();
 	for (int i = 0; i < LEG_COUNT; i++) {
 		json_object_set_new(legs, leg_keys[i], latency_json(&r->leg[i]));
@@ -211,6 +212,9 @@ static void cycles_common(struct report *rep, json_t *o, const struct cycle_opts
 		}
 		line(rep, "  CPU of one core while measuring: %s, %s, %s%s%s", parts[0], parts[1], parts[2],
 		     n > 3 ? ", " : "", n > 3 ? parts[3] : "");
+		if (r->steal_s >= 0)
+			line(rep, "  CPU stolen by the hypervisor meanwhile (all cores): %.0f ms",
+			     1e3 * r->steal_s);
 	}
 	line(rep, "  %-34s %9s %9s %9s", "latency (request sent -> ...)", "p50 ms", "p99 ms", "max ms");
 	for (int i = 0; i < LEG_COUNT; i++)

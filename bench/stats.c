@@ -145,6 +145,18 @@ long proc_rss_kb(pid_t pid)
 	return kb;
 }
 
+double machine_steal_s(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	if (!f)
+		return -1;
+	unsigned long long steal = 0;
+	/* cpu  user nice system idle iowait irq softirq steal ... */
+	int got = fscanf(f, "cpu %*u %*u %*u %*u %*u %*u %*u %llu", &steal);
+	fclose(f);
+	return got == 1 ? (double)steal / (double)sysconf(_SC_CLK_TCK) : -1;
+}
+
 double proc_cpu_s(pid_t pid)
 {
 	char path[64], buf[1024];

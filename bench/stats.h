@@ -34,6 +34,9 @@ long proc_rss_kb(pid_t pid);
 /* CPU time (user + system, all threads) a process used so far, in
  * seconds, from /proc/<pid>/stat; -1 if unreadable. */
 double proc_cpu_s(pid_t pid);
+/* CPU time the hypervisor gave to others while this machine's cores wanted it (the steal
+ * of /proc/stat, all cores), in seconds since boot; -1 when unknown. */
+double machine_steal_s(void);
 
 /* Die with a message (the generator has no way to continue). */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
