@@ -187,14 +187,25 @@ static enum err start_rule(struct calls *c, const struct user_info *caller, cons
 	return ERR_OK;
 }
 
+/* The call rings its receiver, who had no device online: until one comes, for RING_OFFLINE_S. */
+static int rings_asleep(const struct calls *c, const struct call *call)
+{
+	return call->status == CALL_DIALLING &&
+	       call->ring_deadline < call->created_at + c->cfg.ring_timeout_ms;
+}
+
+int calls_awaits(const struct calls *c, const struct call *call, enum party p)
+{
+	return call_status_is_live(call->status) &&
+	       (call->grace_deadline[p] || (p == PARTY_RECEIVER && rings_asleep(c, call)));
+}
+
 static struct call *receiver_online_rule(struct calls *c, const struct user_info *u)
 {
 	struct call *call = OPS(c)->live_of(S(c), u->id);
-	if (!call || call->status != CALL_DIALLING || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0)
+	if (!call || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0 || !rings_asleep(c, call))
 		return NULL;
 	int64_t full = call->created_at + c->cfg.ring_timeout_ms;
-	if (call->ring_deadline >= full)
-		return NULL;
 	/* Name and location only: the id, equal anyway, keys the store's busy lines. */
 	struct user_info *r = &call->party[PARTY_RECEIVER];
 	free(r->name);
@@ -324,8 +335,8 @@ static void party_offline_rule(struct calls *c, const char *user_id, struct inst
 	if (!call)
 		return;
 	int p = party_of(call, user_id);
-	if (call->grace_deadline[p])
-		return;
+	if (p < 0 || call->grace_deadline[p] || (p == PARTY_RECEIVER && rings_asleep(c, call)))
+		return; /* a receiver rung asleep was not online: RING_OFFLINE_S bounds the ring */
 	call->grace_deadline[p] = now.wall_ms + c->cfg.offline_grace_ms;
 	OPS(c)->save(S(c), call);
 	add_deadline(c, DEADLINE_GRACE, call->grace_deadline[p], call->id, (enum party)p);

@@ -176,10 +176,14 @@ enum err calls_check_in_call(const struct calls *c, const char *id, const char *
 /* 1 when user_id is the caller or the receiver of call. */
 int calls_is_party(const struct call *call, const char *user_id);
 
-/* The user's last device went away: their live call, if any, starts its grace period. */
+/* The user's last device went away: their live call, if any, starts its grace period (not
+ * for the receiver of a call that rings them asleep: they were not online). */
 void calls_party_offline(struct calls *c, const char *user_id, struct instant now);
 /* The user is back: their live call's grace period, if any, is over. */
 void calls_party_online(struct calls *c, const char *user_id);
+/* 1 when party p of call coming online would change it: a grace period of theirs runs, or
+ * the call rings them, the receiver, asleep (calls_receiver_online wakes it). */
+int calls_awaits(const struct calls *c, const struct call *call, enum party p);
 
 /* Fires every deadline that has passed: ring timeouts, grace periods
  * (presence and media), retention; and forgets the oldest finished calls beyond retention_max. */

@@ -71,8 +71,9 @@ struct core {
 	char *users_json; /* cache of GET /users for users_version */
 	size_t users_len;
 	uint64_t users_version;
-	int ready;                           /* the live calls have been rebuilt from the broker */
-	struct dict seen;                    /* before ready: user id -> struct seen_topic (owned) */
+	int ready;           /* the live calls have been rebuilt from the broker */
+	struct dict seen;    /* before ready: user id -> struct seen_topic (owned) */
+	struct dict awaited; /* during a replay: ids (owned, key and value) of parties live calls wait for */
 	char *webhook_ids[WEBHOOK_IDS_KEPT]; /* the last webhook event ids (owned), a ring */
 	size_t webhook_next;
 	struct dict webhook_seen; /* id (borrowed from webhook_ids) -> the same string */
@@ -160,6 +161,7 @@ struct core *core_new(const struct config *cfg)
 	ratelimit_init(&core->starts, cfg->start_rate_per_min);
 	core->lease_ms = ms_of(cfg->presence_refresh_s * 2.5);
 	dict_init(&core->seen);
+	dict_init(&core->awaited);
 	dict_init(&core->webhook_seen);
 	core->users_version = (uint64_t)-1;
 	return core;
@@ -177,6 +179,17 @@ static void seen_clear(struct core *core)
 	}
 	dict_release(&core->seen);
 	dict_init(&core->seen);
+}
+
+static void awaited_clear(struct core *core)
+{
+	struct dict_iter it;
+	char *id;
+	dict_iter_init(&it, &core->awaited);
+	while ((id = dict_iter_next(&it)))
+		free(id);
+	dict_release(&core->awaited);
+	dict_init(&core->awaited);
 }
 
 void core_free(struct core *core)
@@ -198,6 +211,8 @@ void core_free(struct core *core)
 	ratelimit_release(&core->starts);
 	seen_clear(core);
 	dict_release(&core->seen);
+	awaited_clear(core);
+	dict_release(&core->awaited);
 	dict_release(&core->webhook_seen);
 	for (size_t i = 0; i < WEBHOOK_IDS_KEPT; i++)
 		free(core->webhook_ids[i]);
@@ -657,9 +672,15 @@ static void on_presence(struct core *core, const struct presence_topic *pt, cons
 		/* Only a user's first device can end a grace period or wake a call that rings
 		 * them asleep: a refresh or another device costs no transition (with Redis, no
 		 * round trip). During the replay that follows a connect, presence only fills the
-		 * set: its end settles the live calls' parties at once (settle_parties). */
-		if (change == PRESENCE_CAME_ONLINE && core->presence_settled)
+		 * set, except for the parties live calls wait for (core->awaited): its end settles
+		 * the live calls' parties at once (settle_parties). */
+		char *awaited;
+		if (change == PRESENCE_CAME_ONLINE && core->presence_settled) {
 			party_back(core, &u);
+		} else if (change == PRESENCE_CAME_ONLINE && (awaited = dict_del(&core->awaited, u.id))) {
+			free(awaited); /* a live call waits for them: no need to wait for the replay's end */
+			party_back(core, &u);
+		}
 	} else {
 		change = presence_device_down(&core->presence, pt->user_id, pt->client_id);
 		if (change == PRESENCE_WENT_OFFLINE && core->presence_settled) {
@@ -739,6 +760,44 @@ void core_on_message(void *arg, const char *topic, size_t topic_len, const char 
 			 (int)(topic_len > 300 ? 300 : topic_len), topic);
 }
 
+/* Ids (owned). */
+struct id_list {
+	char **ids;
+	size_t n, cap;
+};
+
+static void id_list_push(struct id_list *l, const char *id)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
+	}
+	l->ids[l->n++] = xstrdup(id);
+}
+
+/* The parties of live calls (ids copied: a shared store's calls do not outlive the next
+ * transition): those the calls wait for (calls_awaits) who are online, into back, and
+ * those who are not online, into gone. Without presence: every party awaited, into back. */
+struct parties {
+	const struct calls *calls;
+	const struct presence *presence;
+	struct id_list back, gone;
+};
+
+static void collect_parties(void *arg, const struct call *call)
+{
+	struct parties *a = arg;
+	if (!call_status_is_live(call->status))
+		return;
+	for (int p = 0; p < 2; p++) {
+		const char *id = call->party[p].id;
+		if (a->presence && !presence_find(a->presence, id))
+			id_list_push(&a->gone, id);
+		else if (calls_awaits(a->calls, call, (enum party)p))
+			id_list_push(&a->back, id);
+	}
+}
+
 void core_on_bus_connected(void *arg)
 {
 	struct core *core = arg;
@@ -750,6 +809,19 @@ void core_on_bus_connected(void *arg)
 	core->presence_settled = 0;
 	if (!core->ready)
 		seen_clear(core); /* a replay cut short starts again */
+	/* Who the live calls wait for (a grace period runs, or a call rings them asleep):
+	 * their presence in the replay acts at once, not at its end, so that no deadline of
+	 * theirs falls due meanwhile. */
+	struct parties a = { &core->calls, NULL, { NULL, 0, 0 }, { NULL, 0, 0 } };
+	awaited_clear(core);
+	calls_each(&core->calls, collect_parties, &a);
+	for (size_t i = 0; i < a.back.n; i++) {
+		if (dict_get(&core->awaited, a.back.ids[i]))
+			free(a.back.ids[i]); /* both parties of two calls: once is enough */
+		else
+			dict_put(&core->awaited, a.back.ids[i], a.back.ids[i]);
+	}
+	free(a.back.ids);
 	reschedule(core);
 	pthread_mutex_unlock(&core->mu);
 }
@@ -793,53 +865,31 @@ static void collect_live(void *arg, const struct call *call)
 	l->ids[l->n++] = xstrdup(call->id);
 }
 
-/* Collects the parties of live calls who are online, or who are not (ids
- * owned: a shared store's calls do not outlive the next transition). */
-struct parties {
-	const struct presence *presence;
-	int online;
-	char **ids;
-	size_t n, cap;
-};
-
-static void collect_parties(void *arg, const struct call *call)
-{
-	struct parties *a = arg;
-	if (!call_status_is_live(call->status))
-		return;
-	for (int p = 0; p < 2; p++) {
-		if (!presence_find(a->presence, call->party[p].id) != !a->online)
-			continue;
-		if (a->n == a->cap) {
-			a->cap = a->cap ? a->cap * 2 : 16;
-			a->ids = xrealloc(a->ids, a->cap * sizeof(*a->ids));
-		}
-		a->ids[a->n++] = xstrdup(call->party[p].id);
-	}
-}
-
 /*
  * The end of a presence replay: each live call's parties as the replay left
- * them. Those online end a grace period or wake a call ringing them asleep;
- * the others get the grace period. One pass over the live calls instead of
- * transitions per replayed user (with Redis, round trips under core->mu that
- * held a restart with 20,000 users for seconds). Called with core->mu held.
+ * them. Those online whom the call waits for end their grace period or wake
+ * a call ringing them asleep; those not online get the grace period. One
+ * pass over the live calls instead of transitions per replayed user (with
+ * Redis, round trips under core->mu that held a restart with 20,000 users
+ * for seconds). Called with core->mu held.
  */
 static void settle_parties(struct core *core, struct instant now)
 {
-	for (int online = 1; online >= 0; online--) {
-		struct parties a = { &core->presence, online, NULL, 0, 0 };
-		calls_each(&core->calls, collect_parties, &a);
-		for (size_t i = 0; i < a.n; i++) {
-			const struct presence_user *u = presence_find(&core->presence, a.ids[i]);
-			if (online && u)
-				party_back(core, &u->info);
-			else if (!online)
-				calls_party_offline(&core->calls, a.ids[i], now);
-			free(a.ids[i]);
-		}
-		free(a.ids);
+	struct parties a = { &core->calls, &core->presence, { NULL, 0, 0 }, { NULL, 0, 0 } };
+	calls_each(&core->calls, collect_parties, &a);
+	for (size_t i = 0; i < a.back.n; i++) {
+		const struct presence_user *u = presence_find(&core->presence, a.back.ids[i]);
+		if (u)
+			party_back(core, &u->info);
+		free(a.back.ids[i]);
 	}
+	for (size_t i = 0; i < a.gone.n; i++) {
+		calls_party_offline(&core->calls, a.gone.ids[i], now);
+		free(a.gone.ids[i]);
+	}
+	free(a.back.ids);
+	free(a.gone.ids);
+	awaited_clear(core);
 }
 
 void core_on_bus_synced(void *arg)

@@ -34,7 +34,8 @@
  * without a stripe. A read that Redis did not answer says so
  * (ERR_STORE_UNAVAILABLE), not "not found". Presence and the rebuild run
  * under the lock; presence replayed after a connect only fills the online
- * list, and the replay's end settles the live calls' parties in one pass.
+ * list (but settles at once a party a live call waits for, noted at the
+ * connect), and the replay's end settles the live calls' parties in one pass.
  *
  * Entry points are called from HTTP threads (calls, users, token), the
  * bus's thread (presence, call topics, connect) and core's own timer thread.

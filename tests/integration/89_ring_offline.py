@@ -31,6 +31,18 @@ def hooked(env, receiver, **extra):
     return env.spawn_service(env=conf, name="hooked")
 
 
+def ring_asleep(env, rec, **extra):
+    """A service with webhooks (hooked), an online caller, a receiver with no device online and
+    the call started to him: (service, caller, receiver id, the call, when it was started)."""
+    svc = hooked(env, rec, **extra)
+    (a,), b = seen_by(svc, env.user("a")), env.uid("b")
+    check(b not in env.user_ids(), "the receiver has no online device")
+    t0 = time.monotonic()
+    r = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b})
+    eq(r.status, 200, "start to a user with no online device")
+    return svc, a, b, h.check_call(r.json, "DIALLING"), t0
+
+
 def retained_call(dev, user_id, call_id, timeout=5.0):
     """Subscribes dev to users/{user_id}/call and returns the retained call with this id."""
     topic = "users/%s/call" % user_id
@@ -53,13 +65,7 @@ def retained_call(dev, user_id, call_id, timeout=5.0):
 def test_a_sleeping_receiver_is_woken_by_a_push_finds_the_call_and_accepts(env):
     rec = Receiver().start()
     try:
-        svc = hooked(env, rec)
-        (a,), b = seen_by(svc, env.user("a")), env.uid("b")
-        check(b not in env.user_ids(), "the receiver has no online device")
-        t0 = time.monotonic()
-        r = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b})
-        eq(r.status, 200, "start to a user with no online device")
-        c = h.check_call(r.json, "DIALLING")
+        svc, a, b, c, t0 = ring_asleep(env, rec)
         eq(c["receiver"]["id"], b, "receiver id")
         got = rec.wait_for(lambda d: events_of(d, c["id"]) == ["call.started", "call.ringing_offline"],
                            what="call.started then call.ringing_offline")
@@ -92,12 +98,7 @@ def test_a_receiver_who_woke_while_the_service_was_down_rings_on_after_its_resta
     # RING_OFFLINE_S, and the device can accept it.
     rec = Receiver().start()
     try:
-        svc = hooked(env, rec)
-        (a,), b = seen_by(svc, env.user("a")), env.uid("b")
-        t0 = time.monotonic()
-        r = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b})
-        eq(r.status, 200, "start to a user with no online device")
-        c = h.check_call(r.json, "DIALLING")
+        svc, a, b, c, t0 = ring_asleep(env, rec)
         svc.stop()
         dev = env.client(b)  # the push woke the app while the service was down
         eq(retained_call(dev, b, c["id"])["status"], "DIALLING", "status on the woken device's retained topic")
@@ -115,20 +116,40 @@ def test_a_receiver_who_woke_while_the_service_was_down_rings_on_after_its_resta
 
 
 @h.options()
+def test_a_broker_restart_leaves_a_call_ringing_a_sleeping_receiver_ringing(env):
+    # After the reconnect the receiver is not in the replay: he never was online, so no grace
+    # period (4 s here) ends the call in ERROR; it rings until RING_OFFLINE_S and is MISSED. (The
+    # caller's grace, started by his Last Will when the broker stopped, ends when he is back.)
+    rec = Receiver().start()
+    try:
+        svc, a, b, c, t0 = ring_asleep(env, rec, OFFLINE_GRACE_S=4, RING_OFFLINE_S=14)
+        env.broker.stop()
+        h.wait_until(lambda: call(svc, "GET", "/ready").status == 503, 5, what="the service sees the broker gone")
+        env.broker.start()
+        a.connect()
+        h.wait_until(lambda: call(svc, "GET", "/ready").status == 200, 20, what="the service back on the broker")
+        back = time.monotonic() - t0
+        time.sleep(5)  # past the grace period of a party who was online
+        eq(call(svc, "GET", "/calls/" + c["id"]).json["status"], "DIALLING", "status 5 s after the reconnect")
+        ev = a.expect_event("END_CALL", timeout=14 + 5, call_id=c["id"])
+        print("    broker back %.1fs after the start; the call ended %s after %.1fs (RING_OFFLINE_S=14)" % (
+            back, ev["call"]["status"], time.monotonic() - t0))
+        eq(ev["call"]["status"], "MISSED", "status at the end")
+    finally:
+        rec.stop()
+
+
+@h.options()
 def test_nobody_wakes_and_the_call_is_missed_after_ring_offline_s(env):
     rec = Receiver().start()
     try:
-        svc = hooked(env, rec)
-        (a,), b = seen_by(svc, env.user("a")), env.uid("b")
-        t0 = time.monotonic()
-        r = call(svc, "POST", "/calls/start", {"callerId": a.user_id, "receiverId": b})
-        eq(r.status, 200, "start to a user with no online device")
-        ev = a.expect_event("END_CALL", timeout=RING_OFFLINE_S + 5, call_id=r.json["id"])
+        svc, a, b, c, t0 = ring_asleep(env, rec)
+        ev = a.expect_event("END_CALL", timeout=RING_OFFLINE_S + 5, call_id=c["id"])
         waited = time.monotonic() - t0
         print("    MISSED after %.2fs (RING_OFFLINE_S=%d, RING_TIMEOUT_S=30)" % (waited, RING_OFFLINE_S))
         eq(ev["call"]["status"], "MISSED", "status")
         check(RING_OFFLINE_S - 1 <= waited <= RING_OFFLINE_S + 4, "MISSED after %.2fs" % waited)
-        got = rec.wait_for(lambda d: events_of(d, r.json["id"]) ==
+        got = rec.wait_for(lambda d: events_of(d, c["id"]) ==
                            ["call.started", "call.ringing_offline", "call.ended"], what="the three webhooks")
         ended = [e for e in got if e["event"] == "call.ended"][0]
         eq(ended["call"]["status"], "MISSED", "status in call.ended")

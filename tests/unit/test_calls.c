@@ -785,6 +785,31 @@ static void receiver_woken_in_time_rings_until_the_ring_timeout(void)
 	teardown();
 }
 
+static void a_receiver_rung_asleep_gets_no_grace_period_until_woken(void)
+{
+	setup();
+	const struct call *call = NULL;
+	struct user_info asleep = { "bob", "bob", "" };
+	CHECK(calls_start_offline(&c, &alice, &asleep, "call-1", at(0), &ev, &call) == ERR_OK);
+	call = calls_find(&c, "call-1");
+	CHECK(calls_awaits(&c, call, PARTY_RECEIVER) && !calls_awaits(&c, call, PARTY_CALLER));
+	/* A replay's end finds him not online: he never was, so no grace period starts. */
+	calls_party_offline(&c, "bob", at(10));
+	CHECK(calls_find(&c, "call-1")->grace_deadline[PARTY_RECEIVER] == 0);
+	calls_party_offline(&c, "alice", at(10));
+	call = calls_find(&c, "call-1");
+	CHECK(call->grace_deadline[PARTY_CALLER] == at(10 + GRACE).wall_ms &&
+	      calls_awaits(&c, call, PARTY_CALLER));
+	calls_party_online(&c, "alice");
+	CHECK(calls_receiver_online(&c, &bob) != NULL);
+	call = calls_find(&c, "call-1");
+	CHECK(!calls_awaits(&c, call, PARTY_CALLER) && !calls_awaits(&c, call, PARTY_RECEIVER));
+	/* Woken, he is like any receiver: going away starts his grace period. */
+	calls_party_offline(&c, "bob", at(20));
+	CHECK(calls_find(&c, "call-1")->grace_deadline[PARTY_RECEIVER] == at(20 + GRACE).wall_ms);
+	teardown();
+}
+
 static void receiver_online_leaves_an_ordinary_call_alone(void)
 {
 	setup();
@@ -895,6 +920,7 @@ int main(void)
 	RUN(media_events_of_ringing_or_unknown_calls_and_strangers_are_ignored);
 	RUN(start_to_a_sleeping_receiver_rings_for_the_shorter_deadline);
 	RUN(receiver_woken_in_time_rings_until_the_ring_timeout);
+	RUN(a_receiver_rung_asleep_gets_no_grace_period_until_woken);
 	RUN(receiver_online_leaves_an_ordinary_call_alone);
 	RUN(history_lists_finished_calls_newest_first_with_limit_and_before);
 	RUN(history_keeps_the_newest_up_to_the_cap_beyond_retention);
