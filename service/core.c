@@ -775,20 +775,29 @@ static void id_list_push(struct id_list *l, const char *id)
 	l->ids[l->n++] = xstrdup(id);
 }
 
-/* The parties of live calls (ids copied: a shared store's calls do not outlive the next
- * transition): those the calls wait for (calls_awaits) who are online, into back, and
- * those who are not online, into gone. Without presence: every party awaited, into back. */
+/* The live calls' ids, into live, and their parties (ids copied: a shared store's calls do
+ * not outlive the next transition): those the calls wait for (calls_awaits) who are online,
+ * into back, and those who are not online, into gone. Without presence: every party
+ * awaited, into back. */
 struct parties {
 	const struct calls *calls;
 	const struct presence *presence;
-	struct id_list back, gone;
+	struct id_list live, back, gone;
 };
+
+static void id_list_release(struct id_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ids[i]);
+	free(l->ids);
+}
 
 static void collect_parties(void *arg, const struct call *call)
 {
 	struct parties *a = arg;
 	if (!call_status_is_live(call->status))
 		return;
+	id_list_push(&a->live, call->id);
 	for (int p = 0; p < 2; p++) {
 		const char *id = call->party[p].id;
 		if (a->presence && !presence_find(a->presence, id))
@@ -812,7 +821,7 @@ void core_on_bus_connected(void *arg)
 	/* Who the live calls wait for (a grace period runs, or a call rings them asleep):
 	 * their presence in the replay acts at once, not at its end, so that no deadline of
 	 * theirs falls due meanwhile. */
-	struct parties a = { &core->calls, NULL, { NULL, 0, 0 }, { NULL, 0, 0 } };
+	struct parties a = { &core->calls, NULL, { 0 }, { 0 }, { 0 } };
 	awaited_clear(core);
 	calls_each(&core->calls, collect_parties, &a);
 	for (size_t i = 0; i < a.back.n; i++) {
@@ -822,6 +831,7 @@ void core_on_bus_connected(void *arg)
 			dict_put(&core->awaited, a.back.ids[i], a.back.ids[i]);
 	}
 	free(a.back.ids);
+	id_list_release(&a.live);
 	reschedule(core);
 	pthread_mutex_unlock(&core->mu);
 }
@@ -847,24 +857,6 @@ static void republish_live(void *arg, const struct call *call)
 	free(json);
 }
 
-/* Collects the ids of the live calls (owned). */
-struct live_ids {
-	char **ids;
-	size_t n, cap;
-};
-
-static void collect_live(void *arg, const struct call *call)
-{
-	struct live_ids *l = arg;
-	if (!call_status_is_live(call->status))
-		return;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
-	}
-	l->ids[l->n++] = xstrdup(call->id);
-}
-
 /*
  * The end of a presence replay: each live call's parties as the replay left
  * them. Those online whom the call waits for end their grace period or wake
@@ -873,22 +865,20 @@ static void collect_live(void *arg, const struct call *call)
  * Redis, round trips under core->mu that held a restart with 20,000 users
  * for seconds). Called with core->mu held.
  */
-static void settle_parties(struct core *core, struct instant now)
+static void settle_parties(struct core *core, struct instant now, struct id_list *live)
 {
-	struct parties a = { &core->calls, &core->presence, { NULL, 0, 0 }, { NULL, 0, 0 } };
+	struct parties a = { &core->calls, &core->presence, { 0 }, { 0 }, { 0 } };
 	calls_each(&core->calls, collect_parties, &a);
 	for (size_t i = 0; i < a.back.n; i++) {
 		const struct presence_user *u = presence_find(&core->presence, a.back.ids[i]);
 		if (u)
 			party_back(core, &u->info);
-		free(a.back.ids[i]);
 	}
-	for (size_t i = 0; i < a.gone.n; i++) {
+	for (size_t i = 0; i < a.gone.n; i++)
 		calls_party_offline(&core->calls, a.gone.ids[i], now);
-		free(a.gone.ids[i]);
-	}
-	free(a.back.ids);
-	free(a.gone.ids);
+	id_list_release(&a.back);
+	id_list_release(&a.gone);
+	*live = a.live; /* the live calls' ids, for the caller (owned) */
 	awaited_clear(core);
 }
 
@@ -921,7 +911,8 @@ void core_on_bus_synced(void *arg)
 		repaired = ev.n;
 		core->ready = first = 1;
 	}
-	settle_parties(core, rp.now);
+	struct id_list live;
+	settle_parties(core, rp.now, &live);
 	/* After a reconnect (a broker restart loses the retained topics with
 	 * persistence off) what the service holds is written again. After the
 	 * rebuild the topics already show the restored calls, except the torn
@@ -929,16 +920,12 @@ void core_on_bus_synced(void *arg)
 	if (core->calls.on_events) {
 		/* A shared store: each live call's topics through the outbox, in
 		 * order with its transitions (this instance's memory holds none). */
-		struct live_ids ids = { NULL, 0, 0 };
-		calls_each(&core->calls, collect_live, &ids);
-		for (size_t i = 0; i < ids.n; i++) {
-			show_call(core, ids.ids[i]);
-			free(ids.ids[i]);
-		}
-		free(ids.ids);
+		for (size_t i = 0; i < live.n; i++)
+			show_call(core, live.ids[i]);
 	} else if (!first) {
 		calls_each(&core->calls, republish_live, &rp);
 	}
+	id_list_release(&live);
 	core->presence_settled = 1;
 	publish_events(core, &ev, 0);
 	if (first) {

@@ -86,6 +86,7 @@
  * A count read by another path that soon (GET /health) may miss another instance's change
  * made within that time, which it could as well by coming a moment earlier. */
 #define COUNTS_FRESH_US 1000
+#define EACH_BATCH      256 /* calls read per round trip by rd_each */
 
 /* One command's arguments; numbers are printed into the args' own storage. */
 struct args {
@@ -1266,20 +1267,33 @@ static void rd_each(const struct store *cs, void (*fn)(void *ctx, const struct c
 		freeReplyObject(ids);
 		return;
 	}
-	for (size_t i = 0; i < ids->elements; i++) {
-		char id[CALL_ID_LEN + 1];
-		if (!ids->element[i]->str || ids->element[i]->len > CALL_ID_LEN)
-			continue;
-		snprintf(id, sizeof(id), "%s", ids->element[i]->str);
-		key_of(r, key, "call:", id);
-		struct args h = { 0 };
-		args_s(&h, "HGETALL");
-		args_s(&h, key);
-		redisReply *rep = run(r, &h);
-		struct call *call = loan(r, parse_call(rep));
-		freeReplyObject(rep);
-		if (call)
-			fn(ctx, call);
+	/* The calls' hashes in pipelined batches: a round trip per EACH_BATCH calls, not per call
+	 * (the end of a broker replay walks every call under core's lock). */
+	for (size_t i = 0; i < ids->elements && r->main.ctx; i += EACH_BATCH) {
+		size_t sent = 0;
+		for (size_t k = i; k < ids->elements && k < i + EACH_BATCH; k++) {
+			const redisReply *e = ids->element[k];
+			if (!e->str || e->len > CALL_ID_LEN)
+				continue;
+			char id[CALL_ID_LEN + 1];
+			snprintf(id, sizeof(id), "%s", e->str);
+			key_of(r, key, "call:", id);
+			const char *v[] = { "HGETALL", key };
+			size_t l[] = { 7, strlen(key) };
+			redisAppendCommandArgv(r->main.ctx, 2, v, l);
+			sent++;
+		}
+		for (size_t k = 0; k < sent; k++) {
+			redisReply *rep = NULL;
+			if (redisGetReply(r->main.ctx, (void **)&rep) != REDIS_OK || !rep) {
+				lost(r);
+				break;
+			}
+			struct call *call = loan(r, parse_call(rep));
+			freeReplyObject(rep);
+			if (call)
+				fn(ctx, call);
+		}
 	}
 	freeReplyObject(ids);
 }

@@ -739,6 +739,39 @@ static void a_handle_whose_connection_redis_closed_connects_again_before_use(voi
 	s->ops->free(s);
 }
 
+static void count_each(void *ctx, const struct call *call)
+{
+	size_t *n = ctx;
+	*n += call->status == CALL_DIALLING && call->party[PARTY_CALLER].id != NULL;
+}
+
+static void each_hands_out_every_call_beyond_one_batch(void)
+{
+	redis_new_keys();
+	struct store *s = redis_engine();
+	enum { N = 600 }; /* more than two of rd_each's pipelined batches */
+	s->ops->begin(s);
+	for (int i = 0; i < N; i++) {
+		struct call *c = xcalloc(1, sizeof(*c));
+		snprintf(c->id, sizeof(c->id), "call-e%d", i);
+		char caller[32], receiver[32];
+		snprintf(caller, sizeof(caller), "a%d", i);
+		snprintf(receiver, sizeof(receiver), "b%d", i);
+		struct user_info a = { caller, caller, "" }, b = { receiver, receiver, "" };
+		user_info_copy(&c->party[PARTY_CALLER], &a);
+		user_info_copy(&c->party[PARTY_RECEIVER], &b);
+		c->status = CALL_DIALLING;
+		c->revision = 1;
+		s->ops->add(s, c);
+	}
+	CHECK(s->ops->commit(s) == STORE_COMMITTED);
+	size_t n = 0;
+	s->ops->each(s, count_each, &n);
+	CHECK(n == N);
+	CHECK(s->ops->count(s) == N);
+	s->ops->free(s);
+}
+
 static void a_lookup_redis_did_not_answer_is_told_from_one_that_found_nothing(void)
 {
 	redis_new_keys();
@@ -793,6 +826,7 @@ int main(void)
 		RUN(one_instance_at_a_time_leads_the_outbox);
 		RUN(a_handle_runs_transitions_beside_its_engine_and_shares_its_deadlines);
 		RUN(a_handle_whose_connection_redis_closed_connects_again_before_use);
+		RUN(each_hands_out_every_call_beyond_one_batch);
 		RUN(a_lookup_redis_did_not_answer_is_told_from_one_that_found_nothing);
 		RUN(a_bad_url_or_an_unreachable_redis_makes_no_engine);
 	}
