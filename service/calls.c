@@ -200,20 +200,27 @@ int calls_awaits(const struct calls *c, const struct call *call, enum party p)
 	       (call->grace_deadline[p] || (p == PARTY_RECEIVER && rings_asleep(c, call)));
 }
 
-static struct call *receiver_online_rule(struct calls *c, const struct user_info *u)
+/* Wakes a call that rings u asleep: it names u as their device does and rings until the full
+ * ring timeout, which it returns (the caller saves the call, then adds that deadline). */
+static int64_t wake(const struct calls *c, struct call *call, const struct user_info *u)
 {
-	struct call *call = OPS(c)->live_of(S(c), u->id);
-	if (!call || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0 || !rings_asleep(c, call))
-		return NULL;
-	int64_t full = call->created_at + c->cfg.ring_timeout_ms;
 	/* Name and location only: the id, equal anyway, keys the store's busy lines. */
 	struct user_info *r = &call->party[PARTY_RECEIVER];
 	free(r->name);
 	free(r->location);
 	r->name = xstrdup(u->name);
 	r->location = xstrdup(u->location);
-	call->ring_deadline = full;
+	call->ring_deadline = call->created_at + c->cfg.ring_timeout_ms;
 	call->revision++;
+	return call->ring_deadline;
+}
+
+static struct call *receiver_online_rule(struct calls *c, const struct user_info *u)
+{
+	struct call *call = OPS(c)->live_of(S(c), u->id);
+	if (!call || strcmp(call->party[PARTY_RECEIVER].id, u->id) != 0 || !rings_asleep(c, call))
+		return NULL;
+	int64_t full = wake(c, call, u);
 	OPS(c)->save(S(c), call);
 	add_deadline(c, DEADLINE_RING, full, call->id, PARTY_CALLER);
 	return call;
@@ -352,6 +359,22 @@ static void party_online_rule(struct calls *c, const char *user_id)
 	}
 }
 
+/* party_online_rule and receiver_online_rule in one: one lookup, one save. */
+static struct call *party_back_rule(struct calls *c, const struct user_info *u)
+{
+	struct call *call = OPS(c)->live_of(S(c), u->id);
+	int p = call ? party_of(call, u->id) : -1;
+	if (p < 0 || !calls_awaits(c, call, (enum party)p))
+		return NULL;
+	int woke = p == PARTY_RECEIVER && rings_asleep(c, call);
+	call->grace_deadline[p] = 0;
+	int64_t full = woke ? wake(c, call, u) : 0;
+	OPS(c)->save(S(c), call);
+	if (woke)
+		add_deadline(c, DEADLINE_RING, full, call->id, PARTY_CALLER);
+	return woke ? call : NULL;
+}
+
 static int over_cap(const struct calls *c)
 {
 	return c->cfg.retention_max && calls_count(c) - calls_live_count(c) > c->cfg.retention_max;
@@ -444,6 +467,18 @@ const struct call *calls_receiver_online(struct calls *c, const struct user_info
 	do {
 		tx_begin(c);
 		call = receiver_online_rule(c, u);
+	} while (!tx_done(c, NULL, 0, &tries, &e));
+	return e == ERR_OK ? call : NULL;
+}
+
+const struct call *calls_party_back(struct calls *c, const struct user_info *u)
+{
+	int tries = 0;
+	enum err e = ERR_OK;
+	struct call *call;
+	do {
+		tx_begin(c);
+		call = party_back_rule(c, u);
 	} while (!tx_done(c, NULL, 0, &tries, &e));
 	return e == ERR_OK ? call : NULL;
 }

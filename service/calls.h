@@ -184,6 +184,9 @@ void calls_party_online(struct calls *c, const char *user_id);
 /* 1 when party p of call coming online would change it: a grace period of theirs runs, or
  * the call rings them, the receiver, asleep (calls_receiver_online wakes it). */
 int calls_awaits(const struct calls *c, const struct call *call, enum party p);
+/* calls_party_online and calls_receiver_online in one transition (with Redis, one round trip
+ * of reads and one EXEC instead of two of each): the woken call, or NULL. */
+const struct call *calls_party_back(struct calls *c, const struct user_info *u);
 
 /* Fires every deadline that has passed: ring timeouts, grace periods
  * (presence and media), retention; and forgets the oldest finished calls beyond retention_max. */

@@ -632,8 +632,7 @@ static void show_call(struct core *core, const char *id)
  * wakes and its topics show it. Called with core->mu held. */
 static void party_back(struct core *core, const struct user_info *u)
 {
-	calls_party_online(&core->calls, u->id);
-	const struct call *woke = calls_receiver_online(&core->calls, u);
+	const struct call *woke = calls_party_back(&core->calls, u);
 	if (woke && core->calls.on_events) {
 		char id[CALL_ID_LEN + 1];
 		memcpy(id, woke->id, sizeof(id));

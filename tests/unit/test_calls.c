@@ -810,6 +810,27 @@ static void a_receiver_rung_asleep_gets_no_grace_period_until_woken(void)
 	teardown();
 }
 
+static void party_back_ends_a_grace_period_or_wakes_a_call_in_one_transition(void)
+{
+	setup();
+	struct user_info asleep = { "bob", "bob", "" };
+	const struct call *call = NULL;
+	CHECK(calls_start_offline(&c, &alice, &asleep, "call-1", at(0), &ev, &call) == ERR_OK);
+	calls_party_offline(&c, "alice", at(10));
+	CHECK(calls_find(&c, "call-1")->grace_deadline[PARTY_CALLER] == at(10 + GRACE).wall_ms);
+	CHECK(calls_party_back(&c, &alice) == NULL); /* her grace ends; nothing to wake */
+	call = calls_find(&c, "call-1");
+	CHECK(call->grace_deadline[PARTY_CALLER] == 0 && call->revision == 1);
+	call = calls_party_back(&c, &bob); /* rung asleep: woken, named as his device does */
+	CHECK(call && call->ring_deadline == at(RING).wall_ms && call->revision == 2 &&
+	      strcmp(call->party[PARTY_RECEIVER].name, "Bob") == 0);
+	CHECK(calls_party_back(&c, &bob) == NULL); /* a second device changes nothing */
+	CHECK(calls_find(&c, "call-1")->revision == 2);
+	calls_tick(&c, at(RING_OFFLINE), &ev); /* the woken call rings until the full timeout */
+	CHECK(calls_find(&c, "call-1")->status == CALL_DIALLING);
+	teardown();
+}
+
 static void receiver_online_leaves_an_ordinary_call_alone(void)
 {
 	setup();
@@ -921,6 +942,7 @@ int main(void)
 	RUN(start_to_a_sleeping_receiver_rings_for_the_shorter_deadline);
 	RUN(receiver_woken_in_time_rings_until_the_ring_timeout);
 	RUN(a_receiver_rung_asleep_gets_no_grace_period_until_woken);
+	RUN(party_back_ends_a_grace_period_or_wakes_a_call_in_one_transition);
 	RUN(receiver_online_leaves_an_ordinary_call_alone);
 	RUN(history_lists_finished_calls_newest_first_with_limit_and_before);
 	RUN(history_keeps_the_newest_up_to_the_cap_beyond_retention);
